@@ -1,0 +1,64 @@
+"""What migsafe knows about an Alembic project, read without running its code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.analysis.model import Statement
+
+Function = Literal["upgrade", "downgrade"]
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """`# migsafe: ignore[rule-a, rule-b] reason` on `line` (applies to it and the next line)."""
+
+    line: int
+    rules: tuple[str, ...]
+    reason: str  # empty when none was given (itself a finding)
+
+
+@dataclass
+class OpCall:
+    """One `op.<name>(...)` call found by the static scan."""
+
+    name: str  # e.g. "drop_column", "execute", "alter_column"
+    function: Function
+    line: int
+    end_line: int
+    args: list[object] = field(default_factory=list)  # literal values; None where not a literal
+    kwargs: dict[str, object] = field(default_factory=dict)  # same, by keyword
+
+
+@dataclass
+class MigrationFile:
+    """One revision file, parsed with `ast` (never imported in migsafe's process)."""
+
+    path: str  # repository-relative, '/' separated
+    revision: str
+    down_revisions: tuple[str, ...]  # () for a root revision; 2+ for a merge
+    depends_on: tuple[str, ...] = ()
+    branch_labels: tuple[str, ...] = ()
+    message: str | None = None  # first line of the module docstring
+    ops: list[OpCall] = field(default_factory=list)
+    upgrade_line: int | None = None  # line of `def upgrade`
+    downgrade_line: int | None = None  # line of `def downgrade`; None when absent
+    downgrade_empty: bool = False  # absent, or only pass / docstring / raise NotImplementedError
+    comments: dict[int, str] = field(default_factory=dict)  # line -> comment text without '#'
+    comment_only_lines: set[int] = field(default_factory=set)  # lines with a comment and no code
+    suppressions: list[Suppression] = field(default_factory=list)
+    new: bool = False  # added by the change under check
+
+
+@dataclass
+class DryRun:
+    """The offline SQL of the new revisions, traced to file and line."""
+
+    upgrade: list[Statement] = field(default_factory=list)
+    downgrade: list[Statement] = field(default_factory=list)
+    upgrade_sql: str = ""  # the full text as `alembic upgrade --sql` prints it
+    downgrade_sql: str = ""
+    error: str | None = None  # the child's error text when it failed or was killed
+    protections: list[str] = field(default_factory=list)  # what the child ran under
+    duration_s: float = 0.0
