@@ -1,0 +1,190 @@
+"""Adding columns and NOT NULL to existing tables: rewrites and full scans under lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from bot.analysis.model import (
+    Action,
+    ActionKind,
+    Family,
+    Finding,
+    RuleInfo,
+    Severity,
+    Statement,
+)
+from bot.analysis.rules.base import Check, actions_of, bare_name, finding
+from bot.analysis.state import StreamState
+
+if TYPE_CHECKING:
+    from bot.analysis.engine import AnalysisOptions
+
+ADD_NOT_NULL_COLUMN = RuleInfo(
+    id="add-not-null-column",
+    family=Family.LOCKING,
+    default_severity=Severity.ERROR,
+    summary="ADD COLUMN ... NOT NULL without a constant default on an existing table",
+    explanation=(
+        "Adding a NOT NULL column without a default fails on a table that has rows, and "
+        "filling it in the same statement (a volatile default) rewrites the table under an "
+        "ACCESS EXCLUSIVE lock. Since PostgreSQL 11 a NOT NULL column with a constant default "
+        "is instant. Otherwise use the checklist's add-then-backfill-then-swap pattern: add the "
+        "column nullable, backfill it in batches, then SET NOT NULL (after a validated "
+        "CHECK (col IS NOT NULL) NOT VALID constraint, so no long scan runs under the lock) and "
+        "SET DEFAULT for new rows."
+    ),
+)
+
+SET_NOT_NULL = RuleInfo(
+    id="set-not-null",
+    family=Family.LOCKING,
+    default_severity=Severity.WARNING,
+    summary="ALTER COLUMN ... SET NOT NULL on an existing table (full scan under ACCESS EXCLUSIVE)",
+    explanation=(
+        "SET NOT NULL scans the whole table to check that no row is NULL, holding an ACCESS "
+        "EXCLUSIVE lock (no reads or writes) throughout. On PostgreSQL 12 and later the scan "
+        "is skipped when a validated `CHECK (col IS NOT NULL)` constraint exists: add it "
+        "NOT VALID (instant), VALIDATE it (scans under a lock that lets reads and writes go "
+        "on), then SET NOT NULL and drop the CHECK."
+    ),
+)
+
+VOLATILE_DEFAULT = RuleInfo(
+    id="volatile-default",
+    family=Family.LOCKING,
+    default_severity=Severity.ERROR,
+    summary="ADD COLUMN with a volatile default or GENERATED ... STORED (table rewrite)",
+    explanation=(
+        "A column whose default is volatile (random(), gen_random_uuid(), clock_timestamp(), "
+        "nextval() as in serial columns) or that is GENERATED ... STORED must be computed for "
+        "every existing row: PostgreSQL rewrites the whole table and its indexes under an "
+        "ACCESS EXCLUSIVE lock. Add the column without a default, SET DEFAULT for new rows, "
+        "and backfill existing rows in batches outside the DDL transaction."
+    ),
+)
+
+# serial types -> the integer type they stand for (their default is a volatile nextval())
+_SERIAL_TYPES = {
+    "serial": "integer",
+    "serial4": "integer",
+    "bigserial": "bigint",
+    "serial8": "bigint",
+    "smallserial": "smallint",
+    "serial2": "smallint",
+}
+
+
+def _is_serial(action: Action) -> bool:
+    return (action.data_type or "").lower() in _SERIAL_TYPES
+
+
+def _rewrites(action: Action) -> bool:
+    return action.default_volatile or action.generated_stored or _is_serial(action)
+
+
+def check_add_not_null_column(
+    stmt: Statement, state: StreamState, options: AnalysisOptions
+) -> Iterator[Finding]:
+    for action in actions_of(stmt, ActionKind.ADD_COLUMN):
+        if not action.not_null or action.default is not None or _rewrites(action):
+            continue
+        if not state.is_existing_table(action.table):
+            continue
+        table, column = action.table, action.column
+        data_type = action.data_type or "<type>"
+        yield finding(
+            ADD_NOT_NULL_COLUMN,
+            stmt,
+            f"ADD COLUMN {table}.{column} {data_type} NOT NULL has no default: it fails if "
+            f"{table} has rows",
+            advice=(
+                f"Add-then-backfill-then-swap (the checklist's pattern):\n"
+                f"-- 1. add the column nullable\n"
+                f"ALTER TABLE {table} ADD COLUMN {column} {data_type} NULL;\n"
+                f"-- 2. backfill existing rows (in batches, outside the DDL transaction)\n"
+                f"UPDATE {table} SET {column} = <value> WHERE {column} IS NULL;\n"
+                f"-- 3. add the NOT NULL constraint (on PG >= 12 a validated\n"
+                f"--    CHECK ({column} IS NOT NULL) NOT VALID constraint lets it skip the scan)\n"
+                f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;\n"
+                f"-- 4. add the default for new rows\n"
+                f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT <value>;\n"
+                f"Or, if one constant value suits every row, a single instant statement:\n"
+                f"ALTER TABLE {table} ADD COLUMN {column} {data_type} NOT NULL "
+                f"DEFAULT <constant>;"
+            ),
+        )
+
+
+def check_set_not_null(
+    stmt: Statement, state: StreamState, options: AnalysisOptions
+) -> Iterator[Finding]:
+    for action in actions_of(stmt, ActionKind.SET_NOT_NULL):
+        table, column = action.table, action.column
+        if not state.is_existing_table(table):
+            continue
+        if state.has_validated_not_null_check(table, column):
+            continue
+        check = f"{bare_name(table)}_{column}_not_null"
+        yield finding(
+            SET_NOT_NULL,
+            stmt,
+            f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE",
+            advice=(
+                f"ALTER TABLE {table} ADD CONSTRAINT {check} "
+                f"CHECK ({column} IS NOT NULL) NOT VALID;\n"
+                f"ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n"
+                f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;  "
+                f"-- PG >= 12: no scan\n"
+                f"ALTER TABLE {table} DROP CONSTRAINT {check};"
+            ),
+        )
+
+
+def check_volatile_default(
+    stmt: Statement, state: StreamState, options: AnalysisOptions
+) -> Iterator[Finding]:
+    for action in actions_of(stmt, ActionKind.ADD_COLUMN):
+        if not _rewrites(action) or not state.is_existing_table(action.table):
+            continue
+        table, column = action.table, action.column
+        data_type = action.data_type or "<type>"
+        if action.generated_stored:
+            cause = "is GENERATED ... STORED"
+        elif _is_serial(action):
+            cause = f"is {data_type} (a nextval() default)"
+        else:
+            cause = f"has the volatile default {action.default}"
+        new_type = _SERIAL_TYPES.get(data_type.lower(), data_type)
+        default = action.default or "<expression>"
+        sequence = ""
+        if _is_serial(action):
+            sequence_name = f"{bare_name(table)}_{column}_seq"
+            default = f"nextval('{sequence_name}')"
+            sequence = f"CREATE SEQUENCE {sequence_name} OWNED BY {table}.{column};\n"
+        yield finding(
+            VOLATILE_DEFAULT,
+            stmt,
+            f"ADD COLUMN {table}.{column} {cause}: PostgreSQL rewrites {table} under "
+            f"ACCESS EXCLUSIVE",
+            advice=(
+                f"ALTER TABLE {table} ADD COLUMN {column} {new_type} NULL;\n"
+                f"{sequence}"
+                f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {default};  "
+                f"-- new rows only\n"
+                f"-- then backfill existing rows in batches, outside the DDL transaction:\n"
+                f"UPDATE {table} SET {column} = {default} WHERE {column} IS NULL;"
+            ),
+        )
+
+
+RULES: list[tuple[RuleInfo, Check]] = [
+    (ADD_NOT_NULL_COLUMN, check_add_not_null_column),
+    (SET_NOT_NULL, check_set_not_null),
+    (VOLATILE_DEFAULT, check_volatile_default),
+]
+KINDS: dict[str, tuple[ActionKind, ...]] = {
+    ADD_NOT_NULL_COLUMN.id: (ActionKind.ADD_COLUMN,),
+    SET_NOT_NULL.id: (ActionKind.SET_NOT_NULL,),
+    VOLATILE_DEFAULT.id: (ActionKind.ADD_COLUMN,),
+}

@@ -1,0 +1,221 @@
+"""What a stream of statements has done so far, as the rules need to know it.
+
+The engine walks the statements in order; each rule sees a statement together
+with the state *before* it (`enter` only marks a CREATE TABLE's own table as new,
+for its inline constraints), then `StreamState.apply` records the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from bot.analysis.durations import parse_duration_ms
+from bot.analysis.model import Action, ActionKind, Statement
+
+TIMEOUT_SETTINGS = ("lock_timeout", "statement_timeout")
+
+# Only run on the SQL of CHECK constraints (rare), never in the per-statement hot path.
+_NOT_NULL_CHECK = re.compile(
+    r'check\s*\(\s*\(?\s*"?([a-z_][a-z0-9_$]*)"?\s+is\s+not\s+null\s*\)?\s*\)', re.IGNORECASE
+)
+
+
+@lru_cache(maxsize=8192)
+def name_key(name: str) -> str:
+    """A table / index name as a lookup key: no quotes, no default `public.` schema."""
+    key = name.replace('"', "")
+    return key[7:] if key.startswith("public.") else key
+
+
+def not_null_check_column(action: Action, sql: str) -> str | None:
+    """The column of a `CHECK (col IS NOT NULL)` constraint, or None for any other check."""
+    match = _NOT_NULL_CHECK.search(action.detail or sql)
+    return match.group(1) if match is not None else None
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """A timeout setting in effect: `ms` is None when the value could not be read."""
+
+    text: str
+    ms: float | None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.ms == 0
+
+
+@dataclass
+class StreamState:
+    """Tables, indexes, settings and transaction state after the statements seen so far."""
+
+    created_tables: set[str] = field(default_factory=set)
+    added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    created_indexes: dict[str, str | None] = field(default_factory=dict)  # index -> table
+    created_policies: set[tuple[str, str]] = field(default_factory=set)  # (table, policy)
+    # (table, constraint) -> (column, validated) for CHECK (column IS NOT NULL)
+    not_null_checks: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+    in_transaction: bool = False
+    session_settings: dict[str, Timeout] = field(default_factory=dict)
+    # SET LOCAL overrides until COMMIT; None = SET LOCAL ... TO DEFAULT
+    local_settings: dict[str, Timeout | None] = field(default_factory=dict)
+    # (rule, revision) -> offending statements, for rules that report once per revision
+    per_revision: dict[tuple[str, str | None], int] = field(default_factory=dict)
+
+    # --- questions the rules ask -------------------------------------------------
+
+    def is_existing_table(self, table: str | None) -> bool:
+        """True unless the table was created earlier in this stream."""
+        return table is None or name_key(table) not in self.created_tables
+
+    def is_new_column(self, table: str | None, column: str | None) -> bool:
+        """The column was added earlier in this stream (to a new or an existing table)."""
+        if table is None or column is None:
+            return False
+        key = name_key(table)
+        return key in self.created_tables or (key, column) in self.added_columns
+
+    def is_new_index(self, name: str | None) -> bool:
+        return name is not None and name_key(name) in self.created_indexes
+
+    def index_table(self, name: str | None) -> str | None:
+        return None if name is None else self.created_indexes.get(name_key(name))
+
+    def is_new_policy(self, table: str | None, name: str | None) -> bool:
+        if table is None or name is None:
+            return False
+        return (name_key(table), name) in self.created_policies
+
+    def has_validated_not_null_check(self, table: str | None, column: str | None) -> bool:
+        if table is None or column is None:
+            return False
+        key = name_key(table)
+        return any(
+            constraint_table == key and checked == column and validated
+            for (constraint_table, _), (checked, validated) in self.not_null_checks.items()
+        )
+
+    def timeout(self, setting: str) -> Timeout | None:
+        """The value in effect, or None when none is (never set, RESET or DEFAULT)."""
+        if setting in self.local_settings:
+            return self.local_settings[setting]
+        return self.session_settings.get(setting)
+
+    # --- recording a statement ---------------------------------------------------
+
+    def enter(self, stmt: Statement) -> None:
+        """Before the rules see `stmt`: a CREATE TABLE's own constraints are on a new table."""
+        first = stmt.actions[0] if stmt.actions else None
+        if first is not None and first.kind is ActionKind.CREATE_TABLE:
+            self._create_table(first, stmt)
+
+    def apply(self, stmt: Statement) -> None:
+        for action in stmt.actions:
+            handler = _APPLY.get(action.kind)
+            if handler is not None:
+                handler(self, action, stmt)
+
+    def _create_table(self, action: Action, stmt: Statement) -> None:
+        if action.table is not None:
+            self.created_tables.add(name_key(action.table))
+
+    def _drop_table(self, action: Action, stmt: Statement) -> None:
+        for table in action.tables or ((action.table,) if action.table else ()):
+            self.created_tables.discard(name_key(table))
+
+    def _rename_table(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name and not self.is_existing_table(action.table):
+            self.created_tables.add(name_key(action.name))
+
+    def _add_column(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.column:
+            self.added_columns.add((name_key(action.table), action.column))
+
+    def _rename_column(self, action: Action, stmt: Statement) -> None:
+        if action.name and self.is_new_column(action.table, action.column):
+            assert action.table is not None
+            self.added_columns.add((name_key(action.table), action.name))
+
+    def _create_index(self, action: Action, stmt: Statement) -> None:
+        if action.name:
+            self.created_indexes[name_key(action.name)] = action.table
+
+    def _drop_index(self, action: Action, stmt: Statement) -> None:
+        if action.name:
+            self.created_indexes.pop(name_key(action.name), None)
+
+    def _create_policy(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name:
+            self.created_policies.add((name_key(action.table), action.name))
+
+    def _add_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.constraint_type != "check" or not action.table:
+            return
+        column = not_null_check_column(action, stmt.sql)
+        if column is not None:
+            key = (name_key(action.table), action.name or f"<unnamed check on {column}>")
+            self.not_null_checks[key] = (column, not action.not_valid)
+
+    def _validate_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name:
+            key = (name_key(action.table), action.name)
+            if key in self.not_null_checks:
+                self.not_null_checks[key] = (self.not_null_checks[key][0], True)
+
+    def _drop_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name:
+            self.not_null_checks.pop((name_key(action.table), action.name), None)
+
+    def _set(self, action: Action, stmt: Statement) -> None:
+        if action.setting not in TIMEOUT_SETTINGS:
+            return
+        text = action.value
+        value = (
+            None if text is None or _is_default(text) else Timeout(text, parse_duration_ms(text))
+        )
+        if action.local:
+            if self.in_transaction:  # outside a transaction SET LOCAL has no effect
+                self.local_settings[action.setting] = value
+            return
+        self.local_settings.pop(action.setting, None)  # a later SET overrides SET LOCAL
+        if value is None:
+            self.session_settings.pop(action.setting, None)
+        else:
+            self.session_settings[action.setting] = value
+
+    def _begin(self, action: Action, stmt: Statement) -> None:
+        self.in_transaction = True
+
+    def _commit(self, action: Action, stmt: Statement) -> None:
+        self.in_transaction = False
+        self.local_settings.clear()
+
+    def _other(self, action: Action, stmt: Statement) -> None:
+        if action.detail == "ROLLBACK":  # ends the transaction like COMMIT does
+            self._commit(action, stmt)
+
+
+def _is_default(value: str) -> bool:
+    return value.strip().strip("'\"").lower() == "default"
+
+
+_APPLY: dict[ActionKind, Callable[[StreamState, Action, Statement], None]] = {
+    ActionKind.CREATE_TABLE: StreamState._create_table,
+    ActionKind.DROP_TABLE: StreamState._drop_table,
+    ActionKind.RENAME_TABLE: StreamState._rename_table,
+    ActionKind.ADD_COLUMN: StreamState._add_column,
+    ActionKind.RENAME_COLUMN: StreamState._rename_column,
+    ActionKind.CREATE_INDEX: StreamState._create_index,
+    ActionKind.DROP_INDEX: StreamState._drop_index,
+    ActionKind.CREATE_POLICY: StreamState._create_policy,
+    ActionKind.ADD_CONSTRAINT: StreamState._add_constraint,
+    ActionKind.VALIDATE_CONSTRAINT: StreamState._validate_constraint,
+    ActionKind.DROP_CONSTRAINT: StreamState._drop_constraint,
+    ActionKind.SET: StreamState._set,
+    ActionKind.BEGIN: StreamState._begin,
+    ActionKind.COMMIT: StreamState._commit,
+    ActionKind.OTHER: StreamState._other,
+}
