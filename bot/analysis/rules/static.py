@@ -1,0 +1,162 @@
+"""Destructive operations found in the source of new revisions, without running them.
+
+The same ids as the SQL rules (which own their explanations): these findings exist even
+when the dry-run cannot run, and are cross-checked with the SQL. Only `upgrade()` counts,
+and only objects that existed before the change: dropping a table, column or index that
+an earlier new revision created loses nothing. Pass the files in upgrade order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bot.analysis.model import Finding, RuleInfo, Severity
+from bot.migrations.model import MigrationFile, OpCall
+
+RULE_INFOS: dict[str, RuleInfo] = {}  # every id emitted here is owned by the SQL rules
+
+DROP_TABLE = "drop-table"
+DROP_COLUMN = "drop-column"
+DROP_INDEX = "drop-index"
+ALTER_COLUMN_TYPE = "alter-column-type"
+TRUNCATE_TABLE = "truncate-table"
+DESTRUCTIVE_RULES = frozenset(
+    {DROP_TABLE, DROP_COLUMN, DROP_INDEX, ALTER_COLUMN_TYPE, TRUNCATE_TABLE}
+)
+
+_UNKNOWN = "<not a literal>"
+_TRUNCATE = re.compile(
+    r"^TRUNCATE\s+(?:TABLE\s+)?(?P<tables>.+?)"
+    r"(?:\s+(?:RESTART|CONTINUE)\s+IDENTITY)?(?:\s+(?:CASCADE|RESTRICT))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+@dataclass
+class _Created:
+    """Objects created by earlier new revisions (names as written, lower-cased)."""
+
+    tables: set[str] = field(default_factory=set)
+    columns: set[tuple[str, str]] = field(default_factory=set)
+    indexes: set[str] = field(default_factory=set)
+
+
+def static_findings(files: list[MigrationFile]) -> list[Finding]:
+    """Findings for the destructive `op.*` calls in the upgrade() of new files."""
+    created = _Created()
+    findings: list[Finding] = []
+    for migration in files:
+        if not migration.new:
+            continue
+        for call in migration.ops:
+            if call.function != "upgrade":
+                continue
+            findings.extend(
+                _finding(migration, call, rule, message) for rule, message in _check(call, created)
+            )
+            _remember(call, created)
+    return findings
+
+
+def _finding(migration: MigrationFile, call: OpCall, rule: str, message: str) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=Severity.ERROR,
+        message=message,
+        path=migration.path,
+        line=call.line,
+        revision=migration.revision,
+        phase="upgrade",
+        source="static",
+    )
+
+
+def _check(call: OpCall, created: _Created) -> Iterator[tuple[str, str]]:
+    if call.name == "drop_table":
+        table = _table(call, 0)
+        if _key(table) not in created.tables:
+            yield DROP_TABLE, f"op.drop_table drops table {table} and all of its rows"
+    elif call.name == "drop_column":
+        table, column = _table(call, 0), _text(_arg(call, 1, "column_name"))
+        if not _is_created_column(created, table, column):
+            yield DROP_COLUMN, f"op.drop_column drops column {table}.{column} and its data"
+    elif call.name == "drop_index":
+        index = _text(_arg(call, 0, "index_name"))
+        if _key(index) not in created.indexes:
+            index_table = _arg(call, 1, "table_name")
+            on_table = f" on {_qualified(index_table, call)}" if index_table is not None else ""
+            yield DROP_INDEX, f"op.drop_index drops index {index}{on_table}"
+    elif call.name == "alter_column" and "type_" in call.kwargs:
+        table, column = _table(call, 0), _text(_arg(call, 1, "column_name"))
+        if not _is_created_column(created, table, column):
+            yield (
+                ALTER_COLUMN_TYPE,
+                f"op.alter_column changes the type of {table}.{column}: the table may be "
+                f"rewritten and data converted or lost",
+            )
+    elif call.name == "execute":
+        for tables in _truncated_tables(_arg(call, 0, "sqltext")):
+            existing = [table for table in tables if _key(table) not in created.tables]
+            if existing:
+                yield (
+                    TRUNCATE_TABLE,
+                    f"op.execute runs TRUNCATE {', '.join(existing)}: every row is deleted",
+                )
+
+
+def _remember(call: OpCall, created: _Created) -> None:
+    if call.name == "create_table":
+        created.tables.add(_key(_table(call, 0)))
+    elif call.name == "add_column":
+        column = _arg(call, 1, "column")
+        name = column.get("column") if isinstance(column, dict) else None
+        if isinstance(name, str):
+            created.columns.add((_key(_table(call, 0)), name.lower()))
+    elif call.name == "create_index":
+        created.indexes.add(_key(_text(_arg(call, 0, "index_name"))))
+
+
+def _is_created_column(created: _Created, table: str, column: str) -> bool:
+    return _key(table) in created.tables or (_key(table), column.lower()) in created.columns
+
+
+def _arg(call: OpCall, position: int, keyword: str) -> object:
+    if len(call.args) > position:
+        return call.args[position]
+    return call.kwargs.get(keyword)
+
+
+def _table(call: OpCall, position: int) -> str:
+    return _qualified(_arg(call, position, "table_name"), call)
+
+
+def _qualified(table: object, call: OpCall) -> str:
+    schema = call.kwargs.get("schema")
+    name = _text(table)
+    return f"{schema}.{name}" if isinstance(schema, str) and schema else name
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) and value else _UNKNOWN
+
+
+def _key(name: str) -> str:
+    return name.lower()
+
+
+def _truncated_tables(sql: object) -> Iterator[list[str]]:
+    """The tables of each TRUNCATE statement in a literal SQL string."""
+    if not isinstance(sql, str):
+        return
+    for statement in _SQL_COMMENT.sub(" ", sql).split(";"):
+        match = _TRUNCATE.match(statement.strip())
+        if match:
+            yield [_truncate_target(part) for part in match.group("tables").split(",")]
+
+
+def _truncate_target(part: str) -> str:
+    name = part.strip().removesuffix("*").strip()
+    return re.sub(r"^ONLY\s+", "", name, flags=re.IGNORECASE)

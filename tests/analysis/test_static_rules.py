@@ -1,0 +1,128 @@
+"""Destructive op.* calls found in the source of new revisions."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from bot.analysis.model import Finding, Severity
+from bot.analysis.rules.static import RULE_INFOS, static_findings
+from bot.migrations.model import MigrationFile
+from bot.migrations.scan import scan_source
+
+
+def migration(body: str, *, new: bool = True, name: str = "abcd1234") -> MigrationFile:
+    source = f'from alembic import op\nimport sqlalchemy as sa\n\nrevision = "{name}"\n'
+    scanned = scan_source(source + textwrap.dedent(body), f"versions/{name}.py")
+    scanned.new = new
+    return scanned
+
+
+def upgrade(*lines: str) -> str:
+    return "def upgrade():\n" + "".join(f"    {line}\n" for line in lines)
+
+
+def rules(findings: list[Finding]) -> list[str]:
+    return [finding.rule for finding in findings]
+
+
+@pytest.mark.parametrize(
+    ("call", "rule", "named"),
+    [
+        ('op.drop_table("users")', "drop-table", "users"),
+        ('op.drop_table("users", schema="app")', "drop-table", "app.users"),
+        ('op.drop_column("users", "email")', "drop-column", "users.email"),
+        ('op.drop_index("ix_users_email", table_name="users")', "drop-index", "ix_users_email"),
+        ('op.drop_index(op.f("ix_users_email"))', "drop-index", "ix_users_email"),
+        ("op.drop_index(name_from_runtime)", "drop-index", "<not a literal>"),
+        (
+            'op.alter_column("users", "age", type_=sa.BigInteger())',
+            "alter-column-type",
+            "users.age",
+        ),
+        (
+            'op.execute("TRUNCATE TABLE ONLY audit_log, events CASCADE")',
+            "truncate-table",
+            "audit_log, events",
+        ),
+        ('op.execute(sa.text("truncate audit_log"))', "truncate-table", "audit_log"),
+        (
+            "op.execute(\"SET lock_timeout = '30s'; TRUNCATE audit_log\")",
+            "truncate-table",
+            "audit_log",
+        ),
+    ],
+)
+def test_destructive_call_gives_a_finding(call: str, rule: str, named: str) -> None:
+    file = migration(upgrade("pass", call))
+    (finding,) = static_findings([file])
+    assert finding.rule == rule
+    assert named in finding.message
+    assert (finding.path, finding.line, finding.revision) == ("versions/abcd1234.py", 7, "abcd1234")
+    assert finding.severity is Severity.ERROR
+    assert (finding.source, finding.phase) == ("static", "upgrade")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'op.alter_column("users", "email", nullable=False)',
+        'op.execute("UPDATE users SET a = 1")',
+        'op.execute("-- TRUNCATE in a comment only\\nSELECT 1")',
+        "op.execute(sql_built_at_runtime)",
+        'op.add_column("users", sa.Column("email", sa.String()))',
+        'op.create_index("ix", "users", ["email"])',
+    ],
+)
+def test_safe_calls_give_no_finding(call: str) -> None:
+    assert static_findings([migration(upgrade(call))]) == []
+
+
+def test_batch_operations_are_found_with_their_table() -> None:
+    file = migration(
+        upgrade(
+            'with op.batch_alter_table("users") as batch_op:',
+            '    batch_op.drop_column("email")',
+            '    batch_op.alter_column("age", type_=sa.BigInteger())',
+        )
+    )
+    findings = static_findings([file])
+    assert rules(findings) == ["drop-column", "alter-column-type"]
+    assert "users.email" in findings[0].message
+
+
+def test_downgrade_drops_are_not_judged_here() -> None:
+    file = migration(upgrade('op.create_table("t")') + 'def downgrade():\n    op.drop_table("t")\n')
+    assert static_findings([file]) == []
+
+
+def test_old_files_are_not_judged() -> None:
+    assert static_findings([migration(upgrade('op.drop_table("users")'), new=False)]) == []
+
+
+def test_dropping_what_an_earlier_new_revision_created_is_not_destructive() -> None:
+    first = migration(
+        upgrade(
+            'op.create_table("tmp", sa.Column("id", sa.Integer()))',
+            'op.add_column("users", sa.Column("nickname", sa.String()))',
+            'op.create_index("ix_tmp", "tmp", ["id"])',
+        ),
+        name="aaaa1111",
+    )
+    second = migration(
+        upgrade(
+            'op.drop_index("ix_tmp", table_name="tmp")',
+            'op.drop_column("users", "nickname")',
+            'op.drop_column("tmp", "id")',
+            'op.drop_table("tmp")',
+            'op.drop_column("users", "email")',
+        ),
+        name="bbbb2222",
+    )
+    findings = static_findings([first, second])
+    assert [(f.rule, f.line) for f in findings] == [("drop-column", 10)]
+
+
+def test_rule_infos_are_owned_by_the_sql_rules() -> None:
+    assert RULE_INFOS == {}
