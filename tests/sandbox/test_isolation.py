@@ -1,0 +1,240 @@
+"""run_isolated with real child processes: limits, timeouts, cleanup, environment, network."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.isolation import (
+    OUTPUT_CAP_BYTES,
+    IsolatedResult,
+    Limits,
+    run_isolated,
+    scrubbed_env,
+)
+
+SCRUBBED_KEYS = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
+# `python --version` runs even where the interpreter's own library is unreachable.
+INTERPRETER_PROBE = [sys.executable, "-I", "-c", "import alembic"]
+
+
+def _python(
+    code: str,
+    cwd: Path,
+    *,
+    limits: Limits | None = None,
+    timeout_s: float = 30,
+    probe_argv: list[str] | None = None,
+) -> IsolatedResult:
+    return run_isolated(
+        [sys.executable, "-I", "-c", code],
+        cwd=cwd,
+        env=scrubbed_env(),
+        timeout_s=timeout_s,
+        limits=limits or Limits(),
+        probe_argv=probe_argv or INTERPRETER_PROBE,
+    )
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _sleep_marker() -> str:
+    """A `sleep` argument no other process on the machine uses."""
+    return f"900.{uuid.uuid4().int % 10**9:09d}"
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A directory an unprivileged user can reach (pytest's tmp_path is under a 0700 dir)."""
+    path = Path(tempfile.mkdtemp(prefix="migsafe-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_captures_exit_status_and_both_streams(tmp_path: Path) -> None:
+    result = run_isolated(
+        ["sh", "-c", "echo out; echo err >&2; exit 3"],
+        cwd=tmp_path,
+        env=scrubbed_env(),
+        timeout_s=10,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert not result.timed_out
+
+
+def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    marker = _sleep_marker()
+    started = time.monotonic()
+    result = run_isolated(
+        ["sh", "-c", f"sleep {marker} & sleep {marker} & wait"],
+        cwd=tmp_path,
+        env=scrubbed_env(),
+        timeout_s=1,
+    )
+    assert result.timed_out and result.returncode is None
+    assert time.monotonic() - started < 5
+    assert _processes_with(marker) == []
+    assert "wall clock: 1s, whole process group killed on expiry" in result.protections
+
+
+def test_processes_left_behind_are_killed_when_the_child_exits(tmp_path: Path) -> None:
+    marker = _sleep_marker()
+    result = run_isolated(
+        ["sh", "-c", f"sleep {marker} & sleep {marker} & exit 0"],
+        cwd=tmp_path,
+        env=scrubbed_env(),
+        timeout_s=10,
+    )
+    assert result.returncode == 0 and not result.timed_out
+    assert _processes_with(marker) == []
+
+
+def test_output_keeps_only_the_tail(tmp_path: Path) -> None:
+    result = _python("print('x' * 200_000 + 'END')", tmp_path)
+    assert result.stdout.endswith("END\n")
+    assert len(result.stdout.encode()) <= OUTPUT_CAP_BYTES
+
+
+def test_resource_limits_are_set_in_the_child(tmp_path: Path) -> None:
+    limits = Limits(
+        cpu_seconds=7,
+        memory_bytes=512 * 1024**2,
+        max_processes=33,
+        file_size_bytes=1024**2,
+        open_files=50,
+    )
+    names = ["RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE"]
+    code = f"import resource; print([resource.getrlimit(getattr(resource, n))[0] for n in {names}])"
+    result = _python(code, tmp_path, limits=limits)
+    assert result.stdout.strip() == str([7, 512 * 1024**2, 33, 1024**2, 50])
+    assert "limits: cpu 7s, memory 512 MiB, processes 33" in next(
+        line for line in result.protections if line.startswith("limits:")
+    )
+
+
+def test_file_size_limit_stops_a_large_write(tmp_path: Path) -> None:
+    code = "open('big', 'wb').write(b'0' * 2 * 1024**2)"
+    result = _python(code, tmp_path, limits=Limits(file_size_bytes=1024**2))
+    assert result.returncode != 0
+    assert "File too large" in result.stderr
+    assert (tmp_path / "big").stat().st_size <= 1024**2
+
+
+def test_cpu_limit_kills_a_busy_loop(tmp_path: Path) -> None:
+    result = _python("while True: pass", tmp_path, limits=Limits(cpu_seconds=1), timeout_s=20)
+    assert not result.timed_out
+    assert result.returncode == -signal.SIGXCPU
+    assert result.duration_s < 10
+
+
+def test_scrubbed_env_carries_nothing_of_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIGSAFE_WEBHOOK_SECRET", "sekrit")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_faketoken")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@db/app")
+    env = scrubbed_env({"EXTRA": "1"})
+    assert set(env) <= SCRUBBED_KEYS | {"EXTRA"}
+    result = run_isolated(["env"], cwd=tmp_path, env=env, timeout_s=10)
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert set(seen) - {"PWD"} == SCRUBBED_KEYS | {"EXTRA"}  # the shell adds PWD
+    assert not {"sekrit", "ghs_faketoken", "pw@db"} & {v for v in seen.values()}
+    assert seen["HOME"] == seen["TMPDIR"] and not Path(seen["HOME"]).exists()  # removed after
+    assert "environment: only EXTRA, HOME, LANG, LC_ALL, PATH, TMPDIR" in result.protections
+
+
+def test_no_network_where_a_namespace_is_available(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        code = (
+            "import socket\n"
+            "try:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n"
+            "except OSError as exc:\n"
+            "    print('failed', exc)\n"
+        )
+        result = _python(code, tmp_path)
+    assert result.stdout.startswith(("connected", "failed"))
+    if "network: none (new network namespace)" not in result.protections:
+        pytest.skip(f"no network namespace on this machine: {result.protections[0]}")
+    assert result.stdout.startswith("failed")
+
+
+def test_drops_to_an_unprivileged_user_when_it_can_run_the_command(shared_tmp: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root drops privileges")
+    result = run_isolated(
+        ["sh", "-c", "id -u; echo written > out/file"],
+        cwd=shared_tmp,
+        env=scrubbed_env(),
+        timeout_s=10,
+        writable_paths=[_made(shared_tmp / "out")],
+        probe_argv=["id", "-u"],
+    )
+    user_line = next(line for line in result.protections if line.startswith("user:"))
+    if "unavailable" in user_line:
+        pytest.skip(user_line)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "65534"
+    assert user_line.startswith("user: nobody")
+    assert (shared_tmp / "out" / "file").read_text() == "written\n"
+    assert "NOT enforced" not in " ".join(result.protections)
+
+
+def test_stays_root_and_says_why_when_the_user_cannot_run_the_interpreter(
+    tmp_path: Path,
+) -> None:
+    probe = [sys.executable, "-I", "-c", "import alembic, sqlalchemy"]
+    result = _python("import os; print(os.getuid())", tmp_path, probe_argv=probe)
+    user_line = next(line for line in result.protections if line.startswith("user:"))
+    limits_line = next(line for line in result.protections if line.startswith("limits:"))
+    if result.stdout.strip() == "0":
+        assert user_line.startswith("user: root (unprivileged user unavailable: nobody cannot")
+        assert "NOT enforced: RLIMIT_NPROC does not apply to root" in limits_line
+    else:
+        assert not user_line.startswith("user: root")
+        assert "NOT enforced" not in limits_line
+
+
+def test_a_command_not_on_the_path_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        run_isolated(["/nonexistent/cmd"], cwd=tmp_path, env=scrubbed_env(), timeout_s=5)
+
+
+def test_memory_limit_makes_a_large_allocation_fail_in_the_child_only(tmp_path: Path) -> None:
+    parent_limit = resource.getrlimit(resource.RLIMIT_AS)
+    result = _python("bytearray(1024**3)", tmp_path, limits=Limits(memory_bytes=256 * 1024**2))
+    assert result.returncode == 1
+    assert "MemoryError" in result.stderr
+    assert resource.getrlimit(resource.RLIMIT_AS) == parent_limit
+
+
+def _made(path: Path) -> Path:
+    path.mkdir()
+    return path
