@@ -1,0 +1,301 @@
+"""The per-check throwaway database: a fresh database and a fresh login role owning only it.
+
+Works on the embedded cluster or on any server given by an admin URL (MIGSAFE_SANDBOX_URL).
+Every sandbox is guarded by a session-level advisory lock held by the creating process's
+admin connection: `cleanup_leftovers` drops only prefixed databases/roles whose lock is free,
+so a crashed check is cleaned up without touching the live sandboxes of another process
+sharing the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy.engine import URL
+
+PREFIX = "migsafe_sbx_"
+SANDBOX_URL_VARIABLE = "MIGSAFE_SANDBOX_URL"
+FORCE_DROP_MIN_VERSION = 130000  # DROP DATABASE ... WITH (FORCE)
+CONNECT_TIMEOUT_S = 10
+PLAIN_DROP_ATTEMPTS = 20
+
+logger = logging.getLogger(__name__)
+
+_LOCK_KEY = "hashtextextended({}, 0)"
+_LEFTOVERS = """
+SELECT datname AS name FROM pg_database WHERE starts_with(datname, %(prefix)s)
+UNION
+SELECT rolname FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
+ORDER BY 1
+"""
+
+
+class SandboxServer:
+    """A PostgreSQL server that sandboxes are created on, reached with an admin conninfo
+    (key=value or URL; a SQLAlchemy ``postgresql+driver://`` URL is accepted too)."""
+
+    def __init__(self, admin_conninfo: str) -> None:
+        self._params: dict[str, Any] = conninfo_to_dict(_strip_driver(admin_conninfo))
+        self._params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        self._connection: psycopg.Connection[Any] | None = None
+        self._live: set[str] = set()  # Sandboxes of this process: their locks are ours.
+        self._lock = threading.RLock()
+        self._cleaned = False
+
+    @property
+    def admin_conninfo(self) -> str:
+        return make_conninfo(**self._params)
+
+    def conninfo(self, *, dbname: str, user: str | None = None, password: str | None = None) -> str:
+        """The admin conninfo with the database (and optionally the credentials) replaced."""
+        overrides: dict[str, Any] = {"dbname": dbname}
+        if user is not None:
+            overrides |= {"user": user, "password": password}
+        return make_conninfo(**(self._params | overrides))
+
+    def url(self, *, dbname: str, user: str, password: str) -> str:
+        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query."""
+        query = {
+            key: str(value)
+            for key, value in self._params.items()
+            if key not in {"dbname", "user", "password"} and value is not None
+        }
+        url = URL.create(
+            "postgresql+psycopg", username=user, password=password, database=dbname, query=query
+        )
+        return url.render_as_string(hide_password=False)
+
+    def server_version_num(self) -> int:
+        with self._lock:
+            return self._admin().info.server_version
+
+    def server_version(self) -> str:
+        with self._lock:
+            row = self._admin().execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else ""
+
+    def close(self) -> None:
+        """Drop this process's remaining sandboxes and close the admin connection."""
+        with self._lock:
+            for name in sorted(self._live):
+                self.drop(name)
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # -- used by Sandbox / create_sandbox / cleanup_leftovers ------------------------------
+
+    def ensure_cleaned(self) -> None:
+        """Remove leftovers of crashed checks the first time this server is used."""
+        with self._lock:
+            if not self._cleaned:
+                self._cleaned = True
+                cleanup_leftovers(self)
+
+    def create(self, name: str, password: str) -> None:
+        with self._lock:
+            admin = self._admin()
+            self._live.add(name)
+            admin.execute(sql.SQL(f"SELECT pg_advisory_lock({_LOCK_KEY})").format(name))
+            try:
+                self._create_role_and_database(admin, name, password)
+                self._secure_public_schema(name)
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):  # Keep the original error.
+                    self.drop(name)
+                raise
+
+    def drop(self, name: str) -> None:
+        """Drop the sandbox's database and role; never raises on a missing one."""
+        with self._lock:
+            admin = self._admin()
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE (datname = %s OR usename = %s) AND pid <> pg_backend_pid()",
+                    (name, name),
+                )
+                self._drop_database(admin, name)
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+            finally:
+                self._live.discard(name)
+                with contextlib.suppress(psycopg.Error):  # A lost session has no locks.
+                    unlock = sql.SQL(f"SELECT pg_advisory_unlock({_LOCK_KEY})").format(name)
+                    admin.execute(unlock)
+
+    def try_claim(self, name: str) -> bool:
+        """Take the advisory lock of a sandbox no live process holds (a leftover)."""
+        with self._lock:
+            if name in self._live:
+                return False
+            query = sql.SQL(f"SELECT pg_try_advisory_lock({_LOCK_KEY})").format(name)
+            row = self._admin().execute(query).fetchone()
+            return bool(row and row[0])
+
+    def leftover_names(self) -> list[str]:
+        with self._lock:
+            rows = self._admin().execute(_LEFTOVERS, {"prefix": PREFIX}).fetchall()
+        return [str(row[0]) for row in rows]
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            self._connection = psycopg.connect(self.admin_conninfo, autocommit=True)
+            for name in self._live:  # Locks die with a session: take them again.
+                self._connection.execute(
+                    sql.SQL(f"SELECT pg_advisory_lock({_LOCK_KEY})").format(name)
+                )
+        return self._connection
+
+    @staticmethod
+    def _create_role_and_database(admin: psycopg.Connection[Any], name: str, pw: str) -> None:
+        ident = sql.Identifier(name)
+        admin.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                " NOBYPASSRLS PASSWORD {}"
+            ).format(ident, sql.Literal(pw))
+        )
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(ident, ident)
+        )
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+        admin.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, ident))
+
+    def _secure_public_schema(self, name: str) -> None:
+        """Before PostgreSQL 15 everybody may create in schema public; make it the role's."""
+        ident = sql.Identifier(name)
+        with psycopg.connect(self.conninfo(dbname=name), autocommit=True) as connection:
+            connection.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            connection.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident))
+
+    def _drop_database(self, admin: psycopg.Connection[Any], name: str) -> None:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+        if admin.info.server_version >= FORCE_DROP_MIN_VERSION:
+            admin.execute(drop + sql.SQL(" WITH (FORCE)"))
+            return
+        for attempt in range(PLAIN_DROP_ATTEMPTS):  # Terminated backends take a moment to go.
+            try:
+                admin.execute(drop)
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == PLAIN_DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
+
+
+class Sandbox:
+    """One check's database and role; a context manager that drops both on exit."""
+
+    def __init__(self, server: SandboxServer, name: str, password: str) -> None:
+        self.server = server
+        self.name = name  # Both the database and the role are called this.
+        self.password = password
+        self._dropped = False
+
+    @property
+    def database(self) -> str:
+        return self.name
+
+    @property
+    def role(self) -> str:
+        return self.name
+
+    @property
+    def conninfo(self) -> str:
+        """psycopg conninfo as the sandbox role on the sandbox database."""
+        return self.server.conninfo(dbname=self.name, user=self.name, password=self.password)
+
+    @property
+    def admin_conninfo(self) -> str:
+        """psycopg conninfo as the server admin on the sandbox database."""
+        return self.server.conninfo(dbname=self.name)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL as the sandbox role, for the child's Alembic."""
+        return self.server.url(dbname=self.name, user=self.name, password=self.password)
+
+    def drop(self) -> None:
+        if not self._dropped:
+            self._dropped = True
+            self.server.drop(self.name)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.drop()
+        except psycopg.Error as error:
+            if exc is None:
+                raise
+            # Keep the check's own error; the leftover goes at the next cleanup.
+            logger.warning("could not drop sandbox %s: %s", self.name, error)
+
+
+def create_sandbox(server: SandboxServer) -> Sandbox:
+    """Create a fresh database and role (dropped by the returned context manager's exit)."""
+    server.ensure_cleaned()
+    name = PREFIX + secrets.token_hex(8)
+    password = secrets.token_urlsafe(24)
+    server.create(name, password)
+    return Sandbox(server, name, password)
+
+
+def cleanup_leftovers(server: SandboxServer) -> list[str]:
+    """Drop every prefixed database and role that no live migsafe process holds; the names."""
+    dropped: list[str] = []
+    for name in server.leftover_names():
+        if not _is_sandbox_name(name) or not server.try_claim(name):
+            continue
+        try:
+            server.drop(name)
+            dropped.append(name)
+        except psycopg.Error as error:
+            logger.warning("could not drop leftover sandbox %s: %s", name, error)
+    return dropped
+
+
+_servers: dict[str, SandboxServer] = {}
+_servers_lock = threading.Lock()
+
+
+def shared_server(admin_url: str | None = None) -> SandboxServer:
+    """The process-wide server for `admin_url`, else MIGSAFE_SANDBOX_URL, else the embedded
+    cluster (started on first use); one admin connection and one leftover cleanup each."""
+    admin_url = admin_url or os.environ.get(SANDBOX_URL_VARIABLE) or None
+    with _servers_lock:
+        if admin_url is None:
+            from bot.sandbox.cluster import shared_cluster
+
+            admin_url = shared_cluster().conninfo()
+        if admin_url not in _servers:
+            _servers[admin_url] = SandboxServer(admin_url)
+        return _servers[admin_url]
+
+
+def _is_sandbox_name(name: str) -> bool:
+    return re.fullmatch(re.escape(PREFIX) + r"[0-9a-f]+", name) is not None
+
+
+def _strip_driver(url: str) -> str:
+    """postgresql+psycopg://... (SQLAlchemy) -> postgresql://... (libpq)."""
+    return re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url.strip())
