@@ -1,0 +1,133 @@
+"""Row level security after the upgrade: enabled, has a policy, and really isolates tenants."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from bot.sandbox.model import TracedStatement
+from bot.sandbox.schema import SchemaSnapshot
+from bot.sandbox.seed import seed_rows
+
+Fail = Callable[[str, str, "dict[str, Any] | None"], None]
+
+# Two tenants' values by the tenant column's type family.
+_TENANTS: dict[str, tuple[str, str]] = {
+    "int": ("1001", "1002"),
+    "uuid": ("00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"),
+    "text": ("tenant-a", "tenant-b"),
+}
+
+
+@dataclass
+class RlsSettings:
+    tables: list[str] | Literal["all"] = field(default_factory=list)  # the tenant tables
+    setting: str = "app.tenant_id"  # what the application sets per request
+    column: str = "tenant_id"
+
+
+def tenant_tables(schema: SchemaSnapshot, settings: RlsSettings) -> list[str]:
+    names = [t for t in schema.tables if _bare(t) != "alembic_version"]
+    if settings.tables == "all":
+        return names
+    wanted = {_bare(t) for t in settings.tables}
+    return [t for t in names if _bare(t) in wanted]
+
+
+def check_rls(
+    admin: psycopg.Connection[Any],
+    schema: SchemaSnapshot,
+    settings: RlsSettings,
+    fail: Fail,
+    trace: list[TracedStatement],
+) -> list[str]:
+    """Findings through `fail`; returns one line per problem for the step's detail."""
+    problems = []
+    for table in tenant_tables(schema, settings):
+        info = schema.tables[table]
+        where = _statement_touching(trace, table)
+        if not info.rls_enabled:
+            fail("rls-disabled", f"tenant table {table} has row level security disabled", where)
+            problems.append(f"RLS disabled on {table}")
+        elif not any(p.table == table for p in schema.policies.values()):
+            fail("rls-no-policy", f"tenant table {table} has RLS enabled but no policy", where)
+            problems.append(f"no policy on {table}")
+        else:
+            leak = _isolation_leak(admin, schema, table, settings)
+            if leak:
+                fail("tenant-isolation-broken", f"{table}: {leak}", where)
+                problems.append(f"tenant isolation broken on {table}")
+    return problems
+
+
+def _isolation_leak(
+    admin: psycopg.Connection[Any], schema: SchemaSnapshot, table: str, settings: RlsSettings
+) -> str | None:
+    """Rows for two tenants, read as a non-owner role with each tenant's setting; all of it
+    inside a transaction that is rolled back, so the rollback checks see no trace of it."""
+    column = next((c for c in schema.tables[table].columns if c.name == settings.column), None)
+    if column is None:
+        return f"has no column {settings.column}, so tenant isolation cannot be tested"
+    tenant_a, tenant_b = _TENANTS[_type_family(column.type)]
+    reader = f"migsafe_sbx_reader_{secrets.token_hex(4)}"
+    relation = sql.SQL(table)
+    col = sql.Identifier(settings.column)
+    try:
+        with admin.transaction(force_rollback=True):
+            seed_rows(admin, schema, rows_per_table=2)
+            admin.execute(sql.SQL("UPDATE {} SET {} = %s").format(relation, col), (tenant_a,))
+            admin.execute(
+                sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = (SELECT min(ctid) FROM {t})").format(
+                    t=relation, c=col
+                ),
+                (tenant_b,),
+            )
+            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(reader)))
+            schema_name = table.split(".")[0] if "." in table else "public"
+            admin.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                    sql.Identifier(schema_name), sql.Identifier(reader)
+                )
+            )
+            admin.execute(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(relation, sql.Identifier(reader))
+            )
+            admin.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
+            for own, other in ((tenant_a, tenant_b), (tenant_b, tenant_a)):
+                admin.execute("SELECT set_config(%s, %s, true)", (settings.setting, own))
+                row = admin.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {}::text = %s").format(relation, col),
+                    (other,),
+                ).fetchone()
+                if row and row[0]:
+                    return (
+                        f"with {settings.setting} = '{own}', a non-owner role read "
+                        f"{row[0]} row(s) of tenant '{other}'"
+                    )
+    except psycopg.Error as error:
+        return f"tenant isolation could not be verified: {str(error).strip()}"
+    return None
+
+
+def _type_family(type_name: str) -> str:
+    lowered = type_name.lower()
+    if "int" in lowered:
+        return "int"
+    return "uuid" if lowered == "uuid" else "text"
+
+
+def _bare(name: str) -> str:
+    return name.removeprefix("public.")
+
+
+def _statement_touching(trace: list[TracedStatement], table: str) -> dict[str, Any] | None:
+    short = _bare(table).lower()
+    for statement in reversed(trace):
+        if short in statement.sql.lower():
+            return {"sql": statement.sql, "path": statement.path, "line": statement.line}
+    return None
