@@ -1,0 +1,117 @@
+"""The JSON report: a stable, documented interface (docs/json-output.md).
+
+Key order is part of the interface; `output.schema.json` beside this file describes it.
+Fields are only ever added, never renamed or removed, without a new major version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.analysis.model import Finding, Severity, Statement
+from bot.migrations.model import MigrationFile
+from bot.report import suppressed_count
+from bot.result import CheckResult
+
+SCHEMA_PATH = Path(__file__).with_name("output.schema.json")
+
+JsonObject = dict[str, Any]
+
+
+def render_json(result: CheckResult) -> str:
+    return json.dumps(to_document(result), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def to_document(result: CheckResult) -> JsonObject:
+    """The report as plain JSON data, keys in their documented order."""
+    return {
+        "migsafe_version": result.version,
+        "environment": result.environment,
+        "exit_code": result.exit_code,
+        "summary": {
+            "errors": result.count(Severity.ERROR),
+            "warnings": result.count(Severity.WARNING),
+            "notices": result.count(Severity.NOTICE),
+            "suppressed": suppressed_count(result),
+        },
+        "base": list(result.base),
+        "heads": list(result.heads),
+        "revisions": [_revision(rev) for rev in result.revisions],
+        "findings": [_finding(finding) for finding in result.findings],
+        "approvals_required": list(result.approvals_required),
+        "dry_run": _dry_run(result),
+        "rules": _rules(result),
+    }
+
+
+def _revision(rev: MigrationFile) -> JsonObject:
+    return {
+        "revision": rev.revision,
+        "down_revision": _down_revision(rev.down_revisions),
+        "path": rev.path,
+        "new": rev.new,
+        "message": rev.message,
+    }
+
+
+def _down_revision(down: tuple[str, ...]) -> str | list[str] | None:
+    """As Alembic writes it: None for a root, a string, or a list for a merge."""
+    if not down:
+        return None
+    return down[0] if len(down) == 1 else list(down)
+
+
+def _finding(finding: Finding) -> JsonObject:
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity.value,
+        "path": finding.path,
+        "line": finding.line,
+        "revision": finding.revision,
+        "statement": finding.statement,
+        "message": finding.message,
+        "suppressed": finding.suppressed,
+        "suppression_reason": finding.suppression_reason,
+        "approval_roles": list(finding.approval_roles),
+        "advice": finding.advice,
+        "phase": finding.phase,
+        "source": finding.source,
+    }
+
+
+def _dry_run(result: CheckResult) -> JsonObject:
+    dry_run = result.dry_run
+    return {
+        "upgrade_sql": dry_run.upgrade_sql,
+        "downgrade_sql": dry_run.downgrade_sql,
+        "error": dry_run.error,
+        "protections": list(dry_run.protections),
+        "statements": [_statement(s) for s in [*dry_run.upgrade, *dry_run.downgrade]],
+    }
+
+
+def _statement(statement: Statement) -> JsonObject:
+    return {
+        "phase": statement.phase,
+        "index": statement.index,
+        "sql": statement.sql,
+        "revision": statement.revision,
+        "path": statement.path,
+        "line": statement.line,
+    }
+
+
+def _rules(result: CheckResult) -> JsonObject:
+    """The catalog entries of the rules that have findings, by id."""
+    reported = sorted({finding.rule for finding in result.findings})
+    return {
+        rule_id: {
+            "family": info.family.value,
+            "summary": info.summary,
+            "explanation": info.explanation,
+        }
+        for rule_id in reported
+        if (info := result.rules.get(rule_id)) is not None
+    }

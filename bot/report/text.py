@@ -1,0 +1,135 @@
+"""The terminal report: verdict first, then the findings grouped by revision."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from bot.analysis.model import Finding, Severity
+from bot.migrations.model import MigrationFile
+from bot.report import (
+    location,
+    ordered,
+    plural,
+    revision_index,
+    rollback_commands,
+    verdict,
+)
+from bot.result import CheckResult
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+_SEVERITY_COLOR = {
+    Severity.ERROR: "\x1b[1;31m",
+    Severity.WARNING: "\x1b[33m",
+    Severity.NOTICE: "\x1b[36m",
+}
+# Control characters other than newline and tab: repository text must not be able to
+# move the cursor, retitle the terminal or hide output with escape sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SEVERITY_WIDTH = max(len(s.value) for s in Severity)
+
+
+def clean(text: str) -> str:
+    """Repository-derived text made safe to print on a terminal."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
+def render_text(result: CheckResult, *, color: bool = False) -> str:
+    paint = _Painter(color)
+    lines = [paint.verdict(verdict(result), result.exit_code), ""]
+    for title, findings in _groups(result):
+        lines.append(paint.bold(title))
+        lines.extend(_finding_lines(findings, paint) if findings else ["  no findings"])
+        lines.append("")
+    lines.extend(_closing_lines(result))
+    return "\n".join(lines) + "\n"
+
+
+def _groups(result: CheckResult) -> Iterator[tuple[str, list[Finding]]]:
+    """(heading, findings) per revision in upgrade order, then unknown revisions, then project."""
+    by_revision: dict[str | None, list[Finding]] = {}
+    for finding in result.findings:
+        by_revision.setdefault(finding.revision, []).append(finding)
+    known = revision_index(result)
+    for rev in result.revisions:
+        if rev.new or rev.revision in by_revision:
+            yield _revision_heading(rev), by_revision.get(rev.revision, [])
+    for revision_id, findings in by_revision.items():
+        if revision_id is not None and revision_id not in known:
+            yield f"revision {clean(revision_id)}", findings
+    if None in by_revision:
+        yield "project", by_revision[None]
+
+
+def _revision_heading(rev: MigrationFile) -> str:
+    message = f' "{clean(rev.message)}"' if rev.message else ""
+    new = " (new)" if rev.new else ""
+    return f"revision {clean(rev.revision)}{message} — {clean(rev.path)}{new}"
+
+
+def _finding_lines(findings: list[Finding], paint: _Painter) -> Iterator[str]:
+    for finding in ordered(findings):
+        where = location(finding)
+        severity = paint.severity(finding.severity, finding.severity.value.ljust(_SEVERITY_WIDTH))
+        head = f"{clean(where)}  " if where else ""
+        message_lines = clean(finding.message).splitlines() or [""]
+        line = f"  {head}{severity}  {finding.rule}  {message_lines[0]}"
+        if finding.suppressed:
+            reason = clean(finding.suppression_reason or "no reason given")
+            line = paint.dim(f"{line}  [suppressed: {reason}]")
+        yield line
+        yield from (f"    {more}" for more in message_lines[1:])
+        if finding.approval_roles:
+            yield f"      approval: {', '.join(clean(r) for r in finding.approval_roles)}"
+        if finding.advice and not finding.suppressed:
+            yield from (f"      {advice}".rstrip() for advice in clean(finding.advice).splitlines())
+
+
+def _closing_lines(result: CheckResult) -> list[str]:
+    lines = []
+    if result.approvals_required:
+        roles = ", ".join(clean(role) for role in result.approvals_required)
+        lines.append(f"Approvals required: {roles}")
+    lines.append(_dry_run_summary(result))
+    if result.dry_run.protections:
+        lines.append(f"  ran under: {', '.join(clean(p) for p in result.dry_run.protections)}")
+    lines.append(f"Rollback: {' ; '.join(rollback_commands(result))}")
+    return lines
+
+
+def _dry_run_summary(result: CheckResult) -> str:
+    dry_run = result.dry_run
+    if dry_run.error is not None:
+        # The last line of a traceback names the exception; the first says nothing.
+        lines = [line for line in clean(dry_run.error).splitlines() if line.strip()]
+        return f"Dry-run failed: {lines[-1].strip() if lines else 'no error text'}"
+    up = plural(len(dry_run.upgrade), "statement")
+    return (
+        f"Dry-run: {up} up, {len(dry_run.downgrade)} down"
+        " (full SQL: --format markdown or --format json)"
+    )
+
+
+class _Painter:
+    """ANSI colour when asked for; plain text otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap(_BOLD, text)
+
+    def dim(self, text: str) -> str:
+        # Strip inner resets so the whole line stays dim.
+        return self._wrap(_DIM, text.replace(_RESET, _RESET + _DIM)) if self.enabled else text
+
+    def severity(self, severity: Severity, text: str) -> str:
+        return self._wrap(_SEVERITY_COLOR[severity], text)
+
+    def verdict(self, text: str, exit_code: int) -> str:
+        return self._wrap("\x1b[1;31m" if exit_code else "\x1b[1;32m", text)
