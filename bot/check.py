@@ -1,0 +1,358 @@
+"""One check of a repository's new Alembic revisions: the pipeline behind `migsafe check`.
+
+Reading (project, revisions, git) and the dry-run child are the I/O here; the
+analysis itself is pure and lives in `bot.analysis`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bot.analysis.catalog import RULES
+from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
+from bot.analysis.model import Finding, Severity, Statement
+from bot.analysis.parse import parse_statements
+from bot.analysis.rules.revisions import (
+    missing_downgrade_findings,
+    multiple_heads_findings,
+    undocumented_findings,
+)
+from bot.analysis.rules.static import static_findings
+from bot.analysis.suppress import apply_suppressions
+from bot.errors import UserError
+from bot.migrations.dryrun import dry_run
+from bot.migrations.gitref import export_tree, read_file_at_ref, scan_files_at_ref
+from bot.migrations.model import DryRun, MigrationFile
+from bot.migrations.project import AlembicProject, find_project
+from bot.migrations.revisions import RevisionGraph
+from bot.migrations.scan import scan_project
+from bot.policy.config import POLICY_PATH, Policy, load_policy, load_repo_policy, parse_policy
+from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, timeout_limits_ms
+from bot.result import CheckResult
+from bot.sandbox.database import shared_server
+from bot.sandbox.rls import RlsSettings
+from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
+
+DESTRUCTIVE_RULES = frozenset(
+    {"drop-table", "drop-column", "drop-index", "alter-column-type", "truncate-table"}
+)
+# Folders never copied into the dry-run's working copy: large, and never migration code.
+_NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
+
+
+@dataclass
+class CheckOptions:
+    path: Path = Path(".")
+    base_ref: str | None = None  # git ref: new = revisions at head but not at this ref
+    from_revision: str | None = None  # Alembic revision: new = everything after it
+    head_ref: str | None = None  # git ref to check instead of the work tree
+    environment: str | None = None
+    config: Path | None = None  # policy file; default .github/migsafe.yml of PATH
+    sandbox: bool = True  # apply the change to a throwaway PostgreSQL
+    database_url: str | None = None  # sandbox server; default MIGSAFE_SANDBOX_URL / embedded
+    dry_run_timeout_s: float = 120.0
+    sandbox_timeout_s: float = 300.0
+
+
+def run_check(options: CheckOptions) -> CheckResult:
+    repo_root = options.path.resolve()
+    if not repo_root.is_dir():
+        raise UserError("not a directory", path=str(options.path))
+    if options.base_ref and options.from_revision:
+        raise UserError("--base and --from both say where the change starts: give one")
+    policy = _load_policy(repo_root, options)
+    environment = options.environment or policy.environment
+    if environment not in ENVIRONMENTS:
+        raise UserError(f"unknown environment '{environment}' (one of {', '.join(ENVIRONMENTS)})")
+    with (
+        _working_copy(repo_root, options.head_ref) as work_root,
+        _named_as_user_gave(
+            work_root, f"{options.head_ref}:" if options.head_ref else str(repo_root)
+        ),
+    ):
+        project = find_project(
+            work_root,
+            alembic_ini=policy.alembic.config,
+            script_location=policy.alembic.script_location,
+        )
+        files = scan_project(project)
+        graph = RevisionGraph(files)
+        new_ids = _new_revisions(graph, project, repo_root, options, policy)
+        for file in files:
+            file.new = file.revision in new_ids
+        base = graph.base_point(new_ids)
+        heads = tuple(graph.heads())
+        dry = _dry_run(work_root, project, base, heads, options) if new_ids else DryRun()
+        sandbox, skipped = _sandbox(work_root, project, files, base, dry, policy, options)
+    ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
+    findings = _analyze(ordered, graph, dry, policy, environment)
+    if sandbox is not None:
+        observed = _apply_policy(sandbox.findings, policy, environment)
+        findings = sorted(_reconcile_timeouts(findings, observed, sandbox), key=_finding_order)
+    return CheckResult(
+        project=str(options.path),
+        environment=environment,
+        revisions=ordered,
+        base=base,
+        heads=heads,
+        findings=findings,
+        dry_run=dry,
+        rules=RULES,
+        approvals_required=_approvals_required(findings),
+        script_location=_relative(project.script_location, work_root),
+        sandbox=sandbox.report if sandbox else None,
+        sandbox_skipped=skipped,
+    )
+
+
+def _load_policy(repo_root: Path, options: CheckOptions) -> Policy:
+    """The explicit --config, else the base ref's policy (a change can't loosen its own rules),
+    else the work tree's, else the checklist's defaults."""
+    known = set(RULES)
+    if options.config is not None:
+        if not options.config.is_file():
+            raise UserError("policy file not found", path=str(options.config))
+        return load_policy(options.config, known_rule_ids=known)
+    if options.base_ref:
+        text = read_file_at_ref(repo_root, options.base_ref, POLICY_PATH)
+        if text is not None:
+            return parse_policy(text, f"{options.base_ref}:{POLICY_PATH}", known_rule_ids=known)
+    return load_repo_policy(repo_root, known_rule_ids=known)
+
+
+@contextmanager
+def _working_copy(repo_root: Path, head_ref: str | None) -> Iterator[Path]:
+    """A private copy of the tree to check: the dry-run child may write anywhere in it."""
+    with tempfile.TemporaryDirectory(prefix="migsafe-tree-") as tmp:
+        Path(tmp).chmod(0o711)  # the child may run as an unprivileged user: let it in
+        dest = Path(tmp) / "tree"
+        if head_ref:
+            dest.mkdir()
+            export_tree(repo_root, head_ref, dest)
+        else:
+            shutil.copytree(repo_root, dest, ignore=_NOT_COPIED, symlinks=True)
+        yield dest
+
+
+@contextmanager
+def _named_as_user_gave(work_root: Path, shown_as: str) -> Iterator[None]:
+    """Errors about the private working copy name the user's tree (or ref) instead."""
+    try:
+        yield
+    except UserError as error:
+        raise UserError(str(error).replace(str(work_root), shown_as)) from None
+
+
+def _new_revisions(
+    graph: RevisionGraph,
+    project: AlembicProject,
+    repo_root: Path,
+    options: CheckOptions,
+    policy: Policy,
+) -> set[str]:
+    if options.from_revision:
+        return set(graph.new_since(graph.resolve(options.from_revision)))
+    if options.base_ref:
+        versions = [_relative(d, project.repo_root) for d in project.versions_dirs]
+        at_base = scan_files_at_ref(repo_root, options.base_ref, versions)
+        return set(graph.new_compared_to({f.revision for f in at_base}))
+    if policy.alembic.base_revision:
+        return set(graph.new_since(graph.resolve(policy.alembic.base_revision)))
+    return set(graph.by_id)
+
+
+def _dry_run(
+    work_root: Path,
+    project: AlembicProject,
+    base: tuple[str, ...],
+    heads: tuple[str, ...],
+    options: CheckOptions,
+) -> DryRun:
+    dry = dry_run(
+        work_root,
+        ini_path=project.ini_path,
+        script_location=project.script_location,
+        versions_dirs=project.versions_dirs,
+        base=base,
+        heads=heads,
+        timeout_s=options.dry_run_timeout_s,
+    )
+    parse_statements([*dry.upgrade, *dry.downgrade])
+    return dry
+
+
+def _sandbox(
+    work_root: Path,
+    project: AlembicProject,
+    files: list[MigrationFile],
+    base: tuple[str, ...],
+    dry: DryRun,
+    policy: Policy,
+    options: CheckOptions,
+) -> tuple[SandboxOutcome | None, str | None]:
+    if not options.sandbox:
+        return None, "not requested (--no-sandbox)"
+    if not any(f.new for f in files):
+        return None, "no new revisions"
+    lock_ms, statement_ms = timeout_limits_ms(policy)
+    settings = policy.sandbox
+    request = SandboxRequest(
+        work_root=work_root,
+        ini_path=project.ini_path,
+        script_location=project.script_location,
+        versions_dirs=project.versions_dirs,
+        base=base,
+        revision_by_path={f.path: f.revision for f in files},
+        dry_run_upgrade=dry.upgrade,
+        lock_timeout_max_ms=lock_ms,
+        statement_timeout_max_ms=statement_ms,
+        rls=RlsSettings(
+            tables=settings.tenant_tables,
+            setting=settings.tenant_setting,
+            column=settings.tenant_column,
+        ),
+        child_env=dict(settings.env),
+        timeout_s=options.sandbox_timeout_s,
+    )
+    return run_sandbox(request, shared_server(options.database_url)), None
+
+
+# The offline SQL's timeout rules and what the sandbox saw on the migration's connection.
+_OBSERVED_AS = {
+    "missing-lock-timeout": "lock-timeout-not-set",
+    "missing-statement-timeout": "statement-timeout-not-set",
+}
+
+
+def _reconcile_timeouts(
+    findings: list[Finding], observed: list[Finding], sandbox: SandboxOutcome
+) -> list[Finding]:
+    """One finding per missing timeout. env.py may set timeouts on the connection, where the
+    offline SQL never shows them: when the sandbox saw them in effect, the dry-run's finding
+    becomes a notice; when it saw them missing too, the dry-run's finding (with its advice)
+    stands alone."""
+    report = sandbox.report
+    upgraded = any(s.name == "upgrade to head" and s.outcome == "passed" for s in report.steps)
+    traced = {s.revision for s in report.trace if s.revision}
+    seen_missing = {(f.rule, f.revision) for f in observed}
+    static_at = {(_OBSERVED_AS[f.rule], f.revision) for f in findings if f.rule in _OBSERVED_AS}
+    kept = [f for f in observed if (f.rule, f.revision) not in static_at]
+    for finding in findings:
+        observed_rule = _OBSERVED_AS.get(finding.rule)
+        if (
+            observed_rule
+            and upgraded
+            and finding.revision in traced
+            and (observed_rule, finding.revision) not in seen_missing
+        ):
+            finding = _seen_in_effect(finding)
+        kept.append(finding)
+    return kept
+
+
+def _seen_in_effect(finding: Finding) -> Finding:
+    setting = finding.rule.removeprefix("missing-").replace("-", "_")
+    return replace(
+        finding,
+        severity=Severity.NOTICE,
+        message=f"the offline SQL sets no {setting}, but the sandbox saw a compliant one in "
+        "effect on the migration's connection (set by env.py)",
+        advice=None,
+    )
+
+
+def _analyze(
+    ordered: list[MigrationFile],
+    graph: RevisionGraph,
+    dry: DryRun,
+    policy: Policy,
+    environment: str,
+) -> list[Finding]:
+    new_files = [f for f in ordered if f.new]
+    lock_ms, statement_ms = timeout_limits_ms(policy)
+    options = AnalysisOptions(lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms)
+    findings = analyze_upgrade(dry.upgrade, options)
+    findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)
+    findings += _not_in_sql(static_findings(new_files), findings, dry)
+    findings += missing_downgrade_findings(new_files)
+    findings += multiple_heads_findings(graph)
+    findings += _dry_run_findings(dry)
+    by_path = {f.path: f for f in new_files}
+    destructive = [f for f in findings if f.rule in DESTRUCTIVE_RULES]
+    findings += undocumented_findings(destructive, by_path)
+    findings = _apply_policy(findings, policy, environment)
+    findings = apply_suppressions(findings, by_path, known_rules=set(RULES))
+    return sorted(findings, key=_finding_order)
+
+
+def _not_in_sql(static: list[Finding], sql: list[Finding], dry: DryRun) -> list[Finding]:
+    """Static findings the dry-run already reported at the same place are the same finding.
+
+    The static scan stands on its own where the dry-run could not run."""
+    seen = {(f.rule, f.path, f.line) for f in sql}
+    return [f for f in static if (f.rule, f.path, f.line) not in seen]
+
+
+def _dry_run_findings(dry: DryRun) -> list[Finding]:
+    findings = []
+    if dry.error:
+        findings.append(
+            Finding(
+                rule="dry-run-failed",
+                severity=Severity.ERROR,
+                message=f"alembic could not produce the offline SQL: {dry.error}",
+                source="project",
+            )
+        )
+    findings.extend(_unparsed(s) for s in [*dry.upgrade, *dry.downgrade] if s.parse_error)
+    return findings
+
+
+def _unparsed(statement: Statement) -> Finding:
+    return Finding(
+        rule="unparsed-statement",
+        severity=Severity.NOTICE,
+        message=f"migsafe could not parse this statement, so no rule judged it: "
+        f"{statement.parse_error}",
+        path=statement.path,
+        line=statement.line,
+        revision=statement.revision,
+        statement=statement.sql,
+        phase=statement.phase,
+    )
+
+
+def _apply_policy(findings: list[Finding], policy: Policy, environment: str) -> list[Finding]:
+    """The environment matrix and the policy file decide severity and approvals."""
+    kept = []
+    for finding in findings:
+        rule = RULES[finding.rule]
+        severity = severity_for(policy, environment, rule)
+        if severity is None:
+            continue
+        roles = approval_roles(policy, environment, finding.rule)
+        kept.append(replace(finding, severity=severity, approval_roles=roles))
+    return kept
+
+
+def _approvals_required(findings: list[Finding]) -> list[str]:
+    roles: list[str] = []
+    for finding in findings:
+        roles += [r for r in finding.approval_roles if r not in roles]
+    return roles
+
+
+def _finding_order(finding: Finding) -> tuple[str, int, int, str]:
+    return (finding.path or "~", finding.line or 0, -finding.severity.rank, finding.rule)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

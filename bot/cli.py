@@ -1,0 +1,151 @@
+"""`migsafe`: the command line.
+
+Exit status of `migsafe check`: 0 nothing at error severity, 1 at least one
+error finding, 2 bad input (one line naming the file and what is wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.errors import UserError
+
+FORMATS = ("text", "markdown", "json", "sarif")
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except UserError as error:
+        print(f"migsafe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="migsafe",
+        description="Makes PostgreSQL/Alembic migrations safe to merge.",
+    )
+    parser.add_argument("--version", action="version", version=f"migsafe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="analyse the new revisions of an Alembic project",
+        description="Dry-run and analyse the Alembic revisions a change adds.",
+    )
+    check.add_argument(
+        "path",
+        nargs="?",
+        default=".",
+        type=Path,
+        metavar="PATH",
+        help="repository root (default: .)",
+    )
+    start = check.add_mutually_exclusive_group()
+    start.add_argument(
+        "--base",
+        dest="base_ref",
+        metavar="GIT_REF",
+        help="new = revisions at --head but not at this git ref",
+    )
+    start.add_argument(
+        "--from",
+        dest="from_revision",
+        metavar="REVISION",
+        help="new = every revision after this Alembic revision",
+    )
+    check.add_argument(
+        "--head",
+        dest="head_ref",
+        metavar="GIT_REF",
+        help="check this git ref instead of the work tree",
+    )
+    check.add_argument(
+        "--env",
+        dest="environment",
+        choices=("local", "ci", "staging", "production"),
+        help="environment of the policy matrix (default: the policy file's, else ci)",
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="policy file (default: PATH/.github/migsafe.yml)",
+    )
+    check.add_argument("--format", default="text", choices=FORMATS)
+    check.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    check.add_argument("--no-sandbox", action="store_true", help="static analysis and dry-run only")
+    check.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="admin URL of a PostgreSQL server for the sandbox "
+        "(default: $MIGSAFE_SANDBOX_URL, else an embedded cluster)",
+    )
+    check.set_defaults(run=_run_check)
+
+    rules = commands.add_parser("rules", help="list every rule with its explanation")
+    rules.add_argument("rule", nargs="?", help="show one rule")
+    rules.set_defaults(run=_run_rules)
+    return parser
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from bot.check import CheckOptions, run_check
+    from bot.report import render
+
+    result = run_check(
+        CheckOptions(
+            path=args.path,
+            base_ref=args.base_ref,
+            from_revision=args.from_revision,
+            head_ref=args.head_ref,
+            environment=args.environment,
+            config=args.config,
+            sandbox=not args.no_sandbox,
+            database_url=args.database_url,
+        )
+    )
+    to_terminal = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    report = render(result, args.format, color=to_terminal)
+    if args.output is None:
+        sys.stdout.write(report if report.endswith("\n") else report + "\n")
+    else:
+        try:
+            args.output.write_text(report, encoding="utf-8")
+        except OSError as error:
+            raise UserError(
+                f"cannot write the report: {error.strerror}", path=str(args.output)
+            ) from error
+    return result.exit_code
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from bot.analysis.catalog import RULES
+
+    if args.rule:
+        rule = RULES.get(args.rule)
+        if rule is None:
+            raise UserError(f"unknown rule '{args.rule}' (see `migsafe rules`)")
+        print(f"{rule.id} ({rule.family.value}, default {rule.default_severity.value})")
+        print(f"  {rule.summary}\n\n{rule.explanation}")
+        return 0
+    width = max(len(rule_id) for rule_id in RULES)
+    for rule in RULES.values():
+        print(f"{rule.id:<{width}}  {rule.default_severity.value:<7}  {rule.summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
