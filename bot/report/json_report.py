@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.analysis.model import Finding, Severity, Statement
 from bot.migrations.model import MigrationFile
-from bot.report import suppressed_count
+from bot.report import sandbox_view, suppressed_count
 from bot.result import CheckResult
 
 SCHEMA_PATH = Path(__file__).with_name("output.schema.json")
@@ -42,6 +42,7 @@ def to_document(result: CheckResult) -> JsonObject:
         "findings": [_finding(finding) for finding in result.findings],
         "approvals_required": list(result.approvals_required),
         "dry_run": _dry_run(result),
+        "sandbox": sandbox_view.to_json(result),
         "rules": _rules(result),
     }
 

@@ -22,6 +22,7 @@ from bot.report import (
     ordered,
     plural,
     rollback_commands,
+    sandbox_view,
     statement_origin,
     verdict,
 )
@@ -160,6 +161,7 @@ class _Document:
             self._approvals(),
             self._advice() if self.show_advice else "",
             self._rollback(),
+            self._sandbox(),
             self._dry_run(),
             self.cut_note(),
         ]
@@ -225,6 +227,41 @@ class _Document:
             refs = ", ".join(self._short_ref(f) for f in unsafe)
             text += f"\n\nThe downgrade is not a safe way back ({refs}): restoring the backup is."
         return text
+
+    def _sandbox(self) -> str:
+        report = self.result.sandbox
+        if report is None:
+            reason = sandbox_view.skipped_reason(self.result)
+            return f"### Sandbox\n\nNot run: {_escape_inline(reason)}."
+        parts = [f"### {_escape_inline(sandbox_view.heading(report))}"]
+        parts.append(
+            "\n".join(f"- {_escape_inline(line)}" for line in sandbox_view.step_lines(report))
+        )
+        spans = sandbox_view.significant_spans(report)[: sandbox_view.LOCK_LIMIT]
+        if spans:
+            rows = ["| Table | Lock | Held | Statements | Taken at |", "|---|---|---|---|---|"]
+            for span in spans:
+                statement = report.trace[span.first_statement]
+                count = span.last_statement - span.first_statement + 1
+                rows.append(
+                    f"| {_pipes(_code(span.relation))} | {sandbox_view.mode_name(span.mode)} "
+                    f"| {span.held_s * 1000:.0f} ms | {count} "
+                    f"| {_pipes(self._link(statement.path, statement.line))} |"
+                )
+            parts.append(
+                "Locks held, from the statement that took them until COMMIT:\n\n" + "\n".join(rows)
+            )
+        if report.schema_diff:
+            diff = "\n".join(report.schema_diff[: sandbox_view.DIFF_LIMIT])
+            parts.append(
+                f"<details><summary>Schema base → head</summary>\n\n"
+                f"{_fence(diff, 'diff')}\n\n</details>"
+            )
+        if report.protections:
+            parts.append(
+                "Ran under: " + ", ".join(_escape_inline(p) for p in report.protections) + "."
+            )
+        return "\n\n".join(parts)
 
     def _dry_run(self) -> str:
         dry_run = self.result.dry_run

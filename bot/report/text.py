@@ -13,6 +13,7 @@ from bot.report import (
     plural,
     revision_index,
     rollback_commands,
+    sandbox_view,
     verdict,
 )
 from bot.result import CheckResult
@@ -95,7 +96,33 @@ def _closing_lines(result: CheckResult) -> list[str]:
     lines.append(_dry_run_summary(result))
     if result.dry_run.protections:
         lines.append(f"  ran under: {', '.join(clean(p) for p in result.dry_run.protections)}")
+    lines.extend(_sandbox_lines(result))
     lines.append(f"Rollback: {' ; '.join(rollback_commands(result))}")
+    return lines
+
+
+def _sandbox_lines(result: CheckResult) -> list[str]:
+    report = result.sandbox
+    if report is None:
+        return [f"Sandbox: {clean(sandbox_view.skipped_reason(result))}"]
+    lines = [sandbox_view.heading(report)]
+    lines += [f"  {clean(line)}" for line in sandbox_view.step_lines(report)]
+    spans = sandbox_view.significant_spans(report)
+    if spans:
+        lines.append("  locks held (from the statement that took them until COMMIT):")
+    for span in spans[: sandbox_view.LOCK_LIMIT]:
+        source = sandbox_view.span_source(report, span.first_statement)
+        statements = span.last_statement - span.first_statement + 1
+        lines.append(
+            f"    {clean(span.relation)}  {sandbox_view.mode_name(span.mode)}  "
+            f"{span.held_s * 1000:.0f} ms over {plural(statements, 'statement')}  "
+            f"from {clean(source)}"
+        )
+    if report.schema_diff:
+        lines.append("  schema base → head:")
+        lines += [f"    {clean(c)}" for c in report.schema_diff[: sandbox_view.DIFF_LIMIT]]
+    if report.protections:
+        lines.append(f"  ran under: {', '.join(clean(p) for p in report.protections)}")
     return lines
 
 

@@ -27,6 +27,7 @@ TOP_LEVEL_KEYS = [
     "findings",
     "approvals_required",
     "dry_run",
+    "sandbox",
     "rules",
 ]
 FINDING_KEYS = [
@@ -222,3 +223,49 @@ def test_the_reference_documents_every_field_of_the_schema() -> None:
     documented = set(re.findall(r"`([a-z_]+)`", DOCS.read_text(encoding="utf-8")))
     missing = schema_field_names(schema()) - documented
     assert not missing, f"fields missing from {DOCS.name}: {sorted(missing)}"
+
+
+def sandboxed_result():  # type: ignore[no-untyped-def]
+    from bot.sandbox.model import LockSpan, SandboxReport, Step, TracedStatement
+
+    result = sample_result()
+    alter = TracedStatement(
+        sql="ALTER TABLE orders DROP COLUMN legacy_ref",
+        start_s=0.01,
+        duration_s=0.002,
+        path="migrations/versions/0002_cleanup.py",
+        line=21,
+        revision="0002",
+        locks=[("orders", "AccessExclusiveLock")],
+        lock_timeout="0",
+        statement_timeout="0",
+    )
+    result.sandbox = SandboxReport(
+        server_version="15.18",
+        steps=[Step("upgrade to head", "passed", 0.05), Step("upgrade again", "skipped")],
+        trace=[alter],
+        lock_spans=[LockSpan("orders", "AccessExclusiveLock", 0, 0, 0.01, 0.03)],
+        schema_diff=["column public.orders.legacy_ref removed"],
+        seeded={"public.orders": 3},
+        protections=["network: none"],
+        duration_s=0.4,
+    )
+    return result
+
+
+def test_sandbox_section_validates_and_carries_the_trace() -> None:
+    doc = document(sandboxed_result())
+    validator().validate(doc)
+    sandbox = doc["sandbox"]
+    assert sandbox["ran"] is True and sandbox["server_version"] == "15.18"
+    assert sandbox["trace"][0]["locks"] == [{"relation": "orders", "mode": "AccessExclusiveLock"}]
+    assert sandbox["locks"][0]["held_s"] == 0.02
+    assert [s["outcome"] for s in sandbox["steps"]] == ["passed", "skipped"]
+
+
+def test_sandbox_not_run_says_why() -> None:
+    result = sample_result()
+    result.sandbox_skipped = "not requested (--no-sandbox)"
+    doc = document(result)
+    validator().validate(doc)
+    assert doc["sandbox"] == {"ran": False, "skipped_reason": "not requested (--no-sandbox)"}
