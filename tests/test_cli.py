@@ -257,3 +257,30 @@ def test_rules_command_lists_public_ids(capsys):
     for rule in ("drop-table", "missing-lock-timeout", "add-not-null-column", "multiple-heads"):
         assert rule in out
     assert main(["rules", "no-such-rule"]) == 2
+
+
+def test_example_sandbox_catches_the_broken_downgrade(capsys):
+    """Issue 3's acceptance: the embedded PostgreSQL applies, traces and rolls back the
+    example; its downgrade leaves the index behind and loses legacy_code's data."""
+    code, report = findings_of(capsys, str(SHOP), "--env", "production")
+    assert code == 1
+    sandbox = report["sandbox"]
+    assert sandbox["ran"] is True
+    assert sandbox["server_version"]
+    rules = {f["rule"] for f in report["findings"] if f["source"] == "sandbox"}
+    assert {"rollback-schema-mismatch", "rollback-data-loss", "table-rewrite"} <= rules
+    loss = next(f for f in report["findings"] if f["rule"] == "rollback-data-loss")
+    assert "orders" in loss["message"]
+    # The trace: the ALTER on users (line 20) holds ACCESS EXCLUSIVE until COMMIT.
+    first = sandbox["trace"][0]
+    assert (first["path"], first["line"]) == (RISKY, 20)
+    assert {"relation": "users", "mode": "AccessExclusiveLock"} in first["locks"]
+    assert first["lock_timeout"] == "0"
+    steps = {s["name"]: s["outcome"] for s in sandbox["steps"]}
+    assert steps["upgrade to head"] == "passed"
+    assert steps["rollback to the base"] == "failed"
+
+
+def test_no_sandbox_says_so(capsys):
+    _, report = findings_of(capsys, str(SHOP), "--no-sandbox")
+    assert report["sandbox"] == {"ran": False, "skipped_reason": "not requested (--no-sandbox)"}

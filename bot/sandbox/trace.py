@@ -14,7 +14,7 @@ def traced_statements(
     """The child's records as TracedStatements, minus Alembic's version bookkeeping."""
     statements = []
     for record in raw:
-        if _is_bookkeeping(record["sql"]):
+        if _is_bookkeeping(record["sql"], record.get("path")):
             continue
         path = record.get("path")
         statements.append(
@@ -36,8 +36,13 @@ def traced_statements(
     return statements
 
 
-def _is_bookkeeping(sql: str) -> bool:
-    return "alembic_version" in sql.lower()
+def _is_bookkeeping(sql: str, path: str | None) -> bool:
+    """Alembic's version table, and the catalog reads SQLAlchemy and Alembic make on their
+    own (no migration file on the stack); statements env.py sends, like SET, stay."""
+    lowered = sql.lstrip().lower()
+    if "alembic_version" in lowered:
+        return True
+    return path is None and lowered.startswith(("select", "show"))
 
 
 def lock_spans(trace: list[TracedStatement], commits: list[float]) -> list[LockSpan]:
