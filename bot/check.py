@@ -7,6 +7,7 @@ analysis itself is pure and lives in `bot.analysis`.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from bot.policy.config import POLICY_PATH, Policy, load_policy, load_repo_policy
 from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, timeout_limits_ms
 from bot.result import CheckResult
 from bot.sandbox.database import shared_server
+from bot.sandbox.environment import prepare_environment
+from bot.sandbox.model import SandboxReport, Step
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
 
@@ -51,6 +54,8 @@ class CheckOptions:
     base_ref: str | None = None  # git ref: new = revisions at head but not at this ref
     from_revision: str | None = None  # Alembic revision: new = everything after it
     head_ref: str | None = None  # git ref to check instead of the work tree
+    base_tree: Path | None = None  # new = revisions not in this tree (the service's base)
+    policy: Policy | None = None  # already read (the service reads it from the base branch)
     environment: str | None = None
     config: Path | None = None  # policy file; default .github/migsafe.yml of PATH
     sandbox: bool = True  # apply the change to a throwaway PostgreSQL
@@ -65,7 +70,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         raise UserError("not a directory", path=str(options.path))
     if options.base_ref and options.from_revision:
         raise UserError("--base and --from both say where the change starts: give one")
-    policy = _load_policy(repo_root, options)
+    policy = options.policy or _load_policy(repo_root, options)
     environment = options.environment or policy.environment
     if environment not in ENVIRONMENTS:
         raise UserError(f"unknown environment '{environment}' (one of {', '.join(ENVIRONMENTS)})")
@@ -161,6 +166,14 @@ def _new_revisions(
         versions = [_relative(d, project.repo_root) for d in project.versions_dirs]
         at_base = scan_files_at_ref(repo_root, options.base_ref, versions)
         return set(graph.new_compared_to({f.revision for f in at_base}))
+    if options.base_tree is not None:
+        base_project = find_project(
+            options.base_tree,
+            alembic_ini=policy.alembic.config,
+            script_location=policy.alembic.script_location,
+        )
+        at_base = scan_project(base_project)
+        return set(graph.new_compared_to({f.revision for f in at_base}))
     if policy.alembic.base_revision:
         return set(graph.new_since(graph.resolve(policy.alembic.base_revision)))
     return set(graph.by_id)
@@ -199,8 +212,13 @@ def _sandbox(
         return None, "not requested (--no-sandbox)"
     if not any(f.new for f in files):
         return None, "no new revisions"
-    lock_ms, statement_ms = timeout_limits_ms(policy)
     settings = policy.sandbox
+    prepared = None
+    if settings.setup:
+        prepared = prepare_environment(work_root, settings, timeout_s=options.sandbox_timeout_s)
+        if prepared.error:
+            return _setup_failed(prepared.error), None
+    lock_ms, statement_ms = timeout_limits_ms(policy)
     request = SandboxRequest(
         work_root=work_root,
         ini_path=project.ini_path,
@@ -218,8 +236,25 @@ def _sandbox(
         ),
         child_env=dict(settings.env),
         timeout_s=options.sandbox_timeout_s,
+        python=prepared.python if prepared else sys.executable,
     )
-    return run_sandbox(request, shared_server(options.database_url)), None
+    outcome = run_sandbox(request, shared_server(options.database_url))
+    if prepared:
+        outcome.report.protections += [f"setup: {p}" for p in prepared.protections]
+    return outcome, None
+
+
+def _setup_failed(error: str) -> SandboxOutcome:
+    """The policy's setup commands failed: the run cannot start, and the report says why."""
+    report = SandboxReport(steps=[Step("setup", "failed", detail=error)])
+    info = RULES["sandbox-failed"]
+    finding = Finding(
+        rule=info.id,
+        severity=info.default_severity,
+        message=f"the sandbox setup failed: {error}",
+        source="sandbox",
+    )
+    return SandboxOutcome(report, [finding])
 
 
 # The offline SQL's timeout rules and what the sandbox saw on the migration's connection.

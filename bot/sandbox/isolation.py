@@ -44,6 +44,12 @@ _NAMESPACE_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("unshare", "--net", "--pid", "--fork", "--kill-child"),
     ("unshare", "--net"),
 )
+# For setup commands that must reach a package index: every namespace but the network one.
+_NETWORKED_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc"),
+    ("unshare", "--pid", "--fork", "--kill-child"),
+)
+NETWORK_ALLOWED = "network: ALLOWED (setup commands may reach package indexes)"
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ def run_isolated(
     pass_fds: Sequence[int] = (),
     writable_paths: Sequence[Path] = (),
     probe_argv: Sequence[str] | None = None,
+    allow_network: bool = False,
 ) -> IsolatedResult:
     """Run `argv` contained; never raises for anything the child does.
 
@@ -121,10 +128,12 @@ def run_isolated(
     `cwd` and the command must be readable by it. `probe_argv` is a command that must succeed
     as that user for the drop to be used (default: `argv[0] --version`; for an interpreter,
     pass something that imports what the command needs); the answer is cached.
+    `allow_network` keeps the machine's network (for setup commands that install packages);
+    every other protection stays, and `protections` says the network was allowed.
     """
     if shutil.which(argv[0], path=env.get("PATH")) is None:
         raise FileNotFoundError(f"{argv[0]}: not found on the child's PATH")
-    namespaces = _namespaces()
+    namespaces = _networked_namespaces() if allow_network else _namespaces()
     user = _user_drop(tuple(probe_argv or (argv[0], "--version")))
     with tempfile.TemporaryDirectory(prefix="migsafe-run-") as private:
         private_dir = Path(private)
@@ -144,6 +153,8 @@ def run_isolated(
     if namespaces.pids and result.returncode is not None and 128 < result.returncode < 193:
         result.returncode = 128 - result.returncode  # the shim's 128+N: killed by signal N
     result.protections = _describe(namespaces, user, limits, timeout_s, child_env)
+    if allow_network:
+        result.protections[0] = NETWORK_ALLOWED
     return result
 
 
@@ -269,15 +280,28 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 @functools.cache
 def _namespaces() -> _Namespaces:
+    return _first_working(_NAMESPACE_CANDIDATES)
+
+
+@functools.cache
+def _networked_namespaces() -> _Namespaces:
+    return _first_working(_NETWORKED_CANDIDATES)
+
+
+def _first_working(candidates: tuple[tuple[str, ...], ...]) -> _Namespaces:
     if shutil.which("unshare") is None:
         return _Namespaces((), False, False, False, "unshare (util-linux) not found")
     reason = ""
-    for candidate in _NAMESPACE_CANDIDATES:
+    for candidate in candidates:
         shim = _INIT_SHIM if "--pid" in candidate else ()
         ok, detail = _probe([*candidate, *shim, "true"])
         if ok:
             return _Namespaces(
-                candidate, True, "--pid" in candidate, "--mount-proc" in candidate, ""
+                candidate,
+                "--net" in candidate,
+                "--pid" in candidate,
+                "--mount-proc" in candidate,
+                "",
             )
         reason = reason or f"`{' '.join(candidate)}` failed: {detail}"
     return _Namespaces((), False, False, False, reason)

@@ -1,0 +1,229 @@
+"""A full sandbox check of a 50-revision project against the floor of plain Alembic.
+
+Run: python bench/bench_sandbox_check.py [--revisions 50] [--runs 3] [--url ADMIN_URL]
+
+(a) migsafe: `run_check` with the sandbox (dry-run child, analysis, a fresh database and
+    role, upgrade traced per statement, snapshots and seeding, post-migration checks,
+    downgrade, upgrade again, drop);
+(b) the floor: one Python process running `alembic upgrade head`, `alembic downgrade base`,
+    `alembic upgrade head` on a database of the same server.
+Both on the embedded cluster (or --url / MIGSAFE_SANDBOX_URL), warm, median of --runs.
+Goals (issue 3): (a) <= 2x (b); the per-check database create+drop <= 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bot.check import CheckOptions, run_check
+from bot.result import CheckResult
+from bot.sandbox.database import SandboxServer, create_sandbox, shared_server
+
+FLOOR_DATABASE = "migsafe_bench_floor"
+ENV_PY = """
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+config = context.config
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = engine_from_config(
+        config.get_section(config.config_ini_section, {}), "sqlalchemy.", poolclass=pool.NullPool
+    )
+    with engine.connect() as connection:
+        context.configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+"""
+ALEMBIC_INI = """[alembic]
+script_location = %(here)s/migrations
+sqlalchemy.url = postgresql://localhost/bench
+"""
+# The floor: the three commands in one interpreter, as a deploy script would run them.
+FLOOR_SCRIPT = """
+import sys
+from alembic import command
+from alembic.config import Config
+config = Config(sys.argv[1])
+config.set_main_option("sqlalchemy.url", sys.argv[2].replace("%", "%%"))
+command.upgrade(config, "head")
+command.downgrade(config, "base")
+command.upgrade(config, "head")
+"""
+
+
+def revision_body(number: int) -> tuple[str, str]:
+    """(upgrade, downgrade) of revision `number` (1-based): tables, columns, indexes, data."""
+    table = f"t{(number - 1) // 5 + 1:02d}"  # a new table every 5 revisions
+    step = (number - 1) % 5
+    if step == 0:
+        up = f"""op.create_table(
+        "{table}",
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, server_default=sa.func.now(), nullable=False),
+    )"""
+        return up, f'op.drop_table("{table}")'
+    if step in (1, 3):
+        column = f"c{number}"
+        up = f'op.add_column("{table}", sa.Column("{column}", sa.Integer, nullable=True))'
+        return up, f'op.drop_column("{table}", "{column}")'
+    if step == 2:
+        index = f"ix_{table}_name"
+        return f'op.create_index("{index}", "{table}", ["name"])', f'op.drop_index("{index}")'
+    column = f"c{number - 1}"
+    up = f'op.execute("UPDATE {table} SET {column} = 0 WHERE {column} IS NULL")'
+    return up, f'op.execute("UPDATE {table} SET {column} = NULL")'
+
+
+def write_project(root: Path, revisions: int) -> Path:
+    versions = root / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (root / "alembic.ini").write_text(ALEMBIC_INI)
+    (root / "migrations" / "env.py").write_text(ENV_PY)
+    previous = None
+    for number in range(1, revisions + 1):
+        revision = f"{number:04d}"
+        up, down = revision_body(number)
+        source = (
+            f'"""revision {revision}\n\nRevision ID: {revision}\nRevises: {previous or ""}\n"""\n'
+            "import sqlalchemy as sa\nfrom alembic import op\n\n"
+            f"revision = {revision!r}\ndown_revision = {previous!r}\n"
+            "branch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade() -> None:\n    {up}\n\n\n"
+            f"def downgrade() -> None:\n    {down}\n"
+        )
+        (versions / f"{revision}_step.py").write_text(source)
+        previous = revision
+    return root
+
+
+def timed(action: Callable[[], object], runs: int) -> tuple[list[float], object]:
+    seconds, last = [], None
+    for _ in range(runs):
+        began = time.perf_counter()
+        last = action()
+        seconds.append(time.perf_counter() - began)
+    return seconds, last
+
+
+def check_once(project: Path, admin_url: str) -> CheckResult:
+    options = CheckOptions(path=project, sandbox=True, database_url=admin_url)
+    result = run_check(options)
+    failed = [s for s in (result.sandbox.steps if result.sandbox else []) if s.outcome != "passed"]
+    if result.sandbox is None or failed:
+        raise SystemExit(f"the sandbox check did not pass: {failed or result.sandbox_skipped}")
+    return result
+
+
+def floor_once(project: Path, server: SandboxServer) -> None:
+    url = server.url(
+        dbname=FLOOR_DATABASE, user=str(server_user(server)), password=password(server)
+    )
+    with psycopg.connect(server.admin_conninfo, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(FLOOR_DATABASE)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(FLOOR_DATABASE)))
+    try:
+        subprocess.run(
+            [sys.executable, "-c", FLOOR_SCRIPT, str(project / "alembic.ini"), url],
+            cwd=project,
+            check=True,
+        )
+    finally:
+        with psycopg.connect(server.admin_conninfo, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(FLOOR_DATABASE)
+                )
+            )
+
+
+def server_user(server: SandboxServer) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(server.admin_conninfo).get("user", ""))
+
+
+def password(server: SandboxServer) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(server.admin_conninfo).get("password", ""))
+
+
+def create_drop_times(server: SandboxServer, runs: int) -> list[float]:
+    create_sandbox(server).drop()  # warm
+    seconds = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        create_sandbox(server).drop()
+        seconds.append(time.perf_counter() - began)
+    return seconds
+
+
+def interpreter_start(runs: int) -> float:
+    """What every child pays before its first statement: Python and its imports."""
+    argv = [sys.executable, "-I", "-c", "from alembic import command; import psycopg"]
+    seconds, _ = timed(lambda: subprocess.run(argv, check=True), runs)
+    return statistics.median(seconds)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--revisions", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--url", default=os.environ.get("MIGSAFE_SANDBOX_URL"))
+    options = parser.parse_args()
+    began = time.perf_counter()
+    server = shared_server(options.url)
+    version = server.server_version()
+    print(f"server: PostgreSQL {version} (ready in {time.perf_counter() - began:.2f} s)")
+    admin_url = server.admin_conninfo
+    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
+        project = write_project(Path(tmp) / "project", options.revisions)
+        print(f"project: {options.revisions} revisions, {options.runs} runs each (after a warm-up)")
+        check_once(project, admin_url)
+        floor_once(project, server)
+        check_s, result = timed(lambda: check_once(project, admin_url), options.runs)
+        floor_s, _ = timed(lambda: floor_once(project, server), options.runs)
+    create_drop_s = create_drop_times(server, 20)
+    check, floor = statistics.median(check_s), statistics.median(floor_s)
+    print(f"(a) migsafe check, sandbox on:      median {ms(check)}  (runs: {fmt(check_s)})")
+    assert isinstance(result, CheckResult) and result.sandbox is not None
+    dry, box = ms(result.dry_run.duration_s), ms(result.sandbox.duration_s)
+    print(f"      dry-run child {dry}; sandbox {box}, of which:")
+    for step in result.sandbox.steps:
+        print(f"        {step.name:<24} {ms(step.duration_s)}")
+    print(f"(b) floor, alembic up/down/up:       median {ms(floor)}  (runs: {fmt(floor_s)})")
+    verdict = "ok" if check <= 2 * floor else "MISSED"
+    print(f"ratio (a)/(b): {check / floor:.2f}x   goal <= 2x: {verdict}")
+    children = 1 + sum(1 for s in result.sandbox.steps if s.duration_s > 0.05)
+    print(
+        f"child start (python + alembic/sqlalchemy/psycopg imports): {ms(interpreter_start(5))},"
+        f" paid once by (b), {children} times by (a) (dry-run + sandbox steps)"
+    )
+    create_drop = statistics.median(create_drop_s)
+    verdict = "ok" if create_drop <= 0.150 else "MISSED"
+    print(f"per-check database create+drop: median {ms(create_drop)}   goal <= 150 ms: {verdict}")
+
+
+def fmt(seconds: list[float]) -> str:
+    return ", ".join(ms(s) for s in seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Hostile migrations through the whole check: each ends in a clear finding within its limit.
+
+Every hostile revision guards its attack with `if not op.get_context().as_sql:`, so the
+offline dry-run passes and the sandbox's online upgrade (a contained child) meets it. After
+each one the sandbox database and role must be gone and a normal check must still pass.
+All checks run on the session's one embedded cluster (`sandbox_server`'s conninfo).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from bot.analysis.model import Finding
+from bot.check import CheckOptions, run_check
+from bot.report import render
+from bot.result import CheckResult
+from bot.sandbox.cluster import EmbeddedCluster
+from bot.sandbox.database import PREFIX, SandboxServer
+from bot.sandbox.model import Step
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "hostile"
+SLACK_S = 3.0  # interpreter start, the dry-run's child, the sandbox database: on top of a limit
+
+Check = Callable[..., CheckResult]
+
+
+def _project(
+    tmp_path: Path,
+    name: str,
+    *,
+    env: dict[str, str] | None = None,
+    base_revision: str | None = None,
+) -> Path:
+    """The skeleton project (alembic.ini, env.py) with the fixture's revisions and a policy."""
+    root = tmp_path / name
+    shutil.copytree(FIXTURES / "_skeleton", root)
+    shutil.copytree(FIXTURES / name, root, dirs_exist_ok=True)
+    policy: dict[str, Any] = {"version": 1, "sandbox": {"env": env or {}}}
+    if base_revision:
+        policy["alembic"] = {"base_revision": base_revision}
+    (root / ".github").mkdir()
+    (root / ".github" / "migsafe.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def check(sandbox_server: SandboxServer, tmp_path: Path) -> Iterator[Check]:
+    """run_check with the sandbox on the session's cluster; afterwards (the part every hostile
+    test shares) no sandbox is left on the server and a harmless change checks cleanly."""
+
+    def run(project: Path, *, timeout_s: float) -> CheckResult:
+        options = CheckOptions(
+            path=project,
+            sandbox=True,
+            database_url=sandbox_server.admin_conninfo,
+            sandbox_timeout_s=timeout_s,
+            dry_run_timeout_s=60,
+        )
+        return run_check(options)
+
+    yield run
+    assert sandbox_server.leftover_names() == [], "the sandbox database or role was not dropped"
+    healthy = run(_project(tmp_path, "healthy"), timeout_s=60)
+    assert healthy.sandbox is not None
+    assert [(s.name, s.outcome) for s in healthy.sandbox.steps] == [
+        ("upgrade to the base", "passed"),
+        ("upgrade to head", "passed"),
+        ("post-migration checks", "passed"),
+        ("rollback to the base", "passed"),
+        ("upgrade again", "passed"),
+    ]
+    assert healthy.exit_code == 0, [f.message for f in healthy.blocking]
+    assert sandbox_server.leftover_names() == []
+
+
+def _step(result: CheckResult, name: str) -> Step:
+    assert result.sandbox is not None
+    return next(step for step in result.sandbox.steps if step.name == name)
+
+
+def _upgrade_failure(result: CheckResult) -> Finding:
+    """The one upgrade-failed finding; the steps after it were skipped, not run."""
+    (finding,) = [f for f in result.findings if f.rule == "upgrade-failed"]
+    assert finding.source == "sandbox" and result.exit_code == 1
+    assert _step(result, "upgrade to head").outcome == "failed"
+    assert _step(result, "rollback to the base").outcome == "skipped"
+    return finding
+
+
+def _protection(result: CheckResult, prefix: str) -> str:
+    assert result.sandbox is not None
+    return next(line for line in result.sandbox.protections if line.startswith(prefix))
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_an_infinite_loop_is_killed_at_the_wall_clock_limit(check: Check, tmp_path: Path) -> None:
+    result = check(_project(tmp_path, "infinite_loop"), timeout_s=4)
+    finding = _upgrade_failure(result)
+    assert finding.message == "the upgrade failed: killed after 4 s (wall clock limit)"
+    assert _step(result, "upgrade to head").duration_s < 4 + SLACK_S
+
+
+def test_a_memory_bomb_ends_in_a_memory_error(check: Check, tmp_path: Path) -> None:
+    result = check(_project(tmp_path, "memory_bomb"), timeout_s=60)
+    finding = _upgrade_failure(result)
+    assert finding.message.startswith("the upgrade failed: MemoryError"), finding.message
+    assert "h1_memory_bomb.py" in finding.message  # where, in the migration, it stopped
+    assert _protection(result, "limits:").startswith("limits: cpu 60s, memory 1 GiB")
+    assert _step(result, "upgrade to head").duration_s < 30
+
+
+def test_a_fork_loop_is_stopped_and_leaves_no_process(check: Check, tmp_path: Path) -> None:
+    marker = f"900.{uuid.uuid4().int % 10**9:09d}"  # the children `sleep` this long
+    project = _project(tmp_path, "fork_loop", env={"FORK_MARK": marker})
+    result = check(project, timeout_s=5)
+    finding = _upgrade_failure(result)
+    assert _processes_with(marker) == []
+    if "NOT enforced" in _protection(result, "limits:"):
+        # root: no process limit applies; the bounded loop is contained by the PID
+        # namespace / process group, and ended by the wall clock.
+        assert finding.message == "the upgrade failed: killed after 5 s (wall clock limit)"
+    else:
+        assert "BlockingIOError" in finding.message, finding.message
+    assert _step(result, "upgrade to head").duration_s < 5 + SLACK_S
+
+
+@pytest.fixture
+def secrets_in_parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The bot's secrets in its environment, and a process of the bot holding one."""
+    monkeypatch.setenv("MIGSAFE_WEBHOOK_SECRET", "whsec-sekrit")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_faketoken123")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:secret-pw@db.internal/bot")
+    decoy = subprocess.Popen(
+        ["sleep", "60"], env={"DECOY_SECRET": "decoy-sekrit"}, stdin=subprocess.DEVNULL
+    )
+    try:
+        yield ["whsec-sekrit", "ghs_faketoken123", "secret-pw", "db.internal", "decoy-sekrit"]
+    finally:
+        decoy.kill()
+        decoy.wait()
+
+
+def test_a_migration_looking_for_secrets_finds_none(
+    check: Check, tmp_path: Path, secrets_in_parent: list[str]
+) -> None:
+    project = _project(tmp_path, "reads_secrets", env={"APP_ENV": "sandbox"})
+    result = check(project, timeout_s=60)
+    assert result.sandbox is not None
+    assert _step(result, "upgrade to head").outcome == "passed"
+    (insert,) = [s.sql for s in result.sandbox.trace if s.sql.startswith("INSERT INTO loot")]
+    loot = json.loads(base64.b64decode(insert.split("'")[1]))
+    seen = loot["environ"]
+    allowed = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PWD", "DATABASE_URL", "APP_ENV"}
+    assert set(seen) <= allowed  # PWD: the PID namespace's init shell sets it
+    assert seen["APP_ENV"] == "sandbox"  # the policy file's variables do arrive
+    assert seen["DATABASE_URL"].startswith(f"postgresql+psycopg://{PREFIX}")  # its own sandbox
+    dump = json.dumps(loot)
+    report = render(result, "json") + json.dumps(asdict(result), default=str)
+    for secret in [*secrets_in_parent, "MIGSAFE_WEBHOOK_SECRET", "GITHUB_TOKEN"]:
+        assert secret not in dump
+        assert secret not in report
+    if not any("private /proc" in line for line in result.sandbox.protections):
+        pytest.skip("no private /proc here: other processes' environments may be readable")
+    assert len(loot["processes"]) < 5  # only the child's own few processes are visible
+
+
+def test_a_migration_cannot_open_a_network_connection(check: Check, tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = str(listener.getsockname()[1])
+        result = check(_project(tmp_path, "network", env={"NET_PORT": port}), timeout_s=60)
+        network = _protection(result, "network:")
+        if network != "network: none (new network namespace)":
+            pytest.skip(f"no network namespace on this machine: {network}")
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody called
+    finding = _upgrade_failure(result)
+    assert "Network is unreachable" in finding.message, finding.message
+
+
+class _LockHolder(threading.Thread):
+    """Another session: waits for the check's sandbox database, then (when the migration has
+    signalled with table lock_wait_ready) holds ACCESS EXCLUSIVE on `accounts` until
+    released or terminated by the sandbox's drop."""
+
+    def __init__(self, cluster: EmbeddedCluster, existing: set[str]) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.existing = cluster, existing
+        self.locked, self.release = threading.Event(), threading.Event()
+        self.error: BaseException | None = None
+        self.deadline = time.monotonic() + 60
+
+    def run(self) -> None:
+        try:
+            self._hold()
+        except psycopg.Error as error:
+            if not self.locked.is_set():  # after the lock: terminated by the drop, expected
+                self.error = error
+        except BaseException as error:
+            self.error = error
+
+    def _hold(self) -> None:
+        database = self._await(self._new_sandbox)
+        with psycopg.connect(self.cluster.conninfo(dbname=database)) as session:
+            self._await(lambda: self._ready(session))
+            session.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+            self.locked.set()
+            self.release.wait(60)
+
+    def _new_sandbox(self) -> str | None:
+        with psycopg.connect(self.cluster.conninfo(), autocommit=True) as admin:
+            rows = admin.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (PREFIX,)
+            ).fetchall()
+        fresh = [row[0] for row in rows if row[0] not in self.existing]
+        return fresh[0] if fresh else None
+
+    @staticmethod
+    def _ready(session: psycopg.Connection[Any]) -> bool | None:
+        row = session.execute("SELECT to_regclass('public.lock_wait_ready')").fetchone()
+        session.rollback()  # a fresh look each time, and no transaction left open
+        return True if row and row[0] else None
+
+    def _await(self, probe: Callable[[], Any]) -> Any:
+        while time.monotonic() < self.deadline:
+            found = probe()
+            if found:
+                return found
+            time.sleep(0.02)
+        raise TimeoutError("the sandbox never got that far")
+
+
+@pytest.mark.parametrize("lock_timeout", ["1s", None], ids=["lock_timeout", "no_timeout"])
+def test_a_migration_waiting_on_another_sessions_lock_is_stopped(
+    check: Check,
+    tmp_path: Path,
+    embedded_cluster: EmbeddedCluster,
+    sandbox_server: SandboxServer,
+    lock_timeout: str | None,
+) -> None:
+    env = {"LOCK_TIMEOUT": lock_timeout} if lock_timeout else {}
+    project = _project(tmp_path, "lock_wait", env=env, base_revision="l1")
+    holder = _LockHolder(embedded_cluster, set(sandbox_server.leftover_names()))
+    holder.start()
+    timeout_s = 20 if lock_timeout else 8
+    try:
+        result = check(project, timeout_s=timeout_s)
+    finally:
+        holder.release.set()
+        holder.join(10)
+    assert holder.error is None and holder.locked.is_set()
+    finding = _upgrade_failure(result)
+    assert _step(result, "upgrade to the base").outcome == "passed"
+    if lock_timeout is None:  # nothing but the wall clock ends the wait
+        assert (
+            finding.message == f"the upgrade failed: killed after {timeout_s} s (wall clock limit)"
+        )
+        return
+    assert "canceling statement due to lock timeout" in finding.message, finding.message
+    assert finding.statement == "ALTER TABLE accounts ADD COLUMN note TEXT"
+    assert finding.path == "migrations/versions/l2_lock_wait.py"
+    assert result.sandbox is not None
+    (waited,) = [s for s in result.sandbox.trace if s.error]
+    assert waited.lock_timeout == "1s" and 1.0 <= waited.duration_s < 3.0
+    assert _step(result, "upgrade to head").duration_s < 1 + 5 + SLACK_S
