@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list every rule with its explanation")
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
+
+    from bot import service_cli
+
+    service_cli.add_commands(commands)
     return parser
 
 

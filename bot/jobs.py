@@ -1,0 +1,495 @@
+"""The durable job queue: procrastinate on the bot's PostgreSQL.
+
+What a webhook decided is a `PlannedJob` (task name, JSON arguments, locks); the webhook
+handler defers it on its own connection, in the same transaction as the delivery row, so
+an accepted delivery is never lost. Guarantees, all procrastinate's own:
+
+- retries with exponential backoff: procrastinate's `RETRY` for the tasks without a
+  queueing lock; for those with one (check, gate, rerun) a failed job defers its own
+  successor (`attempt` + 1, scheduled 3**attempt s later) under the same locks, because
+  procrastinate's in-place retry would collide with an identical job queued meanwhile
+  (unique queueing lock) and leave the failed job stuck in `doing`. An identical job
+  already queued takes over the retry;
+- `lock = "{repo}#{number}"`: at most one job runs per pull request at a time;
+- `queueing_lock`: the same check is never queued twice (a check suite and a push for
+  the same commit make one job); a newer push gets its own job, and the queued one for
+  the older head exits as superseded when it starts;
+- jobs of a worker that died (no heartbeat) are put back in the queue: at worker
+  start-up and every minute (`retry_stalled_jobs`).
+
+Task bodies call a `Handlers` registry (by default the functions of `bot.service`), so
+tests run the real tasks with handlers of their own instead of patching modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import procrastinate
+import psycopg
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
+from psycopg_pool import AsyncConnectionPool
+
+from bot import metrics
+from bot.settings import Settings
+from bot.store import db
+
+logger = logging.getLogger("migsafe.jobs")
+
+TASK_CHECK_PULL_REQUEST = "migsafe.check_pull_request"
+TASK_EVALUATE_GATE = "migsafe.evaluate_gate"
+TASK_RERUN_COMMAND = "migsafe.rerun_command"
+TASK_FORGET_MEMBERSHIP = "migsafe.forget_membership"
+TASK_RECORD_INSTALLATION = "migsafe.record_installation"
+TASK_RETRY_STALLED_JOBS = "migsafe.retry_stalled_jobs"
+
+# Waits 3, 9, 27, 81, 243 s: rides out a GitHub incident of several minutes.
+MAX_ATTEMPTS = 6
+BACKOFF_BASE_S = 3
+RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=BACKOFF_BASE_S)
+STALLED_AFTER_S = 30.0  # a worker without heartbeat for this long is dead (heartbeat: 10 s)
+RETRY_STALLED_CRON = "* * * * *"
+DEFER_ATTEMPTS = 3
+
+Handler = Callable[..., Awaitable[None]]
+Lookup = Callable[..., Awaitable[list[int]]]
+
+
+# -- planned jobs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    task: str
+    kwargs: dict[str, Any]
+    lock: str | None = None
+    queueing_lock: str | None = None
+    schedule_in_s: int | None = None
+
+
+def pull_request_lock(repo: str, number: int) -> str:
+    return f"{repo}#{number}"
+
+
+def plan_check(
+    *,
+    repo: str,
+    number: int | None,
+    head_sha: str,
+    delivery_id: str,
+    installation_id: int | None,
+    trigger: str,
+) -> PlannedJob:
+    """A check of `head_sha`; `number=None` (a fork's check suite names no PR): the job
+    finds the PRs with that head and defers one check each."""
+    kwargs = {
+        "repo": repo,
+        "number": number,
+        "head_sha": head_sha,
+        "delivery_id": delivery_id,
+        "installation_id": installation_id,
+        "trigger": trigger,
+    }
+    if number is None:
+        where = f"{repo}@{head_sha}"
+        return PlannedJob(TASK_CHECK_PULL_REQUEST, kwargs, where, f"check:{where}")
+    lock = pull_request_lock(repo, number)
+    return PlannedJob(TASK_CHECK_PULL_REQUEST, kwargs, lock, f"check:{lock}@{head_sha}")
+
+
+def plan_gate(
+    *,
+    repo: str,
+    number: int,
+    head_sha: str,
+    delivery_id: str,
+    installation_id: int | None,
+    trigger: str,
+) -> PlannedJob:
+    """Re-evaluate the approval gate (labels, reviews); it reads the current state, so one
+    queued evaluation per PR is enough."""
+    lock = pull_request_lock(repo, number)
+    kwargs = {
+        "repo": repo,
+        "number": number,
+        "head_sha": head_sha,
+        "delivery_id": delivery_id,
+        "installation_id": installation_id,
+        "trigger": trigger,
+    }
+    return PlannedJob(TASK_EVALUATE_GATE, kwargs, lock, f"gate:{lock}")
+
+
+def plan_rerun(
+    *,
+    repo: str,
+    number: int,
+    comment_id: int,
+    commenter: str,
+    delivery_id: str,
+    installation_id: int | None,
+) -> PlannedJob:
+    kwargs = {
+        "repo": repo,
+        "number": number,
+        "comment_id": comment_id,
+        "commenter": commenter,
+        "delivery_id": delivery_id,
+        "installation_id": installation_id,
+    }
+    return PlannedJob(TASK_RERUN_COMMAND, kwargs, None, f"rerun:{repo}#{number}:{comment_id}")
+
+
+def plan_forget_membership(
+    *,
+    org: str,
+    team_slug: str | None,
+    login: str,
+    delivery_id: str,
+    installation_id: int | None,
+) -> PlannedJob:
+    kwargs = {
+        "org": org,
+        "team_slug": team_slug,
+        "login": login,
+        "delivery_id": delivery_id,
+        "installation_id": installation_id,
+    }
+    return PlannedJob(TASK_FORGET_MEMBERSHIP, kwargs)
+
+
+def plan_record_installation(*, installation_id: int, action: str, delivery_id: str) -> PlannedJob:
+    kwargs = {"installation_id": installation_id, "action": action, "delivery_id": delivery_id}
+    return PlannedJob(TASK_RECORD_INSTALLATION, kwargs)
+
+
+# -- handlers and their context -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """What the tasks do; each is `async def name(ctx: ServiceContext, **job_kwargs)`."""
+
+    check_pull_request: Handler
+    pull_requests_for_commit: Lookup
+    evaluate_gate: Handler
+    rerun_command: Handler
+    forget_membership: Handler
+    record_installation: Handler
+
+    @classmethod
+    def from_service(cls) -> Handlers:
+        from bot import service
+
+        return cls(
+            check_pull_request=service.check_pull_request,
+            pull_requests_for_commit=service.pull_requests_for_commit,
+            evaluate_gate=service.evaluate_gate,
+            rerun_command=service.rerun_command,
+            forget_membership=service.forget_membership,
+            record_installation=service.record_installation,
+        )
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """Given to every handler: the queue (to defer follow-up jobs), the pool, the job."""
+
+    queue: JobQueue
+    job_id: int | None
+    attempts: int
+    task: str
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        return self.queue.pool
+
+    @property
+    def settings(self) -> Settings | None:
+        return self.queue.settings
+
+    async def defer(self, job: PlannedJob) -> int | None:
+        """Defer a follow-up job in its own transaction (e.g. rerun_command → a check)."""
+        async with self.pool.connection() as connection, connection.transaction():
+            return await self.queue.defer(connection, job)
+
+    async def superseded(self, *, repo: str, number: int, head_sha: str, since: str) -> bool:
+        """For long checks to ask between stages; `since` is the job's delivery id."""
+        return await self.queue.superseded(
+            repo=repo, number=number, head_sha=head_sha, delivery_id=since
+        )
+
+
+# -- the queue ---------------------------------------------------------------------------
+
+
+@dataclass
+class JobQueue:
+    """A procrastinate App with migsafe's tasks, bound to one pool and one handler set."""
+
+    conninfo: str
+    handlers: Handlers = field(default_factory=Handlers.from_service)
+    settings: Settings | None = None
+    stalled_after_s: float = STALLED_AFTER_S
+    app: procrastinate.App = field(init=False)
+    _pool: AsyncConnectionPool | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(conninfo=self.conninfo)
+        )
+        self._register_tasks()
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("the job queue is not open")
+        return self._pool
+
+    async def open(self, pool: AsyncConnectionPool) -> None:
+        """Share the process's pool (procrastinate then leaves closing it to us)."""
+        await self.app.open_async(pool)
+        self._pool = pool
+
+    async def close(self) -> None:
+        await self.app.close_async()
+        self._pool = None
+
+    # -- deferring ----------------------------------------------------------------------------
+
+    async def defer(self, connection: psycopg.AsyncConnection[Any], job: PlannedJob) -> int | None:
+        """Insert the job on `connection`, inside the caller's transaction (a savepoint, so a
+        refused queueing lock does not abort it). Returns the job's id, or the id of the
+        identical job already waiting."""
+        task = self.app.tasks[job.task]
+        for _ in range(DEFER_ATTEMPTS):
+            try:
+                async with connection.transaction():
+                    deferrer = task.configure(
+                        lock=job.lock,
+                        queueing_lock=job.queueing_lock,
+                        connection=connection,
+                        schedule_in=({"seconds": job.schedule_in_s} if job.schedule_in_s else None),
+                    )
+                    return await deferrer.defer_async(**job.kwargs)
+            except AlreadyEnqueued:
+                waiting = await _waiting_job_id(connection, job.queueing_lock)
+                if waiting is not None:
+                    return waiting
+                # It started between our insert and the look-up: queue this one after all.
+        logger.warning("could not defer %s (%s): queueing lock contended", job.task, job.lock)
+        return None
+
+    async def defer_all(
+        self, connection: psycopg.AsyncConnection[Any], jobs: Iterable[PlannedJob]
+    ) -> list[int]:
+        ids = [await self.defer(connection, job) for job in jobs]
+        return [job_id for job_id in ids if job_id is not None]
+
+    # -- superseded ---------------------------------------------------------------------------
+
+    async def superseded(self, *, repo: str, number: int, head_sha: str, delivery_id: str) -> bool:
+        async with self.pool.connection() as connection:
+            requested_at = await db.delivery_received_at(connection, delivery_id)
+            return await db.is_superseded(
+                connection, repo=repo, number=number, head_sha=head_sha, requested_at=requested_at
+            )
+
+    # -- worker ---------------------------------------------------------------------------------
+
+    async def run_worker(
+        self,
+        *,
+        concurrency: int = 4,
+        wait: bool = True,
+        name: str = "migsafe-worker",
+        install_signal_handlers: bool = True,
+    ) -> None:
+        """Work until stopped (`wait=False`: until the queue is empty). Jobs of dead workers
+        are re-queued first, then every minute by the periodic task."""
+        await self.retry_stalled_jobs()
+        await self.app.run_worker_async(
+            concurrency=concurrency,
+            wait=wait,
+            name=name,
+            install_signal_handlers=install_signal_handlers,
+            stalled_worker_timeout=self.stalled_after_s,
+        )
+
+    async def retry_stalled_jobs(self) -> int:
+        """Put back in the queue the running jobs of workers without a recent heartbeat."""
+        manager = self.app.job_manager
+        stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after_s))
+        for job in stalled:
+            assert job.id is not None
+            try:
+                await manager.retry_job(job)
+                logger.warning("re-queued stalled job %s (%s)", job.id, job.task_name)
+            except UniqueViolation:
+                # An identical job is queued (same queueing lock): it does the work.
+                await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+                logger.warning("stalled job %s superseded by a queued twin", job.id)
+        return len(stalled)
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def _register_tasks(self) -> None:
+        task = self.app.task
+        # These three have queueing locks: they retry by deferring a successor (see above).
+        task(name=TASK_CHECK_PULL_REQUEST, pass_context=True)(self._check)
+        task(name=TASK_EVALUATE_GATE, pass_context=True)(self._evaluate_gate)
+        task(name=TASK_RERUN_COMMAND, pass_context=True)(self._rerun_command)
+        task(name=TASK_FORGET_MEMBERSHIP, pass_context=True, retry=RETRY)(self._forget)
+        task(name=TASK_RECORD_INSTALLATION, pass_context=True, retry=RETRY)(self._installation)
+        retry_stalled = task(name=TASK_RETRY_STALLED_JOBS, queueing_lock=TASK_RETRY_STALLED_JOBS)(
+            self._retry_stalled_periodically
+        )
+        self.app.periodic(cron=RETRY_STALLED_CRON, periodic_id="retry-stalled")(retry_stalled)
+
+    def _context(self, job_context: procrastinate.JobContext) -> ServiceContext:
+        job = job_context.job
+        attempts = job.attempts + _attempt_of(job.task_kwargs)
+        return ServiceContext(queue=self, job_id=job.id, attempts=attempts, task=job.task_name)
+
+    async def _retrying(
+        self, job_context: procrastinate.JobContext, run: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run; on failure defer the successor (same locks, backoff) and re-raise, so this
+        job ends `failed` with its error while the successor waits its turn."""
+        try:
+            await run()
+        except Exception:
+            job = job_context.job
+            attempt = _attempt_of(job.task_kwargs) + 1
+            if attempt < MAX_ATTEMPTS:
+                successor = PlannedJob(
+                    job.task_name,
+                    {**job.task_kwargs, "attempt": attempt},
+                    job.lock,
+                    job.queueing_lock,
+                    schedule_in_s=BACKOFF_BASE_S**attempt,
+                )
+                async with self.pool.connection() as connection, connection.transaction():
+                    successor_id = await self.defer(connection, successor)
+                logger.warning("job %s failed; retry %s is job %s", job.id, attempt, successor_id)
+            raise
+
+    async def _check(
+        self,
+        job_context: procrastinate.JobContext,
+        *,
+        repo: str,
+        number: int | None,
+        head_sha: str,
+        delivery_id: str,
+        installation_id: int | None,
+        trigger: str,
+        attempt: int = 0,
+    ) -> None:
+        ctx = self._context(job_context)
+        await self._retrying(
+            job_context,
+            lambda: self._check_now(
+                ctx, repo, number, head_sha, delivery_id, installation_id, trigger
+            ),
+        )
+
+    async def _check_now(
+        self,
+        ctx: ServiceContext,
+        repo: str,
+        number: int | None,
+        head_sha: str,
+        delivery_id: str,
+        installation_id: int | None,
+        trigger: str,
+    ) -> None:
+        if number is None:
+            await self._check_each_pull_request(
+                ctx, repo, head_sha, delivery_id, installation_id, trigger
+            )
+            return
+        if await self.superseded(
+            repo=repo, number=number, head_sha=head_sha, delivery_id=delivery_id
+        ):
+            logger.info("%s#%s: check of %s superseded by a newer head", repo, number, head_sha)
+            return
+        started = time.monotonic()
+        try:
+            await self.handlers.check_pull_request(
+                ctx,
+                repo=repo,
+                number=number,
+                head_sha=head_sha,
+                delivery_id=delivery_id,
+                installation_id=installation_id,
+                trigger=trigger,
+            )
+        finally:
+            metrics.observe_check_duration(time.monotonic() - started)
+
+    async def _check_each_pull_request(
+        self,
+        ctx: ServiceContext,
+        repo: str,
+        head_sha: str,
+        delivery_id: str,
+        installation_id: int | None,
+        trigger: str,
+    ) -> None:
+        async with self.pool.connection() as connection:
+            numbers = await db.pull_requests_with_head(connection, repo, head_sha)
+        if not numbers:
+            numbers = await self.handlers.pull_requests_for_commit(
+                ctx, repo=repo, head_sha=head_sha, installation_id=installation_id
+            )
+        jobs = [
+            plan_check(
+                repo=repo,
+                number=number,
+                head_sha=head_sha,
+                delivery_id=delivery_id,
+                installation_id=installation_id,
+                trigger=trigger,
+            )
+            for number in numbers
+        ]
+        async with self.pool.connection() as connection, connection.transaction():
+            await self.defer_all(connection, jobs)
+
+    async def _evaluate_gate(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
+        await self.handlers.evaluate_gate(self._context(job_context), **kwargs)
+
+    async def _rerun_command(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
+        await self.handlers.rerun_command(self._context(job_context), **kwargs)
+
+    async def _forget(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
+        await self.handlers.forget_membership(self._context(job_context), **kwargs)
+
+    async def _installation(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
+        await self.handlers.record_installation(self._context(job_context), **kwargs)
+
+    async def _retry_stalled_periodically(self, timestamp: int) -> None:
+        await self.retry_stalled_jobs()
+
+
+async def _waiting_job_id(
+    connection: psycopg.AsyncConnection[Any], queueing_lock: str | None
+) -> int | None:
+    cursor = await connection.execute(
+        "SELECT id FROM procrastinate_jobs WHERE queueing_lock = %s AND status = 'todo'",
+        (queueing_lock,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _attempt_of(task_kwargs: dict[str, Any]) -> int:
+    """How many times this work failed before (0 for a job a webhook deferred)."""
+    attempt = task_kwargs.get("attempt")
+    return attempt if isinstance(attempt, int) else 0

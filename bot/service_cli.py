@@ -1,0 +1,151 @@
+"""`migsafe serve [--no-worker]`, `migsafe worker`, `migsafe db upgrade`.
+
+`add_commands(commands)` adds the three to bot.cli's sub-parsers. Without DATABASE_URL
+the state lives in the embedded cluster, migrated automatically at start-up; with it,
+`migsafe db upgrade` is a deployment step and serve/worker refuse an old schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.errors import UserError
+from bot.jobs import JobQueue
+from bot.settings import DEFAULT_DATA_DIR, Settings, load_settings
+from bot.store import db
+from bot.webhooks.app import build_web_app
+
+logger = logging.getLogger("migsafe.service")
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the GitHub App: webhook server and a worker",
+        description="Serve POST /webhook, /healthz, /readyz and /metrics on $PORT.",
+    )
+    serve_parser.add_argument(
+        "--no-worker", action="store_true", help="web only; run `migsafe worker` beside it"
+    )
+    serve_parser.set_defaults(run=lambda args: serve(worker=not args.no_worker))
+    worker_parser = commands.add_parser(
+        "worker", help="run a job worker (several replicas may share the queue)"
+    )
+    worker_parser.set_defaults(run=lambda args: worker())
+    db_parser = commands.add_parser("db", help="the GitHub App's own database")
+    db_commands = db_parser.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade_parser = db_commands.add_parser(
+        "upgrade", help="create or migrate its tables and the job queue's schema"
+    )
+    upgrade_parser.set_defaults(run=lambda args: db_upgrade())
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def db_upgrade() -> int:
+    """Needs only DATABASE_URL (or MIGSAFE_DATA_DIR for the embedded cluster)."""
+    data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    state = db.locate_state_database(os.environ.get("DATABASE_URL") or None, data_dir)
+    try:
+        db.upgrade(state.conninfo)
+        print(f"migsafe: state database at revision {db.current_revision(state.conninfo)}")
+    finally:
+        state.close()
+    return 0
+
+
+def serve(*, worker: bool = True) -> int:
+    settings = load_settings()
+    _configure_logging()
+    state = _ready_state_database(settings)
+    try:
+        queue = JobQueue(state.conninfo, settings=settings)
+        app = build_web_app(webhook_secret=settings.webhook_secret, queue=queue)
+        app.cleanup_ctx.append(_lifecycle(queue, state, settings, with_worker=worker))
+        web.run_app(app, port=settings.port, print=None, access_log=None)
+    finally:
+        state.close()
+    return 0
+
+
+def worker() -> int:
+    settings = load_settings()
+    _configure_logging()
+    state = _ready_state_database(settings)
+    try:
+        asyncio.run(_run_worker(settings, state))
+    finally:
+        state.close()
+    return 0
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("MIGSAFE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _ready_state_database(settings: Settings) -> db.StateDatabase:
+    state = db.open_state_database(settings)
+    try:
+        if state.cluster is not None:
+            db.upgrade(state.conninfo)  # private to this process: keep it current
+        elif db.current_revision(state.conninfo) != db.head_revision():
+            raise UserError("DATABASE_URL: the schema is not current; run `migsafe db upgrade`")
+    except BaseException:
+        state.close()
+        raise
+    return state
+
+
+def _lifecycle(
+    queue: JobQueue, state: db.StateDatabase, settings: Settings, *, with_worker: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """aiohttp cleanup context: the pool and the queue, and the worker beside the web."""
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.open_pool(state.conninfo)
+        await queue.open(pool)
+        worker_task = None
+        if with_worker:
+            worker_task = asyncio.create_task(
+                queue.run_worker(
+                    concurrency=settings.worker_concurrency, install_signal_handlers=False
+                ),
+                name="migsafe-worker",
+            )
+        mode = "web + worker" if with_worker else "web only"
+        logger.info("serving on port %s (%s)", settings.port, mode)
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await queue.close()
+            await pool.close()
+
+    return lifecycle
+
+
+async def _run_worker(settings: Settings, state: db.StateDatabase) -> None:
+    pool = await db.open_pool(state.conninfo)
+    queue = JobQueue(state.conninfo, settings=settings)
+    try:
+        await queue.open(pool)
+        await queue.run_worker(concurrency=settings.worker_concurrency)
+    finally:
+        await queue.close()
+        await pool.close()

@@ -1,0 +1,130 @@
+"""The GitHub App's settings, read once from the environment at start-up.
+
+A missing or bad variable is one `UserError` naming it, so `migsafe serve` stops with a
+single clear line instead of failing later on the first webhook. Secrets never appear
+in `repr` (they are `field(repr=False)`), so logging a `Settings` is safe.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from bot.errors import UserError
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+DEFAULT_PORT = 8000
+DEFAULT_WORKER_CONCURRENCY = 4
+DEFAULT_DATA_DIR = "~/.local/share/migsafe/pg"
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    # None: the embedded cluster, persistent in `data_dir` (see bot.store.db.open_state_database).
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR).expanduser())
+    sandbox_url: str | None = field(default=None, repr=False)
+    port: int = DEFAULT_PORT
+    public_url: str | None = None
+    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default: os.environ); UserError names the bad variable."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        app_id=_positive_int(env, "MIGSAFE_APP_ID", required=True),
+        private_key=_private_key(env),
+        webhook_secret=_required(env, "MIGSAFE_WEBHOOK_SECRET"),
+        github_api_url=_http_url(env, "MIGSAFE_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
+        database_url=_optional(env, "DATABASE_URL"),
+        data_dir=Path(env.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
+        sandbox_url=_optional(env, "MIGSAFE_SANDBOX_URL"),
+        port=_port(env),
+        public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
+        worker_concurrency=_positive_int(
+            env, "MIGSAFE_WORKER_CONCURRENCY", default=DEFAULT_WORKER_CONCURRENCY
+        ),
+    )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _optional(env, name)
+    if value is None:
+        raise UserError(f"{name} is not set")
+    return value
+
+
+def _positive_int(
+    env: Mapping[str, str], name: str, *, required: bool = False, default: int = 0
+) -> int:
+    raw = _required(env, name) if required else _optional(env, name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise UserError(f"{name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def _port(env: Mapping[str, str]) -> int:
+    port = _positive_int(env, "PORT", default=DEFAULT_PORT)
+    if port > 65535:
+        raise UserError(f"PORT must be at most 65535, not {port}")
+    return port
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    return _optional_http_url(env, name) or default
+
+
+def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _optional(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"{name} must be an http(s) URL, not {raw!r}")
+    return raw.rstrip("/")
+
+
+def _private_key(env: Mapping[str, str]) -> str:
+    """PEM text from MIGSAFE_PRIVATE_KEY, else read from MIGSAFE_PRIVATE_KEY_FILE."""
+    pem, source = _optional(env, "MIGSAFE_PRIVATE_KEY"), "MIGSAFE_PRIVATE_KEY"
+    if pem is None:
+        path = _optional(env, "MIGSAFE_PRIVATE_KEY_FILE")
+        if path is None:
+            raise UserError("neither MIGSAFE_PRIVATE_KEY nor MIGSAFE_PRIVATE_KEY_FILE is set")
+        source = "MIGSAFE_PRIVATE_KEY_FILE"
+        try:
+            pem = Path(path).expanduser().read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"{source}: cannot read {path}: {error}") from error
+    # Some deployments pass the PEM with literal "\n" in a single-line variable.
+    pem = pem.replace("\\n", "\n").strip() + "\n"
+    _check_private_key(pem, source)
+    return pem
+
+
+def _check_private_key(pem: str, source: str) -> None:
+    try:
+        key = load_pem_private_key(pem.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError) as error:
+        # The library's message never contains the key material.
+        raise UserError(f"{source} is not a PEM private key without a passphrase") from error
+    if not isinstance(key, RSAPrivateKey):
+        raise UserError(f"{source} must be an RSA private key (GitHub Apps sign JWTs with RS256)")

@@ -1,0 +1,1 @@
+"""The GitHub webhook endpoint (bot.webhooks.app) and its routers, one per concern."""
