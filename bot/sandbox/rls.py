@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
+from bot.sandbox.database import PREFIX
 from bot.sandbox.model import TracedStatement
 from bot.sandbox.schema import SchemaSnapshot
 from bot.sandbox.seed import seed_rows
@@ -41,32 +43,68 @@ def tenant_tables(schema: SchemaSnapshot, settings: RlsSettings) -> list[str]:
 
 def check_rls(
     admin: psycopg.Connection[Any],
+    owner: psycopg.Connection[Any],
     schema: SchemaSnapshot,
     settings: RlsSettings,
     fail: Fail,
     trace: list[TracedStatement],
 ) -> list[str]:
-    """Findings through `fail`; returns one line per problem for the step's detail."""
+    """Findings through `fail`; returns one line per problem for the step's detail.
+
+    `owner` is a session as the role that owns the tables: the rows and the reads of the
+    isolation test run there, since they fire the migrations' own code (triggers, policies);
+    `admin` only creates (and drops) the reading role."""
     problems = []
-    for table in tenant_tables(schema, settings):
-        info = schema.tables[table]
-        where = _statement_touching(trace, table)
-        if not info.rls_enabled:
-            fail("rls-disabled", f"tenant table {table} has row level security disabled", where)
-            problems.append(f"RLS disabled on {table}")
-        elif not any(p.table == table for p in schema.policies.values()):
-            fail("rls-no-policy", f"tenant table {table} has RLS enabled but no policy", where)
-            problems.append(f"no policy on {table}")
-        else:
-            leak = _isolation_leak(admin, schema, table, settings)
-            if leak:
-                fail("tenant-isolation-broken", f"{table}: {leak}", where)
-                problems.append(f"tenant isolation broken on {table}")
+    tables = tenant_tables(schema, settings)
+    with _reader_role(admin, owner, needed=any(_has_policy(schema, t) for t in tables)) as reader:
+        for table in tables:
+            where = _statement_touching(trace, table)
+            if not schema.tables[table].rls_enabled:
+                fail("rls-disabled", f"tenant table {table} has row level security disabled", where)
+                problems.append(f"RLS disabled on {table}")
+            elif not _has_policy(schema, table):
+                fail("rls-no-policy", f"tenant table {table} has RLS enabled but no policy", where)
+                problems.append(f"no policy on {table}")
+            else:
+                leak = _isolation_leak(owner, schema, table, settings, reader)
+                if leak:
+                    fail("tenant-isolation-broken", f"{table}: {leak}", where)
+                    problems.append(f"tenant isolation broken on {table}")
     return problems
 
 
+def _has_policy(schema: SchemaSnapshot, table: str) -> bool:
+    return any(p.table == table for p in schema.policies.values())
+
+
+@contextmanager
+def _reader_role(
+    admin: psycopg.Connection[Any], owner: psycopg.Connection[Any], *, needed: bool
+) -> Iterator[str]:
+    """A role that owns nothing, which the owner's session may SET ROLE to; dropped after.
+    (Named with the sandbox prefix: a crash leaves it to the cleanup of leftovers.)"""
+    reader = f"{PREFIX}reader_{secrets.token_hex(4)}"
+    if not needed:
+        yield reader
+        return
+    owner_role = owner.execute("SELECT current_user").fetchone()
+    assert owner_role is not None
+    admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(reader)))
+    try:
+        admin.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader), sql.Identifier(owner_role[0]))
+        )
+        yield reader
+    finally:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(reader)))
+
+
 def _isolation_leak(
-    admin: psycopg.Connection[Any], schema: SchemaSnapshot, table: str, settings: RlsSettings
+    owner: psycopg.Connection[Any],
+    schema: SchemaSnapshot,
+    table: str,
+    settings: RlsSettings,
+    reader: str,
 ) -> str | None:
     """Rows for two tenants, read as a non-owner role with each tenant's setting; all of it
     inside a transaction that is rolled back, so the rollback checks see no trace of it."""
@@ -74,33 +112,32 @@ def _isolation_leak(
     if column is None:
         return f"has no column {settings.column}, so tenant isolation cannot be tested"
     tenant_a, tenant_b = _TENANTS[_type_family(column.type)]
-    reader = f"migsafe_sbx_reader_{secrets.token_hex(4)}"
-    relation = sql.SQL(table)
+    schema_name, table_name = table.split(".", 1) if "." in table else ("public", table)
+    relation = sql.Identifier(schema_name, table_name)  # snapshot names are unquoted
     col = sql.Identifier(settings.column)
     try:
-        with admin.transaction(force_rollback=True):
-            seed_rows(admin, schema, rows_per_table=2)
-            admin.execute(sql.SQL("UPDATE {} SET {} = %s").format(relation, col), (tenant_a,))
-            admin.execute(
+        with owner.transaction(force_rollback=True):
+            seed_rows(owner, schema, rows_per_table=2)
+            owner.execute(sql.SQL("UPDATE {} SET {} = %s").format(relation, col), (tenant_a,))
+            owner.execute(
                 sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = (SELECT min(ctid) FROM {t})").format(
                     t=relation, c=col
                 ),
                 (tenant_b,),
             )
-            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(reader)))
-            schema_name = table.split(".")[0] if "." in table else "public"
-            admin.execute(
-                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                    sql.Identifier(schema_name), sql.Identifier(reader)
+            if schema_name != "public":  # public: USAGE for everyone already
+                owner.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                        sql.Identifier(schema_name), sql.Identifier(reader)
+                    )
                 )
-            )
-            admin.execute(
+            owner.execute(
                 sql.SQL("GRANT SELECT ON {} TO {}").format(relation, sql.Identifier(reader))
             )
-            admin.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
+            owner.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
             for own, other in ((tenant_a, tenant_b), (tenant_b, tenant_a)):
-                admin.execute("SELECT set_config(%s, %s, true)", (settings.setting, own))
-                row = admin.execute(
+                owner.execute("SELECT set_config(%s, %s, true)", (settings.setting, own))
+                row = owner.execute(
                     sql.SQL("SELECT count(*) FROM {} WHERE {}::text = %s").format(relation, col),
                     (other,),
                 ).fetchone()

@@ -14,10 +14,11 @@ migration code says about itself.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class SandboxRequest:
     child_env: dict[str, str] = field(default_factory=dict)  # the policy file's sandbox.env
     timeout_s: float = 300.0  # wall clock per child run
     limits: Limits = field(default_factory=Limits)
+    python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
 
 
 @dataclass
@@ -66,6 +68,8 @@ class _ChildRun:
     error: str | None
     statements: list[dict[str, Any]] = field(default_factory=list)
     commits: list[float] = field(default_factory=list)
+    version_table: str = "alembic_version"  # as env.py configured it
+    external_transaction: bool = False  # env.py's connection was in a transaction already
 
 
 class _Run:
@@ -82,16 +86,17 @@ class _Run:
         self.sandbox = sandbox
         self.report = report
         self.findings = findings
+        self.version_table = "alembic_version"  # as env.py configures it; seen on each run
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
         step = Step(name=name, outcome="passed")
+        self.report.steps.append(step)  # now: the steps it skips come after it
         started = time.perf_counter()
         try:
             yield step
         finally:
             step.duration_s = time.perf_counter() - started
-            self.report.steps.append(step)
 
     def skip(self, *names: str, reason: str) -> None:
         self.report.steps += [Step(n, "skipped", detail=reason) for n in names]
@@ -115,6 +120,7 @@ class _Run:
             env=scrubbed_env({**request.child_env, "DATABASE_URL": self.sandbox.url}),
             timeout_s=request.timeout_s,
             limits=request.limits,
+            python=request.python,
             needs="alembic, sqlalchemy, psycopg",
         )
         if not self.report.protections:
@@ -126,10 +132,71 @@ class _Run:
         except ValueError:
             tail = outcome.stderr.strip()[-2000:] or f"exit status {outcome.returncode}"
             return _ChildRun(False, f"the child ended without a result: {tail}")
-        return _ChildRun(result["ok"], result["error"], result["statements"], result["commits"])
+        self.version_table = result.get("version_table") or self.version_table
+        return _ChildRun(
+            result["ok"],
+            result["error"],
+            result["statements"],
+            result["commits"],
+            self.version_table,
+            bool(result.get("external_transaction")),
+        )
+
+    def versions(self) -> frozenset[str]:
+        """The revisions the database is at, read by the parent itself (as the owner: the
+        version table could be anything, a view calling a function included)."""
+        with psycopg.connect(self.sandbox.conninfo, autocommit=True) as owner:
+            return _versions(owner, self.version_table)
+
+    def uncommitted(self, result: _ChildRun, before: frozenset[str]) -> str | None:
+        """Alembic said it succeeded, yet the version table did not move: nothing was
+        committed. Then the schema is not what the revisions say, and neither would a deploy's
+        be; every later step would compare the wrong things."""
+        if not result.ok or self.versions() != before:
+            return None
+        message = (
+            f"alembic reported success, but {result.version_table} still holds "
+            f"{', '.join(sorted(before)) or 'no revision'}: nothing was committed"
+        )
+        if result.external_transaction:
+            message += (
+                " (env.py ran a statement on the connection before context.configure() and "
+                "never committed it, so Alembic left the transaction to env.py and it was "
+                "rolled back when the connection closed: call connection.commit() after it)"
+            )
+        return message
 
     def admin(self) -> psycopg.Connection[Any]:
+        """For the catalogs (snapshots) and roles only: whatever touches the migrations'
+        tables can run their code (triggers, defaults, policies, functions the planner
+        folds), and that must never run in an admin session."""
         return psycopg.connect(self.sandbox.admin_conninfo, autocommit=True)
+
+    @contextmanager
+    def owner(self) -> Iterator[psycopg.Connection[Any]]:
+        """A session as the sandbox's own role, owner of all the migrations created: seeding,
+        checksums, EXPLAIN, the tenant test. BYPASSRLS meanwhile, so that FORCE ROW LEVEL
+        SECURITY hides no row from the checks (and is off again for the migration runs)."""
+        bypass = self._bypass_rls(True)
+        try:
+            with psycopg.connect(self.sandbox.conninfo, autocommit=True) as connection:
+                yield connection
+        finally:
+            if bypass:
+                self._bypass_rls(False)
+
+    def _bypass_rls(self, on: bool) -> bool:
+        """Where the admin may not grant it (a managed server), the checks go without."""
+        attribute = psycopg.sql.SQL("BYPASSRLS" if on else "NOBYPASSRLS")
+        statement = psycopg.sql.SQL("ALTER ROLE {} {}").format(
+            psycopg.sql.Identifier(self.sandbox.role), attribute
+        )
+        try:
+            with self.admin() as admin:
+                admin.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        return True
 
     def fail(self, rule_id: str, message: str, statement: dict[str, Any] | None = None) -> None:
         info = rules.RULE_INFOS[rule_id]
@@ -170,7 +237,9 @@ def _run_steps(run: _Run) -> None:
     base_target = _target(request.base)
     with run.step("upgrade to the base") as step:
         for base_revision in request.base:
+            before = run.versions()
             result = run.child("upgrade", base_revision, trace=False)
+            result = _checked(result, run.uncommitted(result, before))
             if not result.ok:
                 step.outcome, step.detail = "failed", result.error
                 run.fail(
@@ -190,12 +259,15 @@ def _run_steps(run: _Run) -> None:
             step.detail = "no base revisions: the change starts from an empty database"
     with run.admin() as admin:
         base_schema = take_snapshot(admin)
-        seeded = seed_rows(admin, base_schema)
+    with run.owner() as owner:
+        seeded = seed_rows(owner, base_schema)
         run.report.seeded, run.report.seed_failures = seeded.seeded, seeded.failed
-        base_sums = table_checksums(admin, list(base_schema.tables))
+        base_sums = table_checksums(owner, list(base_schema.tables))
 
+    base_versions = run.versions()
     with run.step("upgrade to head") as step:
         result = run.child("upgrade", "heads", trace=True)
+        result = _checked(result, run.uncommitted(result, base_versions))
         trace = traced_statements(result.statements, request.revision_by_path)
         run.report.trace = trace
         run.report.lock_spans = lock_spans(trace, result.commits)
@@ -211,6 +283,7 @@ def _run_steps(run: _Run) -> None:
                 reason="the upgrade failed",
             )
             return
+    head_versions = run.versions()
     with run.admin() as admin:
         head_schema = take_snapshot(admin)
     run.report.schema_diff = [describe(c) for c in diff_schema(base_schema, head_schema)]
@@ -224,14 +297,15 @@ def _run_steps(run: _Run) -> None:
     _undeclared(run, base_schema, head_schema)
 
     with run.step("post-migration checks") as step:
-        with run.admin() as admin:
-            problems = _check_indexes(run, admin, base_schema, head_schema)
-            problems += check_rls(admin, head_schema, request.rls, run.fail, trace)
+        with run.admin() as admin, run.owner() as owner:
+            problems = _check_indexes(run, owner, base_schema, head_schema)
+            problems += check_rls(admin, owner, head_schema, request.rls, run.fail, trace)
         step.detail = "; ".join(problems) or "indexes valid and usable; row level security ok"
         step.outcome = "failed" if problems else "passed"
 
     with run.step("rollback to the base") as step:
         result = run.child("downgrade", base_target or "base", trace=False)
+        result = _checked(result, run.uncommitted(result, head_versions))
         if not result.ok:
             step.outcome, step.detail = "failed", result.error
             run.fail(
@@ -243,7 +317,8 @@ def _run_steps(run: _Run) -> None:
             return
         with run.admin() as admin:
             rolled_back = take_snapshot(admin)
-            lost = compare_checksums(base_sums, table_checksums(admin, list(base_schema.tables)))
+        with run.owner() as owner:
+            lost = compare_checksums(base_sums, table_checksums(owner, list(base_schema.tables)))
         run.report.rollback_diff = [describe(c) for c in diff_schema(base_schema, rolled_back)]
         details = _rollback_findings(run, lost)
         if details:
@@ -253,6 +328,7 @@ def _run_steps(run: _Run) -> None:
 
     with run.step("upgrade again") as step:
         result = run.child("upgrade", "heads", trace=False)
+        result = _checked(result, run.uncommitted(result, base_versions))
         if not result.ok:
             step.outcome, step.detail = "failed", result.error
             run.fail(
@@ -260,6 +336,27 @@ def _run_steps(run: _Run) -> None:
                 f"upgrading again after the rollback failed: {result.error}",
                 _failed_statement(result),
             )
+
+
+def _versions(owner: psycopg.Connection[Any], table: str) -> frozenset[str]:
+    relation = owner.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()
+    if relation is None or relation[0] is None:
+        return frozenset()
+    rows = owner.execute(
+        psycopg.sql.SQL("SELECT version_num FROM {}").format(_identifier(relation[0]))
+    ).fetchall()
+    return frozenset(str(row[0]) for row in rows)
+
+
+def _identifier(name: str) -> psycopg.sql.Identifier:
+    """A catalog name ("schema.table" as regclass or a snapshot prints it) as SQL."""
+    return psycopg.sql.Identifier(*(part.strip('"') for part in name.split(".", 1)))
+
+
+def _checked(result: _ChildRun, uncommitted: str | None) -> _ChildRun:
+    if uncommitted is None:
+        return result
+    return replace(result, ok=False, error=uncommitted)
 
 
 def _target(base: tuple[str, ...]) -> str:
@@ -310,14 +407,25 @@ def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:
             run.fail(
                 "undeclared-change",
                 f"table {name} disappeared, but the dry-run's SQL never dropped or renamed it",
+                _statement_mentioning(run.report.trace, name),
             )
         if change.object_type == "column" and name not in declared_columns:
-            table = name.rsplit(".", 1)[0]
+            table, column = name.rsplit(".", 1)
             if table not in declared_tables:
                 run.fail(
                     "undeclared-change",
                     f"column {name} disappeared, but the dry-run's SQL never dropped or renamed it",
+                    _statement_mentioning(run.report.trace, table, column),
                 )
+
+
+def _statement_mentioning(trace: list[TracedStatement], *names: str) -> dict[str, Any] | None:
+    """The traced statement that most likely removed an object: the last one naming it."""
+    wanted = [rules.bare(n).rsplit(".", 1)[-1].lower() for n in names]
+    for statement in reversed(trace):
+        if all(name in statement.sql.lower() for name in wanted):
+            return {"sql": statement.sql, "path": statement.path, "line": statement.line}
+    return None
 
 
 def _declared_drops(statements: list[Statement]) -> tuple[set[str], set[str]]:
@@ -334,7 +442,7 @@ def _declared_drops(statements: list[Statement]) -> tuple[set[str], set[str]]:
 
 
 def _check_indexes(
-    run: _Run, admin: psycopg.Connection[Any], base: SchemaSnapshot, head: SchemaSnapshot
+    run: _Run, owner: psycopg.Connection[Any], base: SchemaSnapshot, head: SchemaSnapshot
 ) -> list[str]:
     problems = []
     for index in new_indexes(base, head):
@@ -346,7 +454,7 @@ def _check_indexes(
                 _statement_creating(run.report.trace, name),
             )
             problems.append(f"index {name} invalid")
-        elif not _index_usable(admin, name, index.table):
+        elif not _index_usable(owner, name, index.table):
             run.fail(
                 "index-unusable",
                 f"the planner did not use index {name} for a query on its leading column",
@@ -364,24 +472,56 @@ def _statement_creating(trace: list[TracedStatement], index: str) -> dict[str, A
     return None
 
 
-def _index_usable(admin: psycopg.Connection[Any], index: str, table: str) -> bool:
-    """ANALYZE, then EXPLAIN an equality lookup on the leading column with seq scans off."""
-    row = admin.execute(
-        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-        "AND a.attnum = i.indkey[0] WHERE i.indexrelid = %s::regclass",
-        (index,),
-    ).fetchone()
-    if row is None:  # an expression index: no plain leading column to query
+# Access methods whose operator classes answer `=` on the leading column; a GIN, GiST,
+# BRIN or SP-GiST index serves other operators (@>, @@, &&, ...) and is not judged by this.
+_EQUALITY_METHODS = ("btree", "hash")
+_INDEX_SHAPE = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), am.amname,
+       pg_get_expr(i.indpred, i.indrelid)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_am am ON am.oid = c.relam
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE n.nspname = %s AND c.relname = %s
+"""
+
+
+def _index_usable(owner: psycopg.Connection[Any], index: str, table: str) -> bool:
+    """ANALYZE, then EXPLAIN an equality lookup on the leading column (inside the index's
+    predicate, for a partial index) with sequential scans off: the plan must scan the index.
+
+    The compared value is an opaque parameter of no table (`(SELECT NULL::type)`): a
+    subquery reading the table could itself use the index and pass the check."""
+    schema, name = (part.strip('"') for part in index.split(".", 1))
+    shape = owner.execute(_INDEX_SHAPE, (schema, name)).fetchone()
+    if shape is None:  # an expression index: no plain leading column to query
         return True
-    column = psycopg.sql.Identifier(row[0])
-    relation = psycopg.sql.SQL(table)
-    with admin.transaction():
-        admin.execute(psycopg.sql.SQL("ANALYZE {}").format(relation))
-        admin.execute("SET LOCAL enable_seqscan = off")
-        query = psycopg.sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {} WHERE {} = {}").format(
-            relation,
-            column,
-            psycopg.sql.SQL("(SELECT {} FROM {} LIMIT 1)").format(column, relation),
-        )
-        plan = admin.execute(query).fetchone()
-    return plan is not None and index.split(".")[-1] in json.dumps(plan[0])
+    column, column_type, method, predicate = shape
+    if method not in _EQUALITY_METHODS:
+        return True
+    condition = psycopg.sql.SQL("{} = (SELECT NULL::{})").format(
+        psycopg.sql.Identifier(column), psycopg.sql.SQL(column_type)
+    )
+    if predicate:
+        condition = psycopg.sql.SQL("{} AND ({})").format(condition, psycopg.sql.SQL(predicate))
+    relation = _identifier(table)
+    with owner.transaction():
+        owner.execute(psycopg.sql.SQL("ANALYZE {}").format(relation))
+        owner.execute("SET LOCAL enable_seqscan = off")
+        plan = owner.execute(
+            psycopg.sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {} WHERE {}").format(
+                relation, condition
+            )
+        ).fetchone()
+    return plan is not None and name in _indexes_scanned(plan[0])
+
+
+def _indexes_scanned(plan: Any) -> set[str]:
+    """Every "Index Name" in an EXPLAIN (FORMAT JSON) plan."""
+    if isinstance(plan, list):
+        return set().union(*(_indexes_scanned(item) for item in plan))
+    if not isinstance(plan, dict):
+        return set()
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    return found.union(*(_indexes_scanned(value) for value in plan.values()))

@@ -14,7 +14,7 @@ def traced_statements(
     """The child's records as TracedStatements, minus Alembic's version bookkeeping."""
     statements = []
     for record in raw:
-        if _is_bookkeeping(record["sql"], record.get("path")):
+        if record.get("bookkeeping") or _is_bookkeeping(record["sql"], record.get("path")):
             continue
         path = record.get("path")
         statements.append(

@@ -1,0 +1,423 @@
+"""The sandbox run on a real PostgreSQL: one fixture project per finding, positive and negative.
+
+Each project under tests/fixtures/sandbox has a base revision 0001 (table `accounts`) and a
+new revision 0002 doing the thing under test. A project is checked once per module (the
+outcome is cached) the way `bot.check` builds the request: project, scan, revision graph,
+dry-run parsed for the undeclared-change comparison.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+import pytest
+
+from bot.analysis.model import Finding
+from bot.analysis.parse import parse_statements
+from bot.migrations.dryrun import dry_run
+from bot.migrations.project import find_project
+from bot.migrations.revisions import RevisionGraph
+from bot.migrations.scan import scan_project
+from bot.sandbox.database import PREFIX, SandboxServer
+from bot.sandbox.model import TracedStatement
+from bot.sandbox.rls import RlsSettings
+from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
+TIMEOUT_S = 60.0
+TENANT_TABLES = ["notes_plain", "notes_no_policy", "notes_open", "notes_tenant"]
+STEPS = [
+    "upgrade to the base",
+    "upgrade to head",
+    "post-migration checks",
+    "rollback to the base",
+    "upgrade again",
+]
+_LEFTOVERS = """
+SELECT datname FROM pg_database WHERE starts_with(datname, %(prefix)s)
+UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
+"""
+
+RunSandbox = Callable[..., SandboxOutcome]
+
+
+def sandbox_request(
+    work_root: Path, *, new: Iterable[str] = ("0002",), rls: RlsSettings | None = None
+) -> SandboxRequest:
+    """The request `bot.check._sandbox` builds, for a working copy whose `new` revisions
+    are the change."""
+    project = find_project(work_root)
+    files = scan_project(project)
+    graph = RevisionGraph(files)
+    base = graph.base_point(set(new))
+    dry = dry_run(
+        work_root,
+        ini_path=project.ini_path,
+        script_location=project.script_location,
+        versions_dirs=project.versions_dirs,
+        base=base,
+        heads=tuple(graph.heads()),
+        timeout_s=TIMEOUT_S,
+    )
+    assert dry.error is None, dry.error
+    parse_statements([*dry.upgrade, *dry.downgrade])
+    return SandboxRequest(
+        work_root=work_root,
+        ini_path=project.ini_path,
+        script_location=project.script_location,
+        versions_dirs=project.versions_dirs,
+        base=base,
+        revision_by_path={f.path: f.revision for f in files},
+        dry_run_upgrade=dry.upgrade,
+        rls=rls or RlsSettings(),
+        timeout_s=TIMEOUT_S,
+    )
+
+
+def leftovers(server: SandboxServer) -> list[str]:
+    with psycopg.connect(server.admin_conninfo, autocommit=True) as admin:
+        return [row[0] for row in admin.execute(_LEFTOVERS, {"prefix": PREFIX}).fetchall()]
+
+
+@pytest.fixture(scope="module")
+def left_after() -> dict[str, list[str]]:
+    """Sandbox databases and roles found on the server right after each run, by project."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def sandbox(
+    sandbox_server: SandboxServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    left_after: dict[str, list[str]],
+) -> RunSandbox:
+    """Runs a fixture project once (from a private copy, as `migsafe check` does)."""
+    outcomes: dict[str, SandboxOutcome] = {}
+
+    def run(
+        name: str, *, new: Iterable[str] = ("0002",), rls: RlsSettings | None = None
+    ) -> SandboxOutcome:
+        key = f"{name} {sorted(new)} {rls}"
+        if key not in outcomes:
+            work_root = tmp_path_factory.mktemp(name) / "tree"
+            shutil.copytree(FIXTURES / name, work_root)
+            request = sandbox_request(work_root, new=new, rls=rls)
+            outcomes[key] = run_sandbox(request, sandbox_server)
+            left_after[name] = leftovers(sandbox_server)
+        return outcomes[key]
+
+    return run
+
+
+def rules_of(outcome: SandboxOutcome) -> set[str]:
+    return {f.rule for f in outcome.findings}
+
+
+def only(outcome: SandboxOutcome, rule: str) -> Finding:
+    found = [f for f in outcome.findings if f.rule == rule]
+    assert len(found) == 1, outcome.findings
+    return found[0]
+
+
+def traced(outcome: SandboxOutcome, fragment: str) -> TracedStatement:
+    return next(s for s in outcome.report.trace if fragment in s.sql)
+
+
+def outcomes_of(outcome: SandboxOutcome) -> list[tuple[str, str]]:
+    return [(step.name, step.outcome) for step in outcome.report.steps]
+
+
+def tenant_rls(tables: list[str] | Literal["all"]) -> RlsSettings:
+    return RlsSettings(tables=tables, setting="app.tenant_id", column="tenant_id")
+
+
+# -- locks and rewrites -----------------------------------------------------------------------
+
+
+def test_alter_on_a_base_table_takes_access_exclusive(sandbox: RunSandbox) -> None:
+    outcome = sandbox("alter_then_backfill")
+    finding = only(outcome, "access-exclusive-lock")
+    assert finding.path == "migrations/versions/0002_amount_bigint.py"
+    assert (finding.line, finding.revision) == (15, "0002")
+    assert "ACCESS EXCLUSIVE lock on accounts" in finding.message
+    assert "across 2 statement(s)" in finding.message
+
+
+def test_locks_on_a_new_table_only_are_no_finding(sandbox: RunSandbox) -> None:
+    outcome = sandbox("clean_change")
+    assert "access-exclusive-lock" not in rules_of(outcome)
+    # The lock was observed, only not reported: nobody else can wait for a new table.
+    assert any(
+        (span.relation, span.mode) == ("notes", "AccessExclusiveLock")
+        for span in outcome.report.lock_spans
+    )
+
+
+def test_lock_span_covers_the_backfill_until_commit(sandbox: RunSandbox) -> None:
+    outcome = sandbox("alter_then_backfill")
+    trace = outcome.report.trace
+    alter, update = traced(outcome, "ALTER TABLE"), traced(outcome, "UPDATE accounts")
+    span = next(
+        s
+        for s in outcome.report.lock_spans
+        if (s.relation, s.mode) == ("accounts", "AccessExclusiveLock")
+    )
+    assert (span.first_statement, span.last_statement) == (trace.index(alter), trace.index(update))
+    assert span.start_s == alter.start_s
+    assert span.end_s >= update.start_s + update.duration_s
+
+
+def test_type_change_int_to_bigint_rewrites_the_table(sandbox: RunSandbox) -> None:
+    outcome = sandbox("alter_then_backfill")
+    finding = only(outcome, "table-rewrite")
+    assert (finding.line, finding.message) == (15, "this statement rewrote table accounts")
+    assert traced(outcome, "TYPE BIGINT").rewritten == ["accounts"]
+    assert traced(outcome, "UPDATE accounts").rewritten == []
+
+
+def test_widening_a_varchar_does_not_rewrite(sandbox: RunSandbox) -> None:
+    outcome = sandbox("widen_varchar")
+    alter = traced(outcome, "TYPE VARCHAR(40)")
+    assert alter.rewritten == []
+    assert ("accounts", "AccessExclusiveLock") in alter.locks
+    assert "table-rewrite" not in rules_of(outcome)
+
+
+# -- timeouts, as observed on the migration's connection ----------------------------------------
+
+
+def test_no_timeouts_in_effect_are_findings(sandbox: RunSandbox) -> None:
+    outcome = sandbox("alter_then_backfill")
+    alter = traced(outcome, "TYPE BIGINT")
+    assert (alter.lock_timeout, alter.statement_timeout) == ("0", "0")
+    for rule, setting in (
+        ("lock-timeout-not-set", "lock_timeout"),
+        ("statement-timeout-not-set", "statement_timeout"),
+    ):
+        finding = only(outcome, rule)
+        assert (finding.line, finding.revision) == (15, "0002")
+        assert f"{setting} was not set" in finding.message
+
+
+def test_timeouts_set_by_the_migration_are_seen(sandbox: RunSandbox) -> None:
+    outcome = sandbox("widen_varchar")
+    alter = traced(outcome, "TYPE VARCHAR(40)")
+    assert (alter.lock_timeout, alter.statement_timeout) == ("5s", "1min")
+    assert not rules_of(outcome) & {"lock-timeout-not-set", "statement-timeout-not-set"}
+
+
+def test_timeouts_set_by_env_py_on_the_connection_are_seen(sandbox: RunSandbox) -> None:
+    outcome = sandbox("env_sets_timeouts")
+    alter = traced(outcome, "TYPE BIGINT")
+    assert (alter.lock_timeout, alter.statement_timeout) == ("30s", "5min")
+    assert not rules_of(outcome) & {"lock-timeout-not-set", "statement-timeout-not-set"}
+    # env.py's own statements are in the trace, with no migration file to point at.
+    env_set = traced(outcome, "SET lock_timeout")
+    assert (env_set.path, env_set.revision) == (None, None)
+    assert {"access-exclusive-lock", "table-rewrite"} <= rules_of(outcome)
+
+
+def test_env_py_that_never_commits_fails_the_upgrade(sandbox: RunSandbox) -> None:
+    """SET on the connection before context.configure() without a commit: Alembic leaves the
+    transaction to env.py, and closing the connection rolls the whole upgrade back."""
+    outcome = sandbox("env_never_commits", new=("0001", "0002"))
+    finding = only(outcome, "upgrade-failed")
+    assert "alembic_version still holds no revision: nothing was committed" in finding.message
+    assert "connection.commit()" in finding.message
+    assert outcomes_of(outcome)[:2] == [
+        ("upgrade to the base", "passed"),
+        ("upgrade to head", "failed"),
+    ]
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_upgrade_failure_names_postgres_error_and_statement(sandbox: RunSandbox) -> None:
+    outcome = sandbox("upgrade_fails")
+    finding = only(outcome, "upgrade-failed")
+    assert 'column "email" of relation "accounts" already exists' in finding.message
+    assert finding.path == "migrations/versions/0002_duplicate_column.py"
+    assert (finding.line, finding.revision) == (16, "0002")
+    assert finding.statement == "ALTER TABLE accounts ADD COLUMN email TEXT"
+    assert outcomes_of(outcome) == [
+        ("upgrade to the base", "passed"),
+        ("upgrade to head", "failed"),
+        ("post-migration checks", "skipped"),
+        ("rollback to the base", "skipped"),
+        ("upgrade again", "skipped"),
+    ]
+
+
+def test_a_working_change_passes_every_step(sandbox: RunSandbox) -> None:
+    outcome = sandbox("alter_then_backfill")
+    assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
+    assert not rules_of(outcome) & {
+        "upgrade-failed",
+        "downgrade-failed",
+        "rollback-schema-mismatch",
+        "rollback-data-loss",
+        "reupgrade-failed",
+        "undeclared-change",
+        "sandbox-failed",
+    }
+    assert outcome.report.rollback_diff == []
+    assert outcome.report.schema_diff  # amount int -> bigint
+    assert outcome.report.server_version
+
+
+def test_downgrade_failure_names_postgres_error_and_statement(sandbox: RunSandbox) -> None:
+    outcome = sandbox("downgrade_fails")
+    finding = only(outcome, "downgrade-failed")
+    assert 'column "nick_name" of relation "accounts" does not exist' in finding.message
+    assert (finding.path, finding.line) == ("migrations/versions/0002_add_nickname.py", 19)
+    assert outcomes_of(outcome)[3:] == [
+        ("rollback to the base", "failed"),
+        ("upgrade again", "skipped"),
+    ]
+
+
+def test_downgrade_that_forgets_an_index_mismatches_and_cannot_reupgrade(
+    sandbox: RunSandbox,
+) -> None:
+    outcome = sandbox("forgotten_index")
+    mismatch = only(outcome, "rollback-schema-mismatch")
+    assert "index public.ix_accounts_tenant_id added" in mismatch.message
+    assert outcome.report.rollback_diff == [
+        "index public.ix_accounts_tenant_id added: "
+        "CREATE INDEX ix_accounts_tenant_id ON public.accounts USING btree (tenant_id)"
+    ]
+    again = only(outcome, "reupgrade-failed")
+    assert 'relation "ix_accounts_tenant_id" already exists' in again.message
+    assert (again.path, again.line) == ("migrations/versions/0002_tenant_index.py", 14)
+    assert "rollback-data-loss" not in rules_of(outcome)
+
+
+def test_dropped_column_readded_empty_loses_data(sandbox: RunSandbox) -> None:
+    outcome = sandbox("drop_column_readded")
+    finding = only(outcome, "rollback-data-loss")
+    assert finding.message == (
+        "table public.accounts: the 3 seeded rows came back changed (a column's data was lost)"
+    )
+    # The column is back with its type: only the data tells the difference.
+    assert "rollback-schema-mismatch" not in rules_of(outcome)
+    assert outcome.report.seeded["public.accounts"] == 3
+
+
+# -- indexes --------------------------------------------------------------------------------------
+
+
+def test_swallowed_concurrent_unique_index_failure_leaves_an_invalid_index(
+    sandbox: RunSandbox,
+) -> None:
+    """CREATE UNIQUE INDEX CONCURRENTLY over duplicates fails after creating the index; the
+    migration catches the error, the upgrade succeeds, and the invalid index stays."""
+    outcome = sandbox("invalid_index")
+    finding = only(outcome, "invalid-index")
+    assert "public.ux_accounts_email is invalid" in finding.message
+    assert (finding.path, finding.line) == ("migrations/versions/0002_unique_email.py", 16)
+    assert "could not create unique index" in (traced(outcome, "UNIQUE INDEX").error or "")
+    assert "upgrade-failed" not in rules_of(outcome)
+
+
+def test_indexes_built_concurrently_are_valid_and_usable(sandbox: RunSandbox) -> None:
+    outcome = sandbox("clean_change")
+    assert outcome.findings == []  # a plain btree and a partial index, both usable
+    checks = next(s for s in outcome.report.steps if s.name == "post-migration checks")
+    assert checks.outcome == "passed"
+
+
+def test_index_in_another_collation_than_the_column_is_unusable(sandbox: RunSandbox) -> None:
+    outcome = sandbox("index_collation")
+    finding = only(outcome, "index-unusable")
+    assert "public.ix_accounts_name" in finding.message
+    assert (finding.path, finding.line) == ("migrations/versions/0002_name_index.py", 17)
+
+
+# -- row level security ---------------------------------------------------------------------------
+
+
+def test_tenant_tables_without_rls_policy_or_isolation(sandbox: RunSandbox) -> None:
+    outcome = sandbox("rls_tables", rls=tenant_rls(TENANT_TABLES))
+    by_rule = {f.rule: f for f in outcome.findings}
+    assert sorted(by_rule) == ["rls-disabled", "rls-no-policy", "tenant-isolation-broken"]
+    assert "public.notes_plain" in by_rule["rls-disabled"].message
+    assert "public.notes_no_policy" in by_rule["rls-no-policy"].message
+    broken = by_rule["tenant-isolation-broken"].message
+    assert broken.startswith("public.notes_open: with app.tenant_id = ")
+    assert "read 1 row(s) of tenant" in broken
+    assert by_rule["tenant-isolation-broken"].line == 26  # CREATE POLICY everyone ... (true)
+
+
+def test_correct_tenant_policy_is_no_finding(sandbox: RunSandbox) -> None:
+    for settings in (tenant_rls(TENANT_TABLES), tenant_rls("all")):
+        outcome = sandbox("rls_tables", rls=settings)
+        assert not any("notes_tenant" in f.message for f in outcome.findings)
+
+
+def test_all_tables_are_tenant_tables_when_the_policy_says_all(sandbox: RunSandbox) -> None:
+    listed = sandbox("rls_tables", rls=tenant_rls(TENANT_TABLES))
+    every = sandbox("rls_tables", rls=tenant_rls("all"))
+    disabled = {f.message for f in every.findings if f.rule == "rls-disabled"}
+    assert disabled == {
+        "tenant table public.accounts has row level security disabled",
+        "tenant table public.notes_plain has row level security disabled",
+    }
+    assert not any("accounts" in f.message for f in listed.findings)
+    # Rows written by the isolation test do not outlive it: the rollback is clean.
+    assert "rollback-data-loss" not in rules_of(every)
+
+
+def test_no_tenant_tables_no_rls_findings(sandbox: RunSandbox) -> None:
+    outcome = sandbox("rls_tables")
+    assert outcome.findings == []
+
+
+# -- undeclared changes ---------------------------------------------------------------------------
+
+
+def test_column_dropped_only_online_is_an_undeclared_change(sandbox: RunSandbox) -> None:
+    outcome = sandbox("hidden_drop")
+    finding = only(outcome, "undeclared-change")
+    assert finding.message == (
+        "column accounts.email disappeared, but the dry-run's SQL never dropped or renamed it"
+    )
+    assert (finding.path, finding.line) == ("migrations/versions/0002_hidden_drop_email.py", 18)
+
+
+def test_declared_drop_is_no_undeclared_change(sandbox: RunSandbox) -> None:
+    outcome = sandbox("drop_column_readded")
+    assert "undeclared-change" not in rules_of(outcome)
+    assert "column public.accounts.email removed" in outcome.report.schema_diff[0]
+
+
+# -- cleanup --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["alter_then_backfill", "upgrade_fails", "downgrade_fails", "forgotten_index", "rls_tables"],
+)
+def test_sandbox_database_and_role_are_gone_after_the_run(
+    sandbox: RunSandbox, left_after: dict[str, list[str]], name: str
+) -> None:
+    sandbox(name)
+    assert left_after[name] == []
+
+
+# -- the migrations' code never runs in an admin session ------------------------------------------
+
+
+def test_checks_never_run_migration_code_as_superuser(sandbox: RunSandbox) -> None:
+    """A trigger (seeding), a policy (the tenant test) and an IMMUTABLE function the planner
+    folds (EXPLAIN of a partial index) all raise in a superuser's session; every check runs
+    them as the sandbox's own role, and forced RLS still lets the checks see every row."""
+    outcome = sandbox("superuser_probe", rls=tenant_rls(["accounts"]))
+    assert outcome.report.seeded == {"public.accounts": 3}
+    assert outcome.report.seed_failures == {}
+    assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
+    assert rules_of(outcome) == {"access-exclusive-lock"}

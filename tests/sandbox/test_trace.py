@@ -1,0 +1,114 @@
+"""From the child's raw trace to statements and lock spans (pure: no database)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.sandbox.model import TracedStatement
+from bot.sandbox.trace import lock_spans, traced_statements
+
+MIGRATION = "migrations/versions/0002_change.py"
+AE = "AccessExclusiveLock"
+
+
+def record(sql: str, **fields: Any) -> dict[str, Any]:
+    return {"sql": sql, "start": 0.0, "duration": 0.0, "path": MIGRATION, "line": 1} | fields
+
+
+def statement(
+    start: float, duration: float, locks: list[tuple[str, str]] | None = None, **fields: Any
+) -> TracedStatement:
+    return TracedStatement(
+        sql=f"statement at {start}",
+        start_s=start,
+        duration_s=duration,
+        locks=locks or [],
+        **fields,
+    )
+
+
+def test_traced_statements_keep_migration_and_env_statements() -> None:
+    raw = [
+        record("SET lock_timeout = '30s'", path=None, line=None),
+        record("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class", path=None),
+        record("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", path=None),
+        record("SELECT 1 FROM somewhere", path=None, bookkeeping=True),
+        record(
+            "ALTER TABLE accounts ADD COLUMN note text",
+            line=15,
+            start=0.5,
+            duration=0.25,
+            locks=[["accounts", AE]],
+            rewritten=[],
+            lock_timeout="0",
+            statement_timeout="5min",
+        ),
+        record("UPDATE alembic_version SET version_num='0002'", path=None),
+    ]
+    trace = traced_statements(raw, {MIGRATION: "0002"})
+    assert [s.sql for s in trace] == [
+        "SET lock_timeout = '30s'",
+        "ALTER TABLE accounts ADD COLUMN note text",
+    ]
+    env_set, alter = trace
+    assert (env_set.path, env_set.revision) == (None, None)
+    assert (alter.path, alter.line, alter.revision) == (MIGRATION, 15, "0002")
+    assert (alter.start_s, alter.duration_s) == (0.5, 0.25)
+    assert alter.locks == [("accounts", AE)]
+    assert (alter.lock_timeout, alter.statement_timeout) == ("0", "5min")
+    assert alter.autocommit is False and alter.error is None
+
+
+def test_traced_statement_keeps_the_error_of_the_failed_statement() -> None:
+    raw = [record("ALTER TABLE accounts ADD COLUMN email text", error="already exists")]
+    (failed,) = traced_statements(raw, {})
+    assert failed.error == "already exists"
+    assert failed.revision is None  # a path no revision is known for
+
+
+def test_lock_is_held_across_later_statements_until_the_commit() -> None:
+    trace = [
+        statement(1.0, 0.5, [("accounts", AE)]),  # ALTER
+        statement(1.5, 2.0, [("accounts", "RowExclusiveLock")]),  # backfill UPDATE
+        statement(3.5, 0.1),
+        statement(5.0, 0.1, [("orders", "ShareLock")]),  # after the commit at 4.0
+    ]
+    spans = lock_spans(trace, commits=[4.0, 6.0])
+    alter = next(s for s in spans if s.mode == AE)
+    assert (alter.first_statement, alter.last_statement) == (0, 2)
+    assert (alter.start_s, alter.end_s, alter.held_s) == (1.0, 4.0, 3.0)
+    update = next(s for s in spans if s.mode == "RowExclusiveLock")
+    assert (update.first_statement, update.last_statement, update.end_s) == (1, 2, 4.0)
+    later = next(s for s in spans if s.relation == "orders")
+    assert (later.first_statement, later.last_statement, later.end_s) == (3, 3, 6.0)
+
+
+def test_autocommit_statement_holds_its_lock_only_while_it_runs() -> None:
+    trace = [
+        statement(1.0, 0.5, [("accounts", "ShareUpdateExclusiveLock")], autocommit=True),
+        statement(2.0, 0.5, [("orders", AE)]),
+    ]
+    spans = lock_spans(trace, commits=[3.0])
+    concurrent, alter = spans
+    assert (concurrent.first_statement, concurrent.last_statement) == (0, 0)
+    assert (concurrent.end_s, concurrent.held_s) == (1.5, 0.5)
+    assert (alter.first_statement, alter.last_statement, alter.end_s) == (1, 1, 3.0)
+
+
+def test_commit_before_a_lock_was_taken_does_not_end_it() -> None:
+    """A commit that happened earlier (e.g. entering an autocommit block) is not the end of a
+    later transaction's lock."""
+    trace = [statement(0.0, 0.1), statement(2.0, 0.5, [("accounts", AE)])]
+    (span,) = lock_spans(trace, commits=[1.0, 4.0])
+    assert (span.start_s, span.end_s) == (2.0, 4.0)
+
+
+def test_without_a_commit_the_lock_lasts_until_the_run_ends() -> None:
+    """A failed upgrade never commits: its locks are held until the rollback at the end."""
+    trace = [statement(1.0, 0.5, [("accounts", AE)]), statement(1.5, 1.0, error="boom")]
+    (span,) = lock_spans(trace, commits=[])
+    assert (span.last_statement, span.end_s) == (1, 2.5)
+
+
+def test_no_statements_no_spans() -> None:
+    assert lock_spans([], commits=[1.0]) == []
