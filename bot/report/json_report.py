@@ -82,6 +82,25 @@ def _finding(finding: Finding) -> JsonObject:
     }
 
 
+def finding_from_json(data: JsonObject) -> Finding:
+    """A finding back from its JSON form (the service keeps reports as JSON)."""
+    return Finding(
+        rule=data["rule"],
+        severity=Severity(data["severity"]),
+        message=data["message"],
+        path=data["path"],
+        line=data["line"],
+        revision=data["revision"],
+        statement=data["statement"],
+        phase=data["phase"],
+        advice=data["advice"],
+        suppressed=data["suppressed"],
+        suppression_reason=data["suppression_reason"],
+        approval_roles=list(data["approval_roles"]),
+        source=data["source"],
+    )
+
+
 def _dry_run(result: CheckResult) -> JsonObject:
     dry_run = result.dry_run
     return {

@@ -271,3 +271,78 @@ async def count_jobs_by_status(connection: psycopg.AsyncConnection[Any]) -> dict
         "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
     )
     return {str(status): int(count) for status, count in await cursor.fetchall()}
+
+
+# -- analyses and sandbox approvals -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One finished check of a pull request's head commit."""
+
+    head_sha: str
+    migration_fingerprint: str | None
+    conclusion: str
+    report: dict[str, Any]
+
+
+async def insert_analysis(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, analysis: Analysis
+) -> None:
+    await connection.execute(
+        "INSERT INTO analyses (repo, number, head_sha, migration_fingerprint, conclusion, report)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            repo,
+            number,
+            analysis.head_sha,
+            analysis.migration_fingerprint,
+            analysis.conclusion,
+            Jsonb(analysis.report),
+        ),
+    )
+
+
+async def latest_analysis(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str
+) -> Analysis | None:
+    cursor = await connection.execute(
+        "SELECT head_sha, migration_fingerprint, conclusion, report FROM analyses"
+        " WHERE repo = %s AND number = %s AND head_sha = %s ORDER BY id DESC LIMIT 1",
+        (repo, number, head_sha),
+    )
+    row = await cursor.fetchone()
+    return Analysis(row[0], row[1], row[2], row[3]) if row else None
+
+
+async def migration_fingerprints(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int
+) -> dict[str, str]:
+    """The migration fingerprint of every analysed commit of the PR (latest analysis wins)."""
+    cursor = await connection.execute(
+        "SELECT DISTINCT ON (head_sha) head_sha, migration_fingerprint FROM analyses"
+        " WHERE repo = %s AND number = %s AND migration_fingerprint IS NOT NULL"
+        " ORDER BY head_sha, id DESC",
+        (repo, number),
+    )
+    return {row[0]: row[1] for row in await cursor.fetchall()}
+
+
+async def approve_sandbox(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str, by: str
+) -> None:
+    await connection.execute(
+        "INSERT INTO sandbox_approvals (repo, number, head_sha, approved_by)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (repo, number, head_sha, by),
+    )
+
+
+async def sandbox_approved(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str
+) -> bool:
+    cursor = await connection.execute(
+        "SELECT 1 FROM sandbox_approvals WHERE repo = %s AND number = %s AND head_sha = %s",
+        (repo, number, head_sha),
+    )
+    return await cursor.fetchone() is not None

@@ -269,3 +269,11 @@ def test_sandbox_not_run_says_why() -> None:
     doc = document(result)
     validator().validate(doc)
     assert doc["sandbox"] == {"ran": False, "skipped_reason": "not requested (--no-sandbox)"}
+
+
+def test_findings_round_trip_through_json() -> None:
+    from bot.report.json_report import finding_from_json
+
+    result = sample_result()
+    doc = document(result)
+    assert [finding_from_json(f) for f in doc["findings"]] == result.findings
