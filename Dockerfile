@@ -1,4 +1,4 @@
-# migsafe: the `migsafe` command (and, later, the GitHub App) in a slim image.
+# migsafe: the `migsafe` command and the GitHub App (`migsafe serve`) in a slim image.
 FROM python:3.11-slim
 
 # PostgreSQL server binaries for the embedded sandbox cluster; git for --base/--head.
@@ -14,5 +14,8 @@ RUN pip install --no-cache-dir .
 
 RUN useradd --create-home --uid 10001 migsafe
 USER migsafe
+ENV PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"
 ENTRYPOINT ["migsafe"]
-CMD ["--help"]
+CMD ["serve"]
