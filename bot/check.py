@@ -23,7 +23,7 @@ from bot.analysis.rules.revisions import (
     multiple_heads_findings,
     undocumented_findings,
 )
-from bot.analysis.rules.static import static_findings
+from bot.analysis.rules.static import DESTRUCTIVE_RULES, static_findings
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
 from bot.migrations.dryrun import dry_run
@@ -41,9 +41,6 @@ from bot.sandbox.model import SandboxReport, Step
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
 
-DESTRUCTIVE_RULES = frozenset(
-    {"drop-table", "drop-column", "drop-index", "alter-column-type", "truncate-table"}
-)
 # Folders never copied into the dry-run's working copy: large, and never migration code.
 _NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
 
@@ -98,7 +95,10 @@ def run_check(options: CheckOptions) -> CheckResult:
     findings = _analyze(ordered, graph, dry, policy, environment)
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment)
-        findings = sorted(_reconcile_timeouts(findings, observed, sandbox), key=_finding_order)
+        findings = _reconcile_timeouts(findings, observed, sandbox)
+    new_files = {f.path: f for f in ordered if f.new}
+    findings = apply_suppressions(findings, new_files, known_rules=set(RULES))
+    findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),
         environment=environment,
@@ -320,9 +320,7 @@ def _analyze(
     by_path = {f.path: f for f in new_files}
     destructive = [f for f in findings if f.rule in DESTRUCTIVE_RULES]
     findings += undocumented_findings(destructive, by_path)
-    findings = _apply_policy(findings, policy, environment)
-    findings = apply_suppressions(findings, by_path, known_rules=set(RULES))
-    return sorted(findings, key=_finding_order)
+    return _apply_policy(findings, policy, environment)
 
 
 def _not_in_sql(static: list[Finding], sql: list[Finding], dry: DryRun) -> list[Finding]:
