@@ -36,8 +36,10 @@ from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 
 from bot import metrics
+from bot.settings import DEFAULT_REPORT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS
 from bot.settings import Settings
 from bot.store import db
+from bot.store.pages import purge_expired_reports
 
 logger = logging.getLogger("migsafe.jobs")
 
@@ -47,12 +49,15 @@ TASK_RERUN_COMMAND = "migsafe.rerun_command"
 TASK_FORGET_MEMBERSHIP = "migsafe.forget_membership"
 TASK_RECORD_INSTALLATION = "migsafe.record_installation"
 TASK_RETRY_STALLED_JOBS = "migsafe.retry_stalled_jobs"
+TASK_PURGE_REPORTS = "migsafe.purge_reports"
+PURGE_REPORTS_CRON = "17 3 * * *"  # daily, off the hour
 
 # Waits 3, 9, 27, 81, 243 s: rides out a GitHub incident of several minutes.
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 3
 RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=BACKOFF_BASE_S)
 STALLED_AFTER_S = 30.0  # a worker without heartbeat for this long is dead (heartbeat: 10 s)
+HEARTBEAT_S = 10.0  # procrastinate's default; beats faster when `stalled_after_s` is short
 RETRY_STALLED_CRON = "* * * * *"
 DEFER_ATTEMPTS = 3
 
@@ -319,6 +324,8 @@ class JobQueue:
             name=name,
             install_signal_handlers=install_signal_handlers,
             stalled_worker_timeout=self.stalled_after_s,
+            # A live worker must beat well within `stalled_after_s`, or it looks dead.
+            update_heartbeat_interval=min(HEARTBEAT_S, self.stalled_after_s / 3),
         )
 
     async def retry_stalled_jobs(self) -> int:
@@ -350,6 +357,10 @@ class JobQueue:
             self._retry_stalled_periodically
         )
         self.app.periodic(cron=RETRY_STALLED_CRON, periodic_id="retry-stalled")(retry_stalled)
+        purge = task(name=TASK_PURGE_REPORTS, queueing_lock=TASK_PURGE_REPORTS)(
+            self._purge_reports_periodically
+        )
+        self.app.periodic(cron=PURGE_REPORTS_CRON, periodic_id="purge-reports")(purge)
 
     def _context(self, job_context: procrastinate.JobContext) -> ServiceContext:
         job = job_context.job
@@ -476,6 +487,13 @@ class JobQueue:
 
     async def _retry_stalled_periodically(self, timestamp: int) -> None:
         await self.retry_stalled_jobs()
+
+    async def _purge_reports_periodically(self, timestamp: int) -> None:
+        """Report pages live as long as the operator says (MIGSAFE_REPORT_RETENTION_DAYS)."""
+        days = self.settings.report_retention_days if self.settings else DEFAULT_RETENTION_DAYS
+        async with self.pool.connection() as connection:
+            deleted = await purge_expired_reports(connection, retention_days=days)
+        logger.info("purged %s reports older than %s days", deleted, days)
 
 
 async def _waiting_job_id(

@@ -22,6 +22,8 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 4
 DEFAULT_DATA_DIR = "~/.local/share/migsafe/pg"
+DEFAULT_REPORT_RETENTION_DAYS = 90
+MIN_PAGE_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class Settings:
     port: int = DEFAULT_PORT
     public_url: str | None = None
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
+    # The key of the report pages' links (bot.web.tokens); None: derived from the webhook
+    # secret (HKDF). Set it on its own so that rotating the webhook secret keeps the links.
+    page_secret: str | None = field(default=None, repr=False)
+    report_retention_days: int = DEFAULT_REPORT_RETENTION_DAYS
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +60,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
         worker_concurrency=_positive_int(
             env, "MIGSAFE_WORKER_CONCURRENCY", default=DEFAULT_WORKER_CONCURRENCY
+        ),
+        page_secret=_page_secret(env),
+        report_retention_days=_positive_int(
+            env, "MIGSAFE_REPORT_RETENTION_DAYS", default=DEFAULT_REPORT_RETENTION_DAYS
         ),
     )
 
@@ -79,6 +89,18 @@ def _positive_int(
     if not raw.isdigit() or int(raw) <= 0:
         raise UserError(f"{name} must be a positive integer, not {raw!r}")
     return int(raw)
+
+
+def _page_secret(env: Mapping[str, str]) -> str | None:
+    """Optional; when set, long enough that its HMAC tokens cannot be guessed offline."""
+    secret = _optional(env, "MIGSAFE_PAGE_SECRET")
+    if secret is not None and len(secret) < MIN_PAGE_SECRET_CHARS:
+        raise UserError(
+            f"MIGSAFE_PAGE_SECRET must be at least {MIN_PAGE_SECRET_CHARS} characters "
+            "(e.g. the output of `openssl rand -hex 32`), or unset to derive it from "
+            "MIGSAFE_WEBHOOK_SECRET"
+        )
+    return secret
 
 
 def _port(env: Mapping[str, str]) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from bot.report import (
     statement_origin,
     verdict,
 )
+from bot.report.plan import Backup, Contact, RollbackPlan, plan_for_result
 from bot.result import CheckResult
 
 MAX_CHARS = 65_535
@@ -42,15 +44,26 @@ _PYTHON_START = re.compile(r"^\s*(#|op\.|with |from |import |def |if |for )")
 
 
 def render_markdown(
-    result: CheckResult, *, link_base: str | None = None, max_chars: int = MAX_CHARS
+    result: CheckResult,
+    *,
+    link_base: str | None = None,
+    max_chars: int = MAX_CHARS,
+    contacts: Sequence[Contact] | None = None,
+    backup: Backup = None,
+    now: datetime | None = None,
 ) -> str:
     """The check-run summary of `result`, never longer than `max_chars` characters.
 
+    `contacts` (the policy file's, see `bot.report.plan.contacts_from_policy`) and `backup`
+    (the backup status, when known) complete the rollback plan and emergency procedure.
+
     When too long, cuts (in this order) the SQL, keeping as many leading upgrade and then
-    downgrade statements as fit; the safe-pattern advice; the least severe table rows; and
+    downgrade statements as fit; the safe-pattern advice; the emergency procedure (the
+    rollback command and its verdict stay); the least severe table rows; and
     as a last resort the text itself. A note at the end says what was cut.
     """
-    doc = _Document(result, link_base)
+    plan = plan_for_result(result, contacts=contacts, backup=backup, now=now)
+    doc = _Document(result, link_base, plan)
     if doc.fits(max_chars):
         return doc.render()
     for phase in PHASES:
@@ -64,6 +77,9 @@ def render_markdown(
                 break
         return doc.render()
     doc.show_advice = False
+    if doc.fits(max_chars):
+        return doc.render()
+    doc.show_emergency = False
     if doc.fits(max_chars):
         return doc.render()
     doc.rows_kept = _largest(len(doc.rows), partial(doc.rows_fit, max_chars=max_chars))
@@ -95,13 +111,15 @@ def _hard_cut(text: str, note: str, max_chars: int) -> str:
 class _Document:
     """The report's sections, rendered on demand so that parts can be cut to fit."""
 
-    def __init__(self, result: CheckResult, link_base: str | None) -> None:
+    def __init__(self, result: CheckResult, link_base: str | None, plan: RollbackPlan) -> None:
         self.result = result
         self.link_base = link_base
+        self.plan = plan
         self.findings = ordered(result.findings)
         self.rows = [self._row(f) for f in self.findings]
         self.rows_kept = len(self.rows)
         self.show_advice = True
+        self.show_emergency = True
         self.statements = {"upgrade": result.dry_run.upgrade, "downgrade": result.dry_run.downgrade}
         self.full_sql = {
             "upgrade": result.dry_run.upgrade_sql,
@@ -141,6 +159,8 @@ class _Document:
                 cuts.append(f"the {phase} SQL after statement {kept} of {size}")
         if not self.show_advice and any(f.advice for f in self.findings):
             cuts.append("the safe-pattern advice")
+        if not self.show_emergency:
+            cuts.append("the emergency procedure")
         if self.rows_kept < len(self.rows):
             cut_rows = len(self.rows) - self.rows_kept
             cuts.append(f"the last {plural(cut_rows, 'row')} of the findings table")
@@ -226,7 +246,39 @@ class _Document:
         if unsafe:
             refs = ", ".join(self._short_ref(f) for f in unsafe)
             text += f"\n\nThe downgrade is not a safe way back ({refs}): restoring the backup is."
-        return text
+        return text + "\n\n" + self._plan()
+
+    def _plan(self) -> str:
+        """The rollback plan's verdict, what a rollback loses, the backup, and the
+        checklist's emergency procedure written for this change."""
+        plan = self.plan
+        parts = [_escape_inline(plan.summary)]
+        if plan.losses:
+            items = [
+                f"- {_code(loss.rule)}"
+                + (f" at {self._link(*_split_place(loss.place))}" if loss.place else "")
+                + f": {_escape_inline(loss.message)}"
+                for loss in plan.losses[:LIST_LIMIT]
+            ]
+            if len(plan.losses) > LIST_LIMIT:
+                items.append(f"- and {len(plan.losses) - LIST_LIMIT} more")
+            parts.append("What a rollback does not bring back:\n\n" + "\n".join(items))
+        parts.append(f"**Backup:** {_escape_inline(plan.backup)}")
+        if not self.show_emergency:
+            return "\n\n".join(parts)
+        steps = []
+        for number, step in enumerate(plan.emergency, start=1):
+            item = f"{number}. **{step.title}.** {_escape_inline(step.text)}"
+            if step.commands:
+                language = "sql" if step.commands[0].startswith("SELECT") else "sh"
+                block = textwrap.indent(_fence("\n".join(step.commands), language), "   ")
+                item += f"\n\n{block}"
+            steps.append(item)
+        parts.append(
+            f"#### If the migration fails in {_escape_inline(plan.environment)}\n\n"
+            + "\n".join(steps)
+        )
+        return "\n\n".join(parts)
 
     def _sandbox(self) -> str:
         report = self.result.sandbox
@@ -318,6 +370,12 @@ class _Document:
             return _code(label)
         anchor = f"#L{line}" if line is not None else ""
         return f"[{_code(label)}]({self.link_base}{quote(path, safe='/')}{anchor})"
+
+
+def _split_place(place: str) -> tuple[str, int | None]:
+    """`path:line` back into its parts (a path may itself contain ':')."""
+    path, _, line = place.rpartition(":")
+    return (path, int(line)) if path and line.isdigit() else (place, None)
 
 
 def _annotated(statement: Statement) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from bot.analysis.model import Finding, Severity
 from bot.migrations.model import MigrationFile
@@ -16,6 +17,7 @@ from bot.report import (
     sandbox_view,
     verdict,
 )
+from bot.report.plan import Backup, Contact, RollbackPlan, plan_for_result
 from bot.result import CheckResult
 
 _RESET = "\x1b[0m"
@@ -37,14 +39,23 @@ def clean(text: str) -> str:
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
 
 
-def render_text(result: CheckResult, *, color: bool = False) -> str:
+def render_text(
+    result: CheckResult,
+    *,
+    color: bool = False,
+    contacts: Sequence[Contact] | None = None,
+    backup: Backup = None,
+    now: datetime | None = None,
+) -> str:
+    """The terminal report; `contacts` and `backup` complete the emergency procedure."""
     paint = _Painter(color)
     lines = [paint.verdict(verdict(result), result.exit_code), ""]
     for title, findings in _groups(result):
         lines.append(paint.bold(title))
         lines.extend(_finding_lines(findings, paint) if findings else ["  no findings"])
         lines.append("")
-    lines.extend(_closing_lines(result))
+    plan = plan_for_result(result, contacts=contacts, backup=backup, now=now)
+    lines.extend(_closing_lines(result, plan))
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +99,7 @@ def _finding_lines(findings: list[Finding], paint: _Painter) -> Iterator[str]:
             yield from (f"      {advice}".rstrip() for advice in clean(finding.advice).splitlines())
 
 
-def _closing_lines(result: CheckResult) -> list[str]:
+def _closing_lines(result: CheckResult, plan: RollbackPlan) -> list[str]:
     lines = []
     if result.approvals_required:
         roles = ", ".join(clean(role) for role in result.approvals_required)
@@ -97,7 +108,22 @@ def _closing_lines(result: CheckResult) -> list[str]:
     if result.dry_run.protections:
         lines.append(f"  ran under: {', '.join(clean(p) for p in result.dry_run.protections)}")
     lines.extend(_sandbox_lines(result))
+    lines.extend(_plan_lines(plan))
     lines.append(f"Rollback: {' ; '.join(rollback_commands(result))}")
+    return lines
+
+
+def _plan_lines(plan: RollbackPlan) -> list[str]:
+    """The rollback plan and the emergency procedure; the rollback command closes the report."""
+    lines = [f"Rollback plan ({plan.safety}): {clean(plan.summary)}"]
+    for loss in plan.losses:
+        place = f" at {clean(loss.place)}" if loss.place else ""
+        lines.append(f"  {loss.rule}{place}: {clean(loss.message)}")
+    lines.append(f"  backup: {clean(plan.backup)}")
+    lines.append(f"If the migration fails in {clean(plan.environment)}:")
+    for number, step in enumerate(plan.emergency, start=1):
+        lines.append(f"  {number}. {step.title}: {clean(step.text)}")
+        lines += [f"       {clean(command)}" for command in step.commands]
     return lines
 
 

@@ -1,4 +1,5 @@
-"""The aiohttp application: POST /webhook, GET /healthz, /readyz, /metrics.
+"""The aiohttp application: POST /webhook, GET /healthz, /readyz, /metrics, and the
+report pages GET /runs/{id} (bot.web.pages) when the queue carries the settings.
 
 POST /webhook, in this order: read the body (over 25 MB: 413), verify
 X-Hub-Signature-256 (HMAC-SHA256, constant-time: 401, nothing stored), parse the JSON
@@ -23,6 +24,7 @@ from gidgethub import ValidationFailure, routing, sansio
 from bot import metrics
 from bot.jobs import JobQueue
 from bot.store import db
+from bot.web.pages import add_report_routes, page_config
 from bot.webhooks.routers import ROUTER, Plan, installation_id, repo_name
 
 logger = logging.getLogger("migsafe.webhooks")
@@ -49,6 +51,8 @@ def build_web_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
+    if queue.settings is not None:  # the report pages (GET /runs/{id}) need the token key
+        add_report_routes(app, page_config(queue.settings, lambda: queue.pool))
     return app
 
 

@@ -1,0 +1,1 @@
+"""The reviewer's report page served by the GitHub App (`GET /runs/{id}`)."""
