@@ -9,9 +9,10 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.analysis.catalog import RULES
@@ -37,9 +38,10 @@ from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, 
 from bot.result import CheckResult
 from bot.sandbox.database import shared_server
 from bot.sandbox.environment import prepare_environment
+from bot.sandbox.isolation import ContainedChild
 from bot.sandbox.model import SandboxReport, Step
 from bot.sandbox.rls import RlsSettings
-from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
+from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child
 
 # Folders never copied into the dry-run's working copy: large, and never migration code.
 _NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
@@ -89,8 +91,17 @@ def run_check(options: CheckOptions) -> CheckResult:
             file.new = file.revision in new_ids
         base = graph.base_point(new_ids)
         heads = tuple(graph.heads())
-        dry = _dry_run(work_root, project, base, heads, options) if new_ids else DryRun()
-        sandbox, skipped = _sandbox(work_root, project, files, base, dry, policy, options)
+        # The dry-run runs alongside the sandbox run, which needs its SQL only near the end
+        # (to tell undeclared changes): the two children's start-up costs overlap.
+        with (
+            _planned_sandbox(work_root, project, files, base, policy, options) as plan,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="migsafe-dry-run") as pool,
+        ):
+            pending = (
+                pool.submit(_dry_run, work_root, project, base, heads, options) if new_ids else None
+            )
+            sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
+            dry = _awaited(pending)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
     findings = _analyze(ordered, graph, dry, policy, environment)
     if sandbox is not None:
@@ -179,6 +190,10 @@ def _new_revisions(
     return set(graph.by_id)
 
 
+def _awaited(pending: Future[DryRun] | None) -> DryRun:
+    return pending.result() if pending is not None else DryRun()
+
+
 def _dry_run(
     work_root: Path,
     project: AlembicProject,
@@ -199,25 +214,40 @@ def _dry_run(
     return dry
 
 
-def _sandbox(
+@dataclass
+class _SandboxPlan:
+    """The sandbox run as known before the dry-run: its child already starting, or why
+    there is no run (skipped, or the setup commands failed)."""
+
+    request: SandboxRequest | None = None
+    child: ContainedChild | None = None
+    skipped: str | None = None
+    setup_failed: SandboxOutcome | None = None
+    setup_protections: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _planned_sandbox(
     work_root: Path,
     project: AlembicProject,
     files: list[MigrationFile],
     base: tuple[str, ...],
-    dry: DryRun,
     policy: Policy,
     options: CheckOptions,
-) -> tuple[SandboxOutcome | None, str | None]:
+) -> Iterator[_SandboxPlan]:
     if not options.sandbox:
-        return None, "not requested (--no-sandbox)"
+        yield _SandboxPlan(skipped="not requested (--no-sandbox)")
+        return
     if not any(f.new for f in files):
-        return None, "no new revisions"
+        yield _SandboxPlan(skipped="no new revisions")
+        return
     settings = policy.sandbox
     prepared = None
     if settings.setup:
         prepared = prepare_environment(work_root, settings, timeout_s=options.sandbox_timeout_s)
         if prepared.error:
-            return _setup_failed(prepared.error), None
+            yield _SandboxPlan(setup_failed=_setup_failed(prepared.error))
+            return
     lock_ms, statement_ms = timeout_limits_ms(policy)
     request = SandboxRequest(
         work_root=work_root,
@@ -226,7 +256,6 @@ def _sandbox(
         versions_dirs=project.versions_dirs,
         base=base,
         revision_by_path={f.path: f.revision for f in files},
-        dry_run_upgrade=dry.upgrade,
         lock_timeout_max_ms=lock_ms,
         statement_timeout_max_ms=statement_ms,
         rls=RlsSettings(
@@ -238,9 +267,19 @@ def _sandbox(
         timeout_s=options.sandbox_timeout_s,
         python=prepared.python if prepared else sys.executable,
     )
-    outcome = run_sandbox(request, shared_server(options.database_url))
-    if prepared:
-        outcome.report.protections += [f"setup: {p}" for p in prepared.protections]
+    setup = [f"setup: {p}" for p in prepared.protections] if prepared else []
+    with sandbox_child(request) as child:
+        yield _SandboxPlan(request, child, setup_protections=setup)
+
+
+def _sandbox(
+    plan: _SandboxPlan, declared: Callable[[], list[Statement]], options: CheckOptions
+) -> tuple[SandboxOutcome | None, str | None]:
+    if plan.request is None or plan.child is None:
+        return plan.setup_failed, plan.skipped
+    plan.request.pending_dry_run = declared
+    outcome = run_sandbox(plan.request, shared_server(options.database_url), plan.child)
+    outcome.report.protections += plan.setup_protections
     return outcome, None
 
 

@@ -1,15 +1,19 @@
 """Runs INSIDE the sandbox child: Alembic online against the throwaway database, traced.
 
 Self-contained on purpose (stdlib, alembic, sqlalchemy, psycopg): it is started as
-`python -I _online_child.py REQUEST RESULT` with a scrubbed environment and cannot
-import migsafe. For every statement it records the migration file and line that
-emitted it, its duration, the relation locks its backend newly holds, the tables it
-rewrote (relfilenode changed) and the timeouts in effect when it ran.
+`python -I _online_child.py REQUESTS_FD REPLIES_FD` with a scrubbed environment and cannot
+import migsafe. It imports Alembic once, then answers requests, one JSON line each way on
+those two descriptors (never stdout: the migrations may print), until the channel closes.
+For every statement it records the migration file and line that emitted it, its duration,
+the relation locks its backend newly holds, the tables it rewrote (relfilenode changed) and
+the timeouts in effect when it ran.
 
-Request (JSON): project_dir, ini_path, script_location, versions_dirs, url,
-command ("upgrade" | "downgrade"), target, trace (bool).
-Result (JSON): ok, error, statements [...], commits [...], version_table,
-external_transaction.
+Request "upgrade" / "downgrade": project_dir, ini_path, script_location, versions_dirs, url,
+env (variables env.py may read), target, trace (bool).
+Reply: ok, error, statements [...], commits [...], version_table, external_transaction.
+Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
+drift: the differences between the database and env.py's target_metadata, as `alembic check`
+finds them, one line each; null when env.py set no target_metadata.
 """
 
 from __future__ import annotations
@@ -138,39 +142,96 @@ class Tracer:
         return {oid: (name, node) for oid, name, node in self._query(cursor, _FILENODES_SQL)}
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
-    from alembic import command
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+class Session:
+    """The child's state across requests: the Engine listeners are installed once and
+    forward to the tracer of the request at hand."""
 
-    os.chdir(request["project_dir"])
-    sys.path.insert(0, request["project_dir"])
-    tracer = Tracer(request["versions_dirs"], request["project_dir"], request["trace"])
-    contexts = _record_contexts(MigrationContext)
-    event.listen(Engine, "before_cursor_execute", tracer.before)
-    event.listen(Engine, "after_cursor_execute", tracer.after)
-    event.listen(Engine, "handle_error", tracer.failed)
-    event.listen(Engine, "commit", tracer.committed)
+    def __init__(self) -> None:
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
 
-    config = Config(request["ini_path"]) if request["ini_path"] else Config()
-    if not request["ini_path"]:
-        config.set_main_option("script_location", request["script_location"])
-    config.set_main_option("sqlalchemy.url", request["url"].replace("%", "%%"))
-    result: dict[str, Any] = {"ok": True, "error": None}
-    try:
-        if request["command"] == "upgrade":
-            command.upgrade(config, request["target"])
-        else:
-            command.downgrade(config, request["target"])
-    except BaseException as error:  # the migration's failure is the result, not a crash
-        result["ok"] = False
-        result["error"] = _error_text(error)
-    result["statements"] = tracer.statements
-    result["commits"] = tracer.commits
-    result.update(_version_table(contexts))
-    return result
+        self.tracer: Tracer | None = None
+        self.contexts = _record_contexts(MigrationContext)
+        self.compare_options: dict[str, Any] | None = None  # env.py's, at the last upgrade
+        event.listen(Engine, "before_cursor_execute", self.before)
+        event.listen(Engine, "after_cursor_execute", self.after)
+        event.listen(Engine, "handle_error", self.failed)
+        event.listen(Engine, "commit", self.committed)
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.before(conn, cursor, statement, *args)
+
+    def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.after(conn, cursor, statement, *args)
+
+    def failed(self, context: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.failed(context)
+
+    def committed(self, conn: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.committed(conn)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request["command"] == "compare":
+            return self.compare(request["url"])
+        return self.migrate(request)
+
+    def migrate(self, request: dict[str, Any]) -> dict[str, Any]:
+        from alembic import command
+        from alembic.config import Config
+
+        os.environ.update(request.get("env") or {})
+        os.chdir(request["project_dir"])
+        if request["project_dir"] not in sys.path:
+            sys.path.insert(0, request["project_dir"])
+        self.tracer = tracer = Tracer(
+            request["versions_dirs"], request["project_dir"], request["trace"]
+        )
+        self.contexts.clear()
+        config = Config(request["ini_path"]) if request["ini_path"] else Config()
+        if not request["ini_path"]:
+            config.set_main_option("script_location", request["script_location"])
+        config.set_main_option("sqlalchemy.url", request["url"].replace("%", "%%"))
+        result: dict[str, Any] = {"ok": True, "error": None}
+        try:
+            if request["command"] == "upgrade":
+                command.upgrade(config, request["target"])
+            else:
+                command.downgrade(config, request["target"])
+        except BaseException as error:  # the migration's failure is the result, not a crash
+            result["ok"] = False
+            result["error"] = _error_text(error)
+        finally:
+            self.tracer = None
+        result["statements"] = tracer.statements
+        result["commits"] = tracer.commits
+        result.update(_version_table(self.contexts))
+        self.compare_options = _compare_options(self.contexts)
+        return result
+
+    def compare(self, url: str) -> dict[str, Any]:
+        """What `alembic check` does: the database against env.py's target_metadata, with
+        env.py's own comparison options (include_object, compare_type, version table...)."""
+        options = self.compare_options
+        if not options or options.get("target_metadata") is None:
+            return {"ok": True, "error": None, "drift": None}
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy import create_engine, pool
+
+        try:
+            engine = create_engine(url, poolclass=pool.NullPool)
+            with engine.connect() as connection:
+                context = MigrationContext.configure(connection, opts=dict(options))
+                diffs = compare_metadata(context, options["target_metadata"])
+            drift = [_describe_diff(diff) for diff in _flattened(diffs)]
+        except BaseException as error:
+            return {"ok": False, "error": _error_text(error), "drift": None}
+        return {"ok": True, "error": None, "drift": drift}
 
 
 def _record_contexts(cls: Any) -> list[Any]:
@@ -199,6 +260,66 @@ def _version_table(contexts: list[Any]) -> dict[str, Any]:
     }
 
 
+# The options of env.py's context.configure() that decide what a comparison reports.
+_COMPARE_OPTIONS = (
+    "target_metadata",
+    "include_name",
+    "include_object",
+    "include_schemas",
+    "compare_type",
+    "compare_server_default",
+    "version_table",
+    "version_table_schema",
+    "autogenerate_plugins",
+)
+
+
+def _compare_options(contexts: list[Any]) -> dict[str, Any] | None:
+    online = [c for c in contexts if not getattr(c, "as_sql", False)]
+    if not online:
+        return None
+    opts = online[-1].opts
+    return {key: opts[key] for key in _COMPARE_OPTIONS if key in opts}
+
+
+def _flattened(diffs: list[Any]) -> list[tuple[Any, ...]]:
+    """Autogenerate groups a column's modifications in a list; one entry per change here."""
+    flat: list[tuple[Any, ...]] = []
+    for diff in diffs:
+        flat.extend(diff if isinstance(diff, list) else [diff])
+    return flat
+
+
+def _describe_diff(diff: tuple[Any, ...]) -> str:
+    """One line per difference: `add_column accounts.nickname`, `modify_nullable
+    accounts.email: True -> False`, `remove_table legacy`..."""
+    kind, args = diff[0], diff[1:]
+    if kind.startswith("modify_") and len(args) == 6:
+        schema, table, column, _existing, old, new = args
+        name = ".".join(p for p in (schema, table, column) if p)
+        return f"{kind} {name}: {_named(old)} -> {_named(new)}"
+    if kind in ("add_column", "remove_column") and len(args) == 3:
+        schema, table, column = args
+        return f"{kind} {'.'.join(p for p in (schema, table) if p)}.{column.name}"
+    return " ".join([kind, *(_named(arg) for arg in args if arg is not None)])
+
+
+def _named(item: Any) -> str:
+    """A schema item by its name (and its table's), anything else as it prints."""
+    table = getattr(item, "table", None)
+    name = getattr(item, "name", None)
+    if getattr(item, "fullname", None):  # a Table
+        return str(item.fullname)
+    if isinstance(name, str) and table is not None and getattr(table, "fullname", None):
+        return f"{name} on {table.fullname}"
+    if isinstance(name, str):
+        return name
+    if hasattr(item, "arg"):  # a server default
+        item = getattr(item.arg, "text", item.arg)
+    text = repr(item) if not isinstance(item, str) else item
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _error_text(error: BaseException) -> str:
     """PostgreSQL's message and the statement, as SQLAlchemy words them; where it is not a
     database error, the exception and the innermost frame of the migration code."""
@@ -214,14 +335,21 @@ def _error_text(error: BaseException) -> str:
 
 
 def main() -> int:
-    request_path, result_path = sys.argv[1], sys.argv[2]
-    with open(request_path, encoding="utf-8") as handle:
-        request = json.load(handle)
+    requests_fd, replies_fd = int(sys.argv[1]), int(sys.argv[2])
+    for fd in (requests_fd, replies_fd):
+        os.set_inheritable(fd, False)  # not for the processes a migration may start
     sys.stdin.close()
-    result = run(request)
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
-    return 0
+    import psycopg  # noqa: F401  (imported once, before the first request, not during it)
+    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+    from alembic import command  # noqa: F401
+
+    session = Session()
+    with open(requests_fd, "rb") as requests, open(replies_fd, "wb") as replies:
+        for line in requests:
+            reply = session.handle(json.loads(line))
+            replies.write(json.dumps(reply, default=str).encode("utf-8") + b"\n")
+            replies.flush()
+    os._exit(0)  # the parent closed the channel: done, no interpreter teardown to wait for
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ What is in force depends on the machine; every run reports it in `protections`:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import json
 import os
@@ -26,10 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 OUTPUT_CAP_BYTES = 64 * 1024
 UNPRIVILEGED_USER = "nobody"
@@ -50,6 +51,8 @@ _NETWORKED_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("unshare", "--pid", "--fork", "--kill-child"),
 )
 NETWORK_ALLOWED = "network: ALLOWED (setup commands may reach package indexes)"
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+_EXIT_GRACE_S = 1.0  # a long-lived child's time to exit once its channel is closed
 
 
 @dataclass(frozen=True)
@@ -245,8 +248,13 @@ def _poll_unreaped(pid: int, deadline: float) -> bool:
     return False
 
 
-def _limit_setter(limits: Limits) -> Callable[[], None]:
+def _limit_setter(limits: Limits, *, die_with_parent: bool = False) -> Callable[[], None]:
+    """`die_with_parent`: SIGKILL when migsafe dies, for a child that may be left stopped."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if die_with_parent else None
+
     def apply() -> None:  # runs in the child between fork and exec
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds, hard_extra=1)
         _set_limit(resource.RLIMIT_AS, limits.memory_bytes)
         _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
@@ -451,3 +459,265 @@ def _read_result(path: Path) -> bytes | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return stream.read(MAX_RESULT_BYTES + 1)
+
+
+# -- a long-lived contained child, talked to over a private channel ---------------------------
+
+
+@dataclass
+class Reply:
+    """The child's answer to one request, or why there is none."""
+
+    message: dict[str, Any] | None
+    timed_out: bool = False  # the wall clock ran out: the child's process group is killed
+    ended: str | None = None  # the child is gone (or answered garbage): its stderr, its exit
+
+
+class ContainedChild:
+    """A contained child that stays up and answers requests: one JSON line each way, on a
+    private pair of pipes whose descriptors it gets as its last two arguments. Never its
+    stdout: migration code may print anything there (stdout and stderr go to files, as in
+    `run_isolated`).
+
+    Between requests the child's process group is stopped (SIGSTOP), so none of its code
+    (a thread a migration left behind) runs while the parent reads the database. A request
+    that gets no answer within `timeout_s` kills the whole process group."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        *,
+        requests_fd: int,
+        replies_fd: int,
+        stderr: BinaryIO,
+        timeout_s: float,
+        pids_namespace: bool,
+    ) -> None:
+        self.protections: list[str] = []
+        self._proc = proc
+        self._requests, self._replies = requests_fd, replies_fd
+        self._stderr = stderr
+        self._timeout_s = timeout_s
+        self._pids_namespace = pids_namespace
+        self._pidfd = _pidfd(proc.pid)
+        self._gone: str | None = None  # why the child can answer no more
+        os.set_blocking(replies_fd, False)
+
+    def request(self, message: Mapping[str, object]) -> Reply:
+        """Send `message`, wait for the answer; never raises for anything the child does."""
+        if self._gone is not None:
+            return Reply(None, ended=self._gone)
+        self._signal(signal.SIGCONT)
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            _write_all(self._requests, json.dumps(message).encode("utf-8") + b"\n")
+        except OSError:
+            return self._ended()
+        try:
+            line = self._read_line(deadline)
+        except _ChildEnded:
+            return self._ended()
+        if line is None:
+            self._kill()
+            self._gone = f"killed after {self._timeout_s:g} s (wall clock limit)"
+            return Reply(None, timed_out=True)
+        self._signal(signal.SIGSTOP)
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self._kill()
+            self._gone = "the child's answer was not a JSON object"
+            return Reply(None, ended=self._gone)
+        return Reply(answer)
+
+    def close(self) -> None:
+        """End the child: its channel closes and it exits on its own (each process reaped by
+        its parent, which is quick); whatever is left then, stopped or not, is killed."""
+        if self._proc.returncode is None and self._gone is None:
+            self._signal(signal.SIGCONT)
+            with contextlib.suppress(OSError):
+                os.close(self._requests)
+            _wait_unreaped(self._proc.pid, _EXIT_GRACE_S)
+        self._kill()
+        for fd in (self._requests, self._replies, self._pidfd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        """One line from the child; None when the deadline passed. Raises _ChildEnded."""
+        buffer = bytearray()
+        while (newline := buffer.find(b"\n")) < 0:
+            if len(buffer) > MAX_RESULT_BYTES:
+                raise _ChildEnded
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            watched = [self._replies] + ([self._pidfd] if self._pidfd is not None else [])
+            readable, _, _ = select.select(watched, [], [], min(remaining, 0.05))
+            chunk = self._read_available()
+            if chunk:
+                buffer += chunk
+            elif chunk == b"" or self._exited(readable):
+                raise _ChildEnded  # closed, or the child exited (a grandchild may hold it)
+        return bytes(buffer[:newline])
+
+    def _read_available(self) -> bytes | None:
+        """What can be read now: b"" at end of file, None when nothing is there yet."""
+        try:
+            return os.read(self._replies, 1024 * 1024)
+        except BlockingIOError:
+            return None
+
+    def _exited(self, readable: list[int]) -> bool:
+        if self._pidfd is not None:
+            return self._pidfd in readable
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return os.waitid(os.P_PID, self._proc.pid, flags) is not None
+
+    def _ended(self) -> Reply:
+        self._kill()
+        returncode = self._proc.returncode
+        if self._pids_namespace and returncode is not None and 128 < returncode < 193:
+            returncode = 128 - returncode  # the init shim's 128+N: killed by signal N
+        tail = _tail(self._stderr).strip()[-2000:] or f"exit status {returncode}"
+        self._gone = f"the child ended without a result: {tail}"
+        return Reply(None, ended=self._gone)
+
+    def _signal(self, signum: int) -> None:
+        # The leader is alive or an unreaped zombie: its process group id is still ours.
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signum)
+
+    def _kill(self) -> None:
+        if self._proc.returncode is not None:
+            return
+        self._signal(signal.SIGKILL)
+        self._proc.wait()
+        _await_group_exit(self._proc.pid)
+
+
+class _ChildEnded(Exception):
+    """The channel closed, the child exited, or it sent more than any answer can be."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def contained_child(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    limits: Limits = Limits(),
+    writable_paths: Sequence[Path] = (),
+    probe_argv: Sequence[str] | None = None,
+) -> Iterator[ContainedChild]:
+    """Start `argv` contained as `run_isolated` would (namespaces, unprivileged user, limits,
+    scrubbed environment, private HOME) and keep it up for requests; on exit the whole process
+    group is killed. `argv` gets the channel's descriptors appended: REQUESTS_FD REPLIES_FD."""
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise FileNotFoundError(f"{argv[0]}: not found on the child's PATH")
+    namespaces = _namespaces()
+    user = _user_drop(tuple(probe_argv or (argv[0], "--version")))
+    with contextlib.ExitStack() as stack:
+        private = stack.enter_context(tempfile.TemporaryDirectory(prefix="migsafe-run-"))
+        private_dir = Path(private)
+        child_env = {"HOME": private, "TMPDIR": private, **env}
+        if user.uid is not None and user.gid is not None:
+            for path in (private_dir, *writable_paths):
+                _chown_tree(path, user.uid, user.gid)
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        out = stack.enter_context(open(private_dir / ".stdout", "w+b"))
+        err = stack.enter_context(open(private_dir / ".stderr", "w+b"))
+        try:
+            proc = subprocess.Popen(
+                [
+                    *namespaces.prefix,
+                    *_init_shim(namespaces),
+                    *user.prefix,
+                    *argv,
+                    str(requests_read),
+                    str(replies_write),
+                ],
+                cwd=cwd,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(requests_read, replies_write),
+                preexec_fn=_limit_setter(limits, die_with_parent=True),
+            )
+        except BaseException:
+            for fd in (requests_write, replies_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(requests_read)  # the child's ends: ours would keep end-of-file away
+            os.close(replies_write)
+        child = ContainedChild(
+            proc,
+            requests_fd=requests_write,
+            replies_fd=replies_read,
+            stderr=err,
+            timeout_s=timeout_s,
+            pids_namespace=namespaces.pids,
+        )
+        stack.callback(child.close)
+        child.protections = _describe(namespaces, user, limits, timeout_s, child_env)
+        child.protections[-2] = (
+            f"wall clock: {timeout_s:g}s per step, whole process group killed on expiry"
+        )
+        child.protections.append(
+            "between steps: the child is stopped (SIGSTOP); none of its code runs while "
+            "migsafe reads the database"
+        )
+        yield child
+
+
+@contextlib.contextmanager
+def contained_python(
+    script: Path,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    limits: Limits = Limits(),
+    python: str = sys.executable,
+    needs: str = "alembic, sqlalchemy",
+) -> Iterator[ContainedChild]:
+    """`python -I -B script REQUESTS_FD REPLIES_FD`, contained and kept up for requests (see
+    `ContainedChild`). The script lives in a directory of ours the child can only read."""
+    with tempfile.TemporaryDirectory(prefix="migsafe-child-") as work:
+        work_dir = Path(work)
+        work_dir.chmod(0o711)
+        child_script = work_dir / script.name
+        shutil.copyfile(script, child_script)
+        child_script.chmod(0o644)
+        with contained_child(
+            [python, "-I", "-B", str(child_script)],
+            cwd=cwd,
+            env=env,
+            timeout_s=timeout_s,
+            limits=limits,
+            probe_argv=[python, "-I", "-c", f"import {needs}"],
+        ) as child:
+            yield child

@@ -13,11 +13,10 @@ migration code says about itself.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import psycopg
 from bot.analysis.model import ActionKind, Finding, Statement
 from bot.analysis.rules import sandbox as rules
 from bot.sandbox.database import Sandbox, SandboxServer, create_sandbox
-from bot.sandbox.isolation import Limits, run_python_script, scrubbed_env
+from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
 from bot.sandbox.schema import SchemaSnapshot, describe, diff_schema, new_indexes
@@ -35,6 +34,9 @@ from bot.sandbox.seed import compare_checksums, seed_rows, table_checksums
 from bot.sandbox.snapshot import take_snapshot
 from bot.sandbox.trace import lock_spans, traced_statements
 
+# migsafe's own sessions never wait long: a transaction a migration left open (a thread of
+# its own in the long-lived child) must not hang the checks until the wall clock kills it.
+_OWN_LIMITS = "-c lock_timeout=10s -c statement_timeout=60s"
 _CHILD = Path(__file__).with_name("_online_child.py")
 
 
@@ -47,11 +49,13 @@ class SandboxRequest:
     base: tuple[str, ...]  # revisions before the change; () = empty database
     revision_by_path: dict[str, str]  # repository-relative migration path -> revision
     dry_run_upgrade: list[Statement] = field(default_factory=list)  # parsed, for undeclared
+    # Where the dry-run still runs alongside the sandbox: waits for its parsed upgrade SQL.
+    pending_dry_run: Callable[[], list[Statement]] | None = None
     lock_timeout_max_ms: float = 30_000
     statement_timeout_max_ms: float = 300_000
     rls: RlsSettings = field(default_factory=RlsSettings)
     child_env: dict[str, str] = field(default_factory=dict)  # the policy file's sandbox.env
-    timeout_s: float = 300.0  # wall clock per child run
+    timeout_s: float = 300.0  # wall clock per step of the child
     limits: Limits = field(default_factory=Limits)
     python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
 
@@ -79,11 +83,15 @@ class _Run:
         self,
         request: SandboxRequest,
         sandbox: Sandbox,
+        process: ContainedChild,
         report: SandboxReport,
         findings: list[Finding],
+        fresh_child: Callable[[], ContainedChild],
     ) -> None:
         self.request = request
         self.sandbox = sandbox
+        self.process = process
+        self.fresh_child = fresh_child
         self.report = report
         self.findings = findings
         self.version_table = "alembic_version"  # as env.py configures it; seen on each run
@@ -103,44 +111,52 @@ class _Run:
 
     def child(self, command: str, target: str, *, trace: bool) -> _ChildRun:
         request = self.request
-        payload = {
-            "project_dir": str(request.work_root),
-            "ini_path": str(request.ini_path) if request.ini_path else None,
-            "script_location": str(request.script_location),
-            "versions_dirs": [str(d) for d in request.versions_dirs],
-            "url": self.sandbox.url,
-            "command": command,
-            "target": target,
-            "trace": trace,
-        }
-        raw, outcome = run_python_script(
-            _CHILD,
-            payload,
-            cwd=request.ini_path.parent if request.ini_path else request.work_root,
-            env=scrubbed_env({**request.child_env, "DATABASE_URL": self.sandbox.url}),
-            timeout_s=request.timeout_s,
-            limits=request.limits,
-            python=request.python,
-            needs="alembic, sqlalchemy, psycopg",
+        reply = self.process.request(
+            {
+                "command": command,
+                "target": target,
+                "trace": trace,
+                "project_dir": str(request.work_root),
+                "ini_path": str(request.ini_path) if request.ini_path else None,
+                "script_location": str(request.script_location),
+                "versions_dirs": [str(d) for d in request.versions_dirs],
+                "url": self.sandbox.url,
+                "env": {"DATABASE_URL": self.sandbox.url},
+            }
         )
-        if not self.report.protections:
-            self.report.protections = outcome.protections
-        if outcome.timed_out:
+        if reply.timed_out:
             return _ChildRun(False, f"killed after {request.timeout_s:.0f} s (wall clock limit)")
-        try:
-            result = json.loads(raw or b"")
-        except ValueError:
-            tail = outcome.stderr.strip()[-2000:] or f"exit status {outcome.returncode}"
-            return _ChildRun(False, f"the child ended without a result: {tail}")
-        self.version_table = result.get("version_table") or self.version_table
+        result = reply.message
+        if result is None:
+            return _ChildRun(False, reply.ended)
+        self.version_table = _text(result.get("version_table")) or self.version_table
         return _ChildRun(
-            result["ok"],
-            result["error"],
-            result["statements"],
-            result["commits"],
+            result.get("ok") is True,
+            _text(result.get("error")),
+            [s for s in _list(result.get("statements")) if _is_record(s)],
+            [float(c) for c in _list(result.get("commits")) if isinstance(c, (int, float))],
             self.version_table,
-            bool(result.get("external_transaction")),
+            result.get("external_transaction") is True,
         )
+
+    def model_drift(self) -> tuple[list[str] | None, str | None]:
+        """The database against env.py's target_metadata, compared in the child as `alembic
+        check` does: (differences, or None when env.py sets no target_metadata; error)."""
+        reply = self.process.request({"command": "compare", "url": self.sandbox.url})
+        if reply.message is None:
+            # The models' code (include_object...) took the child down: the rollback steps
+            # still run, in a new child, so that hanging the comparison skips none of them.
+            self.process = self.fresh_child()
+            if reply.timed_out:
+                return None, f"killed after {self.request.timeout_s:.0f} s (wall clock limit)"
+            return None, reply.ended
+        if reply.message.get("ok") is not True:
+            return None, _text(reply.message.get("error")) or "the comparison failed"
+        drift = reply.message.get("drift")
+        if drift is None:
+            return None, None
+        lines = [line[:_DRIFT_LINE_CHARS] for line in _list(drift) if isinstance(line, str)]
+        return lines[:_DRIFT_LINES], None
 
     def versions(self) -> frozenset[str]:
         """The revisions the database is at, read by the parent itself (as the owner: the
@@ -170,7 +186,7 @@ class _Run:
         """For the catalogs (snapshots) and roles only: whatever touches the migrations'
         tables can run their code (triggers, defaults, policies, functions the planner
         folds), and that must never run in an admin session."""
-        return psycopg.connect(self.sandbox.admin_conninfo, autocommit=True)
+        return psycopg.connect(self.sandbox.admin_conninfo, autocommit=True, options=_OWN_LIMITS)
 
     @contextmanager
     def owner(self) -> Iterator[psycopg.Connection[Any]]:
@@ -179,7 +195,9 @@ class _Run:
         SECURITY hides no row from the checks (and is off again for the migration runs)."""
         bypass = self._bypass_rls(True)
         try:
-            with psycopg.connect(self.sandbox.conninfo, autocommit=True) as connection:
+            with psycopg.connect(
+                self.sandbox.conninfo, autocommit=True, options=_OWN_LIMITS
+            ) as connection:
                 yield connection
         finally:
             if bypass:
@@ -211,23 +229,52 @@ class _Run:
         self.findings.append(finding)
 
 
-def run_sandbox(request: SandboxRequest, server: SandboxServer) -> SandboxOutcome:
+@contextmanager
+def sandbox_child(request: SandboxRequest) -> Iterator[ContainedChild]:
+    """The contained child that runs Alembic for every step of a sandbox run. Start it early
+    (it spends its first ~0.4 s importing Alembic) and hand it to `run_sandbox`."""
+    # DATABASE_URL comes with each request (the database does not exist yet); listed here so
+    # that the protections name every variable the child will see.
+    env = scrubbed_env({**request.child_env, "DATABASE_URL": ""})
+    with contained_python(
+        _CHILD,
+        cwd=request.ini_path.parent if request.ini_path else request.work_root,
+        env=env,
+        timeout_s=request.timeout_s,
+        limits=request.limits,
+        python=request.python,
+        needs="alembic, sqlalchemy, psycopg",
+    ) as child:
+        yield child
+
+
+def run_sandbox(
+    request: SandboxRequest, server: SandboxServer, child: ContainedChild | None = None
+) -> SandboxOutcome:
+    """Every step of the run; `child` from `sandbox_child(request)` if started already."""
     started = time.perf_counter()
     report = SandboxReport(server_version=server.server_version())
     findings: list[Finding] = []
-    try:
-        with create_sandbox(server) as sandbox:
-            _run_steps(_Run(request, sandbox, report, findings))
-    except psycopg.Error as error:  # the server, not the migration: say so plainly
-        info = rules.SANDBOX_FAILED
-        findings.append(
-            Finding(
-                rule=info.id,
-                severity=info.default_severity,
-                message=f"sandbox database error: {str(error).strip()}",
-                source="sandbox",
+    with ExitStack() as stack:
+
+        def fresh_child() -> ContainedChild:
+            return stack.enter_context(sandbox_child(request))
+
+        process = child or fresh_child()
+        report.protections = list(process.protections)
+        try:
+            with create_sandbox(server) as sandbox:
+                _run_steps(_Run(request, sandbox, process, report, findings, fresh_child))
+        except psycopg.Error as error:  # the server, not the migration: say so plainly
+            info = rules.SANDBOX_FAILED
+            findings.append(
+                Finding(
+                    rule=info.id,
+                    severity=info.default_severity,
+                    message=f"sandbox database error: {str(error).strip()}",
+                    source="sandbox",
+                )
             )
-        )
     report.duration_s = time.perf_counter() - started
     return SandboxOutcome(report, findings)
 
@@ -297,10 +344,11 @@ def _run_steps(run: _Run) -> None:
     _undeclared(run, base_schema, head_schema)
 
     with run.step("post-migration checks") as step:
+        problems, models = _check_models(run)
         with run.admin() as admin, run.owner() as owner:
-            problems = _check_indexes(run, owner, base_schema, head_schema)
+            problems += _check_indexes(run, owner, base_schema, head_schema)
             problems += check_rls(admin, owner, head_schema, request.rls, run.fail, trace)
-        step.detail = "; ".join(problems) or "indexes valid and usable; row level security ok"
+        step.detail = "; ".join([*(problems or [_CHECKS_PASSED]), *([models] if models else [])])
         step.outcome = "failed" if problems else "passed"
 
     with run.step("rollback to the base") as step:
@@ -336,6 +384,44 @@ def _run_steps(run: _Run) -> None:
                 f"upgrading again after the rollback failed: {result.error}",
                 _failed_statement(result),
             )
+
+
+_CHECKS_PASSED = "indexes valid and usable; row level security ok"
+_DRIFT_SHOWN = 5  # differences named in the finding's message
+_DRIFT_LINES = 200  # kept from the child at most
+_DRIFT_LINE_CHARS = 300
+
+
+def _check_models(run: _Run) -> tuple[list[str], str | None]:
+    """`schema-drift`: (problems, what the step says about the models otherwise)."""
+    drift, error = run.model_drift()
+    if error:
+        return [], f"models not compared: {error}"
+    if drift is None:
+        return [], "no models to compare (env.py sets no target_metadata)"
+    if not drift:
+        return [], "schema matches the models (target_metadata)"
+    shown = "; ".join(drift[:_DRIFT_SHOWN])
+    more = f"; and {len(drift) - _DRIFT_SHOWN} more" if len(drift) > _DRIFT_SHOWN else ""
+    run.fail(
+        "schema-drift",
+        f"after the upgrade the database differs from the models (env.py's target_metadata) "
+        f"in {len(drift)} place(s), as `alembic check` would report: {shown}{more}",
+    )
+    return [f"{len(drift)} difference(s) from the models: {shown}{more}"], None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _is_record(value: object) -> bool:
+    """A traced statement as the child sends it (the child is not trusted to)."""
+    return isinstance(value, dict) and isinstance(value.get("sql"), str)
 
 
 def _versions(owner: psycopg.Connection[Any], table: str) -> frozenset[str]:
@@ -398,7 +484,9 @@ def _describe_loss(loss: Any) -> str:
 
 def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:
     """A table or column that vanished without a DROP (or rename) in the dry-run's SQL."""
-    declared_tables, declared_columns = _declared_drops(run.request.dry_run_upgrade)
+    request = run.request
+    declared = request.pending_dry_run() if request.pending_dry_run else request.dry_run_upgrade
+    declared_tables, declared_columns = _declared_drops(declared)
     for change in diff_schema(base, head):
         if change.kind != "removed" or change.object_type not in ("table", "column"):
             continue

@@ -9,6 +9,8 @@ dry-run parsed for the undeclared-change comparison.
 from __future__ import annotations
 
 import shutil
+import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
@@ -16,14 +18,15 @@ from typing import Literal
 import psycopg
 import pytest
 
-from bot.analysis.model import Finding
+from bot.analysis.model import Finding, Severity
 from bot.analysis.parse import parse_statements
 from bot.migrations.dryrun import dry_run
 from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 from bot.sandbox.database import PREFIX, SandboxServer
-from bot.sandbox.model import TracedStatement
+from bot.sandbox.isolation import contained_python, scrubbed_env
+from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
 
@@ -129,6 +132,10 @@ def traced(outcome: SandboxOutcome, fragment: str) -> TracedStatement:
 
 def outcomes_of(outcome: SandboxOutcome) -> list[tuple[str, str]]:
     return [(step.name, step.outcome) for step in outcome.report.steps]
+
+
+def step_named(outcome: SandboxOutcome, name: str) -> Step:
+    return next(step for step in outcome.report.steps if step.name == name)
 
 
 def tenant_rls(tables: list[str] | Literal["all"]) -> RlsSettings:
@@ -421,3 +428,134 @@ def test_checks_never_run_migration_code_as_superuser(sandbox: RunSandbox) -> No
     assert outcome.report.seed_failures == {}
     assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
     assert rules_of(outcome) == {"access-exclusive-lock"}
+
+
+# -- models: schema-drift ------------------------------------------------------------------------
+
+
+def test_models_that_differ_from_the_upgraded_database_are_schema_drift(
+    sandbox: RunSandbox,
+) -> None:
+    outcome = sandbox("models_drift")
+    finding = only(outcome, "schema-drift")
+    assert finding.severity is Severity.WARNING
+    assert "differs from the models (env.py's target_metadata) in 2 place(s)" in finding.message
+    assert "add_table audit_log" in finding.message
+    assert "modify_nullable accounts.nickname: True -> False" in finding.message
+    # env.py's include_object leaves legacy_* out, as `alembic check` would.
+    assert "legacy_imports" not in finding.message
+    checks = step_named(outcome, "post-migration checks")
+    assert checks.outcome == "failed"
+    assert (checks.detail or "").startswith("2 difference(s) from the models: add_table audit_log")
+    assert step_named(outcome, "rollback to the base").outcome == "passed"
+
+
+def test_models_matching_the_upgraded_database_are_no_drift(sandbox: RunSandbox) -> None:
+    outcome = sandbox("models_match")
+    assert "schema-drift" not in rules_of(outcome)
+    checks = step_named(outcome, "post-migration checks")
+    assert checks.outcome == "passed"
+    assert (checks.detail or "").endswith("; schema matches the models (target_metadata)")
+
+
+def test_without_target_metadata_there_are_no_models_to_compare(sandbox: RunSandbox) -> None:
+    outcome = sandbox("clean_change")
+    assert "schema-drift" not in rules_of(outcome)
+    detail = step_named(outcome, "post-migration checks").detail or ""
+    assert detail.endswith("; no models to compare (env.py sets no target_metadata)")
+
+
+def test_models_that_take_the_child_down_skip_no_later_step(sandbox: RunSandbox) -> None:
+    """env.py's include_object (run only by the comparison) ends the process: the comparison
+    is reported as not done, and the rollback steps still run, in a new child."""
+    outcome = sandbox("models_crash")
+    assert "schema-drift" not in rules_of(outcome)
+    detail = step_named(outcome, "post-migration checks").detail or ""
+    assert "; models not compared: the child ended without a result" in detail
+    assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
+
+
+# -- the child that runs every step: one process, a private channel ---------------------------
+
+# A stand-in for _online_child.py: echoes each request; may print, start a thread that keeps
+# appending to a file in its HOME, sleep, or die.
+_ECHO_CHILD = """
+import json, os, sys, threading, time
+home = os.environ["HOME"]
+
+def tick():
+    while True:
+        with open(os.path.join(home, "ticks"), "a") as handle:
+            handle.write("x")
+        time.sleep(0.002)
+
+with open(int(sys.argv[1]), "rb") as requests, open(int(sys.argv[2]), "wb") as replies:
+    for line in requests:
+        request = json.loads(line)
+        if request.get("print"):
+            print(json.dumps({"forged": True}), flush=True)
+        if request.get("tick"):
+            threading.Thread(target=tick, daemon=True).start()
+        time.sleep(request.get("sleep", 0))
+        if request.get("die"):
+            sys.stderr.write(request["die"] + "\\n")
+            sys.stderr.flush()
+            os._exit(3)
+        replies.write(json.dumps({"echo": request, "home": home}).encode() + b"\\n")
+        replies.flush()
+"""
+
+
+@pytest.fixture
+def echo_script(tmp_path: Path) -> Path:
+    script = tmp_path / "echo_child.py"
+    script.write_text(_ECHO_CHILD)
+    return script
+
+
+def test_what_the_child_prints_cannot_forge_its_answers(echo_script: Path) -> None:
+    with contained_python(
+        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30, needs="json"
+    ) as child:
+        reply = child.request({"print": True, "n": 1})
+        assert reply.message is not None
+        assert reply.message["echo"] == {"print": True, "n": 1}
+        assert "forged" not in reply.message
+
+
+def test_the_child_is_stopped_between_requests(echo_script: Path) -> None:
+    """A thread the child left running does nothing while the parent checks the database."""
+    with contained_python(
+        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30, needs="json"
+    ) as child:
+        first = child.request({"tick": True, "sleep": 0.1})
+        assert first.message is not None
+        ticks = Path(first.message["home"]) / "ticks"
+        time.sleep(0.05)  # SIGSTOP is sent when the answer arrives; let it land everywhere
+        stopped_at = ticks.stat().st_size
+        time.sleep(0.3)
+        assert ticks.stat().st_size == stopped_at
+        assert child.request({"sleep": 0.1}).message is not None
+        assert ticks.stat().st_size > stopped_at
+
+
+def test_a_request_without_answer_kills_the_child_at_the_wall_clock(echo_script: Path) -> None:
+    with contained_python(
+        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=1, needs="json"
+    ) as child:
+        assert child.request({"n": 1}).message is not None  # started, imports done
+        began = time.monotonic()
+        reply = child.request({"sleep": 60})
+        assert reply.timed_out and reply.message is None
+        assert time.monotonic() - began < 1 + 3
+        after = child.request({"n": 2})
+        assert after.ended == "killed after 1 s (wall clock limit)"
+
+
+def test_a_child_that_dies_is_reported_with_its_stderr(echo_script: Path) -> None:
+    with contained_python(
+        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30, python=sys.executable
+    ) as child:
+        reply = child.request({"die": "migration crashed hard"})
+        assert reply.message is None and not reply.timed_out
+        assert reply.ended == "the child ended without a result: migration crashed hard"

@@ -1,7 +1,7 @@
-"""Rules on what the sandbox run observed: locks, rewrites, timeouts, rollback, RLS.
+"""Rules on what the sandbox run observed: locks, rewrites, timeouts, rollback, models, RLS.
 
 The trace rules here are pure (trace in, findings out); the check-based ids
-(rollback, indexes, RLS) are raised by `bot.sandbox.run` and described here.
+(rollback, models, indexes, RLS) are raised by `bot.sandbox.run` and described here.
 """
 
 from __future__ import annotations
@@ -99,6 +99,21 @@ REUPGRADE_FAILED = _info(
     "A migration that only works once (for example because its downgrade leaves an object "
     "behind) blocks a redeploy after a rollback.",
 )
+# A warning, not an error: autogenerate's comparison has known false positives (server
+# defaults, types that reflect differently) and in an expand/contract deploy the models may
+# lead or trail the schema on purpose. The deploy itself does not fail; the next
+# `alembic revision --autogenerate` would just carry the difference. Policies raise it.
+SCHEMA_DRIFT = _info(
+    "schema-drift",
+    Family.REVISION,
+    Severity.WARNING,
+    "after the upgrade, the database differs from the models (env.py's target_metadata)",
+    "migsafe compared the upgraded sandbox database with the `target_metadata` env.py "
+    "passes to `context.configure()`, with env.py's own comparison options, as "
+    "`alembic check` does. A difference means the migrations and the models disagree: a "
+    "revision is missing, or does something else than the models say. Run `alembic check` "
+    "locally and add the revision it asks for, or fix the models.",
+)
 INVALID_INDEX = _info(
     "invalid-index",
     Family.LOCKING,
@@ -170,6 +185,7 @@ RULE_INFOS: dict[str, RuleInfo] = {
         ROLLBACK_SCHEMA_MISMATCH,
         ROLLBACK_DATA_LOSS,
         REUPGRADE_FAILED,
+        SCHEMA_DRIFT,
         INVALID_INDEX,
         INDEX_UNUSABLE,
         RLS_DISABLED,
