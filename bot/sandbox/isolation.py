@@ -500,13 +500,16 @@ class ContainedChild:
         self._timeout_s = timeout_s
         self._pids_namespace = pids_namespace
         self._pidfd = _pidfd(proc.pid)
+        # Descriptors still ours to close: closing a number twice could close one that another
+        # thread (the event loop, a database pool) has been given since.
+        self._open = {fd for fd in (requests_fd, replies_fd, self._pidfd) if fd is not None}
         self._gone: str | None = None  # why the child can answer no more
         os.set_blocking(replies_fd, False)
 
     def request(self, message: Mapping[str, object]) -> Reply:
         """Send `message`, wait for the answer; never raises for anything the child does."""
-        if self._gone is not None:
-            return Reply(None, ended=self._gone)
+        if self._gone is not None or self._requests not in self._open:
+            return Reply(None, ended=self._gone or "closed")
         self._signal(signal.SIGCONT)
         deadline = time.monotonic() + self._timeout_s
         try:
@@ -537,14 +540,17 @@ class ContainedChild:
         its parent, which is quick); whatever is left then, stopped or not, is killed."""
         if self._proc.returncode is None and self._gone is None:
             self._signal(signal.SIGCONT)
-            with contextlib.suppress(OSError):
-                os.close(self._requests)
+            self._close(self._requests)  # EOF: the child exits by itself
             _wait_unreaped(self._proc.pid, _EXIT_GRACE_S)
         self._kill()
-        for fd in (self._requests, self._replies, self._pidfd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        for fd in list(self._open):
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _read_line(self, deadline: float) -> bytes | None:
         """One line from the child; None when the deadline passed. Raises _ChildEnded."""
