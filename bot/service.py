@@ -11,7 +11,7 @@ import asyncio
 import logging
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from bot.github.checks import (
     complete_check_run,
     conclusion_for,
     create_check_run,
+    update_check_run,
 )
 from bot.github.client import GitHub, InstallationAPI, delivery_id, get_list, repo_vars
 from bot.github.comments import review_comments_for, sync_review_comments
@@ -43,7 +44,7 @@ from bot.github.pulls import (
 )
 from bot.github.tarball import download_tree
 from bot.github.teams import TeamMemberships
-from bot.jobs import plan_check
+from bot.jobs import plan_check, plan_gate
 from bot.policy.approvals import Review, check_name, membership_checks
 from bot.policy.approvals import evaluate_gate as gate_verdict
 from bot.policy.backup import BackupSourceSettings, fetch_backup_status
@@ -54,8 +55,11 @@ from bot.policy.gate_report import render_gate_summary
 from bot.report import verdict
 from bot.report.json_report import finding_from_json, to_document
 from bot.report.markdown import render_markdown
+from bot.report.plan import contacts_from_policy
 from bot.result import CheckResult
 from bot.store import db
+from bot.store import pages as pages_store
+from bot.web.tokens import page_url
 
 if TYPE_CHECKING:
     from bot.jobs import ServiceContext
@@ -65,6 +69,9 @@ logger = logging.getLogger("migsafe.service")
 CHECK_NAME = "migsafe"
 RERUN_REPLY_MARKER = "<!-- migsafe:rerun-refused -->"
 DEFAULT_GLOBS = ("**/versions/*.py",)
+FORK_SANDBOX_SKIPPED = (
+    "the pull request comes from a fork; a writer's `/migsafe rerun` runs it for this commit"
+)
 
 
 # -- the process's GitHub connection -----------------------------------------------------------
@@ -98,6 +105,13 @@ def _github(ctx: ServiceContext) -> _GitHubServices:
     return _services[key]
 
 
+async def close_github_sessions() -> None:
+    """Close this process's GitHub sessions (at shutdown; tests between event loops)."""
+    while _services:
+        _, services = _services.popitem()
+        await services.session.close()
+
+
 def _installation(ctx: ServiceContext, installation_id: int | None) -> InstallationAPI:
     if installation_id is None:
         raise RuntimeError("the delivery names no installation: migsafe cannot act on it")
@@ -125,9 +139,7 @@ async def check_pull_request(
     if pull["state"] != "open" or pull["head"]["sha"] != head_sha:
         logger.info("%s#%s: %s is no longer the open head; skipped", repo, number, head_sha)
         return
-    check_run_id = await create_check_run(
-        api, repo, name=CHECK_NAME, head_sha=head_sha, details_url=pull["html_url"]
-    )
+    check_run_id = await _start_check_run(ctx, api, repo, head_sha, pull["html_url"])
     try:
         await _check(ctx, api, repo, pull, check_run_id)
     except Exception:
@@ -152,6 +164,26 @@ async def check_pull_request(
     )
 
 
+async def _start_check_run(
+    ctx: ServiceContext, api: InstallationAPI, repo: str, head_sha: str, details_url: str
+) -> int:
+    """The `migsafe` run of `head_sha`, in progress: the one a dead worker left in progress
+    (its job is being retried: one run, not a stuck one beside a new one), else a new one."""
+    app_id = ctx.settings.app_id if ctx.settings else None
+    listed = await api.getitem(
+        "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,status}",
+        {**repo_vars(repo), "ref": head_sha, "check_name": CHECK_NAME, "status": "in_progress"},
+    )
+    for run in listed.get("check_runs", []):
+        if (run.get("app") or {}).get("id") == app_id and run.get("head_sha") == head_sha:
+            run_id = int(run["id"])
+            await update_check_run(api, repo, run_id, {"status": "in_progress"})
+            return run_id
+    return await create_check_run(
+        api, repo, name=CHECK_NAME, head_sha=head_sha, details_url=details_url
+    )
+
+
 async def _check(
     ctx: ServiceContext, api: InstallationAPI, repo: str, pull: dict[str, Any], run_id: int
 ) -> None:
@@ -172,6 +204,7 @@ async def _check(
     globs = _migration_globs(policy)
     touched = touches_migrations(files, globs)
     if not touched:
+        analysis_id = await _store(ctx, repo, number, db.Analysis(head_sha, None, "success", {}))
         await complete_check_run(
             api,
             repo,
@@ -179,8 +212,8 @@ async def _check(
             conclusion="success",
             title="No migration changes",
             summary=f"None of the {len(files)} changed files is a migration ({', '.join(globs)}).",
+            details_url=_details_url(ctx, analysis_id, pull),
         )
-        await _store(ctx, repo, number, db.Analysis(head_sha, None, "success", {}))
         return
     sandbox = await _sandbox_allowed(ctx, repo, pull)
     with tempfile.TemporaryDirectory(prefix="migsafe-pr-") as tmp:
@@ -207,13 +240,16 @@ async def _check(
             )
             return
         fingerprint = migration_fingerprint(_tree_files(head_tree, globs), globs)
-    await _publish(api, repo, pull, run_id, result, sandbox)
-    await _store(
+    if not sandbox and result.sandbox is None:
+        result = replace(result, sandbox_skipped=FORK_SANDBOX_SKIPPED)
+    analysis_id = await _store(
         ctx,
         repo,
         number,
         db.Analysis(head_sha, fingerprint, conclusion_for(result), to_document(result)),
     )
+    details_url = _details_url(ctx, analysis_id, pull)
+    await _publish(api, repo, pull, run_id, result, policy, sandbox, details_url)
 
 
 async def _publish(
@@ -222,11 +258,13 @@ async def _publish(
     pull: dict[str, Any],
     run_id: int,
     result: CheckResult,
+    policy: Policy,
     sandbox: bool,
+    details_url: str,
 ) -> None:
     head_sha = pull["head"]["sha"]
     link_base = f"{pull['base']['repo']['html_url']}/blob/{head_sha}/"
-    summary = render_markdown(result, link_base=link_base)
+    summary = render_markdown(result, link_base=link_base, contacts=contacts_from_policy(policy))
     if not sandbox:
         summary = (
             "> The sandbox did not run: this pull request comes from a fork. Someone with "
@@ -240,6 +278,7 @@ async def _publish(
         title=verdict(result),
         summary=summary,
         annotations=annotations_for(result.findings),
+        details_url=details_url,
     )
     wanted = review_comments_for(result.findings, RULES)
     await sync_review_comments(api, repo, int(pull["number"]), head_sha, wanted)
@@ -282,9 +321,18 @@ async def _sandbox_allowed(ctx: ServiceContext, repo: str, pull: dict[str, Any])
         )
 
 
-async def _store(ctx: ServiceContext, repo: str, number: int, analysis: db.Analysis) -> None:
+async def _store(ctx: ServiceContext, repo: str, number: int, analysis: db.Analysis) -> int:
+    """Keep the analysis (the gate reads it; its report page shows it); its id."""
     async with ctx.pool.connection() as connection:
-        await db.insert_analysis(connection, repo=repo, number=number, analysis=analysis)
+        return await pages_store.record_analysis(
+            connection, repo=repo, number=number, analysis=analysis
+        )
+
+
+def _details_url(ctx: ServiceContext, analysis_id: int | None, pull: dict[str, Any]) -> str:
+    """The run's report page, or the pull request where migsafe knows no public URL."""
+    page = page_url(ctx.settings, analysis_id) if ctx.settings and analysis_id else None
+    return page or str(pull["html_url"])
 
 
 # -- the approval gate -----------------------------------------------------------------------
@@ -305,6 +353,8 @@ async def evaluate_gate(
     _set_delivery(delivery_id)
     api = _installation(ctx, installation_id)
     pull = await get_pull(api, repo, number)
+    if pull["state"] != "open":
+        return
     head_sha = pull["head"]["sha"]
     async with ctx.pool.connection() as connection:
         analysis = await db.latest_analysis(connection, repo=repo, number=number, head_sha=head_sha)
@@ -348,8 +398,20 @@ async def evaluate_gate(
         now=datetime.now(UTC),
     )
     title, summary = render_gate_summary(result, environment=environment, base_branch=base_ref)
+    gate = pages_store.gate_document(
+        result,
+        base_branch=base_ref,
+        contacts=contacts_from_policy(policy),
+        backup=backup,
+        evaluated_at=datetime.now(UTC),
+    )
+    async with ctx.pool.connection() as connection:
+        analysis_id = await pages_store.save_gate_for_head(
+            connection, repo=repo, number=number, head_sha=head_sha, gate=gate
+        )
+    details_url = _details_url(ctx, analysis_id, pull)
     run_id = await create_check_run(
-        api, repo, name=check_name(base_ref), head_sha=head_sha, details_url=pull["html_url"]
+        api, repo, name=check_name(base_ref), head_sha=head_sha, details_url=details_url
     )
     await complete_check_run(
         api,
@@ -358,7 +420,7 @@ async def evaluate_gate(
         conclusion=result.conclusion,
         title=title,
         summary=summary,
-        details_url=pull["html_url"],
+        details_url=details_url,
     )
 
 
@@ -471,11 +533,25 @@ async def forget_membership(
     installation_id: int | None,
 ) -> None:
     """A team membership changed: drop what this process cached about it (other workers'
-    caches expire by their TTL)."""
+    caches expire by their TTL), and re-evaluate the gates waiting for approvals in the
+    installation's repositories of that organisation."""
     _set_delivery(delivery_id)
     if team_slug is None:
         return
     _github(ctx).memberships.forget(org, team_slug, login)
+    async with ctx.pool.connection() as connection:
+        waiting = await db.pull_requests_awaiting_approval(connection, owner=org)
+    for repo, number, head_sha in waiting:
+        await ctx.defer(
+            plan_gate(
+                repo=repo,
+                number=number,
+                head_sha=head_sha,
+                delivery_id=delivery_id,
+                installation_id=installation_id,
+                trigger=f"membership of {login} in {org}/{team_slug} changed",
+            )
+        )
 
 
 async def record_installation(

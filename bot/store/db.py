@@ -286,23 +286,6 @@ class Analysis:
     report: dict[str, Any]
 
 
-async def insert_analysis(
-    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, analysis: Analysis
-) -> None:
-    await connection.execute(
-        "INSERT INTO analyses (repo, number, head_sha, migration_fingerprint, conclusion, report)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            repo,
-            number,
-            analysis.head_sha,
-            analysis.migration_fingerprint,
-            analysis.conclusion,
-            Jsonb(analysis.report),
-        ),
-    )
-
-
 async def latest_analysis(
     connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str
 ) -> Analysis | None:
@@ -346,3 +329,25 @@ async def sandbox_approved(
         (repo, number, head_sha),
     )
     return await cursor.fetchone() is not None
+
+
+async def pull_requests_awaiting_approval(
+    connection: psycopg.AsyncConnection[Any], *, owner: str
+) -> list[tuple[str, int, str]]:
+    """(repo, number, head sha) of the PRs of `owner`'s repositories whose current head's
+    latest analysis needs approvals: the gates a membership change can open or close."""
+    cursor = await connection.execute(
+        """
+        SELECT pr.repo, pr.number, pr.head_sha FROM pull_requests pr
+        JOIN LATERAL (
+            SELECT report FROM analyses a
+            WHERE a.repo = pr.repo AND a.number = pr.number AND a.head_sha = pr.head_sha
+            ORDER BY a.id DESC LIMIT 1
+        ) latest ON true
+        WHERE lower(split_part(pr.repo, '/', 1)) = lower(%s)
+          AND jsonb_array_length(COALESCE(latest.report -> 'approvals_required', '[]')) > 0
+        ORDER BY pr.repo, pr.number
+        """,
+        (owner,),
+    )
+    return [(row[0], int(row[1]), row[2]) for row in await cursor.fetchall()]

@@ -46,7 +46,7 @@ class RunRecord:
 async def record_analysis(
     connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, analysis: Analysis
 ) -> int:
-    """Like `db.insert_analysis`, returning the new row's id (the page's `/runs/<id>`)."""
+    """Keep one finished check; its id (the report page's `/runs/<id>`)."""
     cursor = await connection.execute(
         "INSERT INTO analyses (repo, number, head_sha, migration_fingerprint, conclusion, report)"
         " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
