@@ -15,16 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
+from bot.analysis.durations import parse_duration_ms
 from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
 from bot.analysis.model import Finding, Severity, Statement
 from bot.analysis.parse import parse_statements
+from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.analysis.rules.revisions import (
     missing_downgrade_findings,
     multiple_heads_findings,
     undocumented_findings,
 )
-from bot.analysis.rules.static import DESTRUCTIVE_RULES, static_findings
+from bot.analysis.rules.static import static_findings
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
 from bot.migrations.dryrun import dry_run
@@ -39,7 +42,7 @@ from bot.result import CheckResult
 from bot.sandbox.database import shared_server
 from bot.sandbox.environment import prepare_environment
 from bot.sandbox.isolation import ContainedChild
-from bot.sandbox.model import SandboxReport, Step
+from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child
 
@@ -106,9 +109,8 @@ def run_check(options: CheckOptions) -> CheckResult:
     findings = _analyze(ordered, graph, dry, policy, environment)
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment)
-        findings = _reconcile_timeouts(findings, observed, sandbox)
-    new_files = {f.path: f for f in ordered if f.new}
-    findings = apply_suppressions(findings, new_files, known_rules=set(RULES))
+        findings = _reconcile_timeouts(findings, observed, sandbox, policy)
+    findings = _suppressed(findings, ordered, policy, environment)
     findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),
@@ -124,6 +126,17 @@ def run_check(options: CheckOptions) -> CheckResult:
         sandbox=sandbox.report if sandbox else None,
         sandbox_skipped=skipped,
     )
+
+
+def _suppressed(
+    findings: list[Finding], ordered: list[MigrationFile], policy: Policy, environment: str
+) -> list[Finding]:
+    """Suppressions marked, and the policy applied to the findings about malformed
+    suppressions (only those: the others already had it, and some were changed since)."""
+    new_files = {f.path: f for f in ordered if f.new}
+    marked = apply_suppressions(findings, new_files, known_rules=set(RULES))
+    problems = marked[len(findings) :]
+    return marked[: len(findings)] + _apply_policy(problems, policy, environment)
 
 
 def _load_policy(repo_root: Path, options: CheckOptions) -> Policy:
@@ -174,8 +187,7 @@ def _new_revisions(
     if options.from_revision:
         return set(graph.new_since(graph.resolve(options.from_revision)))
     if options.base_ref:
-        versions = [_relative(d, project.repo_root) for d in project.versions_dirs]
-        at_base = scan_files_at_ref(repo_root, options.base_ref, versions)
+        at_base = scan_files_at_ref(repo_root, options.base_ref, project)
         return set(graph.new_compared_to({f.revision for f in at_base}))
     if options.base_tree is not None:
         base_project = find_project(
@@ -304,33 +316,50 @@ _OBSERVED_AS = {
 
 
 def _reconcile_timeouts(
-    findings: list[Finding], observed: list[Finding], sandbox: SandboxOutcome
+    findings: list[Finding], observed: list[Finding], sandbox: SandboxOutcome, policy: Policy
 ) -> list[Finding]:
     """One finding per missing timeout. env.py may set timeouts on the connection, where the
-    offline SQL never shows them: when the sandbox saw them in effect, the dry-run's finding
-    becomes a notice; when it saw them missing too, the dry-run's finding (with its advice)
-    stands alone."""
+    offline SQL never shows them: when the sandbox saw a compliant one in effect on the
+    revision's lock-taking statements (positive evidence, not the absence of a finding),
+    the dry-run's finding becomes a notice; when it saw them missing too, the dry-run's
+    finding (with its advice) stands alone."""
     report = sandbox.report
     upgraded = any(s.name == "upgrade to head" and s.outcome == "passed" for s in report.steps)
-    traced = {s.revision for s in report.trace if s.revision}
-    seen_missing = {(f.rule, f.revision) for f in observed}
+    limits = dict(
+        zip(("lock_timeout", "statement_timeout"), timeout_limits_ms(policy), strict=True)
+    )
     static_at = {(_OBSERVED_AS[f.rule], f.revision) for f in findings if f.rule in _OBSERVED_AS}
     kept = [f for f in observed if (f.rule, f.revision) not in static_at]
     for finding in findings:
-        observed_rule = _OBSERVED_AS.get(finding.rule)
+        setting = _setting_of(finding.rule)
         if (
-            observed_rule
+            finding.rule in _OBSERVED_AS
             and upgraded
-            and finding.revision in traced
-            and (observed_rule, finding.revision) not in seen_missing
+            and _compliant_in_trace(report.trace, finding.revision, setting, limits[setting])
         ):
             finding = _seen_in_effect(finding)
         kept.append(finding)
     return kept
 
 
+def _setting_of(rule: str) -> str:
+    """missing-lock-timeout -> lock_timeout."""
+    return rule.removeprefix("missing-").replace("-", "_")
+
+
+def _compliant_in_trace(
+    trace: list[TracedStatement], revision: str | None, setting: str, limit_ms: float
+) -> bool:
+    """Every statement of `revision` that took locks ran with `setting` set, within the limit
+    (and there was at least one)."""
+    locking = [s for s in trace if s.revision == revision and s.locks]
+    return bool(locking) and all(
+        0 < (parse_duration_ms(getattr(s, setting) or "0") or 0) <= limit_ms for s in locking
+    )
+
+
 def _seen_in_effect(finding: Finding) -> Finding:
-    setting = finding.rule.removeprefix("missing-").replace("-", "_")
+    setting = _setting_of(finding.rule)
     return replace(
         finding,
         severity=Severity.NOTICE,
@@ -352,12 +381,13 @@ def _analyze(
     options = AnalysisOptions(lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms)
     findings = analyze_upgrade(dry.upgrade, options)
     findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)
+    findings = onto_batch_calls(findings, new_files)
     findings += _not_in_sql(static_findings(new_files), findings, dry)
     findings += missing_downgrade_findings(new_files)
     findings += multiple_heads_findings(graph)
     findings += _dry_run_findings(dry)
     by_path = {f.path: f for f in new_files}
-    destructive = [f for f in findings if f.rule in DESTRUCTIVE_RULES]
+    destructive = [f for f in findings if f.rule in DESTRUCTIVE_RULE_IDS]
     findings += undocumented_findings(destructive, by_path)
     return _apply_policy(findings, policy, environment)
 

@@ -284,3 +284,122 @@ def test_example_sandbox_catches_the_broken_downgrade(capsys):
 def test_no_sandbox_says_so(capsys):
     _, report = findings_of(capsys, str(SHOP), "--no-sandbox")
     assert report["sandbox"] == {"ran": False, "skipped_reason": "not requested (--no-sandbox)"}
+
+
+BATCH_REVISION = '''"""orders: money as numeric
+
+Revision ID: 0003
+Revises: 0002
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade() -> None:
+    op.execute("SET lock_timeout = '5s'")
+    op.execute("SET statement_timeout = '60s'")
+    with op.batch_alter_table("orders") as batch_op:
+        # total is converted in place; amounts fit numeric(12, 2), checked in ADR-9.
+        # migsafe: ignore[alter-column-type] approved in ADR-9
+        batch_op.alter_column("total", type_=sa.Numeric(12, 2))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("orders") as batch_op:
+        batch_op.alter_column("total", type_=sa.Integer())
+'''
+
+
+def test_batch_finding_merges_on_the_batch_op_line_and_is_suppressed(capsys, tmp_path):
+    """Alembic traces batch SQL to the `with` line; the finding belongs to the batch_op line,
+    where the static scan, the suppression and the documenting comment are."""
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    (repo / RISKY).write_text(BATCH_REVISION)
+    code, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "ci")
+    findings = [(f["rule"], f["line"], f["suppressed"]) for f in report["findings"]]
+    assert findings == [("alter-column-type", 19, True)]
+    assert code == 0
+
+
+def test_base_ref_reads_recursive_version_locations(capsys, tmp_path):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    ini = repo / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace("[alembic]\n", "[alembic]\nrecursive_version_locations = true\n")
+    )
+    (repo / ".github" / "migsafe.yml").write_text("version: 1\n")
+    versions = repo / "migrations" / "versions"
+    (versions / "2026").mkdir()
+    for path in versions.glob("*.py"):
+        path.rename(versions / "2026" / path.name)
+    risky = versions / "2026" / Path(RISKY).name
+    held = risky.read_text()
+    risky.unlink()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    risky.write_text(held)
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--base", "main")
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+
+
+def test_policy_rules_apply_to_suppression_findings(capsys, tmp_path):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    (repo / ".github" / "migsafe.yml").write_text(
+        'version: 1\nalembic:\n  base_revision: "0002"\n'
+        "rules:\n  suppression-missing-reason: off\n  suppression-unknown-rule: notice\n"
+    )
+    risky = repo / RISKY
+    risky.write_text(
+        risky.read_text().replace(
+            '    op.drop_column("orders", "legacy_code")',
+            "    # migsafe: ignore[drop-column]\n"
+            "    # migsafe: ignore[no-such-rule] because\n"
+            '    op.drop_column("orders", "legacy_code")',
+        )
+    )
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "production")
+    severities = {f["rule"]: f["severity"] for f in report["findings"]}
+    assert "suppression-missing-reason" not in severities
+    assert severities["suppression-unknown-rule"] == "notice"
+
+
+@pytest.mark.parametrize("linked", ["alembic.ini", ".github/migsafe.yml"])
+def test_link_out_of_the_repository_is_refused_unread(capsys, tmp_path, linked):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:secret first line\n")
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    (repo / ".github" / "migsafe.yml").write_text("version: 1\n")  # alembic.ini is found
+    (repo / linked).unlink()
+    (repo / linked).symlink_to(secret)
+    code, _, err = run(capsys, str(repo), "--no-sandbox")
+    assert code == 2
+    assert f"{linked}: is a link that leads outside the repository" in err
+    assert "secret first line" not in err
+
+
+SANDBOX_FIXTURES = ROOT / "tests" / "fixtures" / "sandbox"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "severity"),
+    [
+        ("env_sets_timeouts", "notice"),  # env.py sets them on the connection: seen in effect
+        ("alter_then_backfill", "error"),  # no timeout anywhere: the dry-run's finding stands
+    ],
+)
+def test_the_sandbox_settles_timeouts_the_offline_sql_cannot_show(capsys, fixture, severity):
+    _, report = findings_of(
+        capsys, str(SANDBOX_FIXTURES / fixture), "--from", "0001", "--env", "production"
+    )
+    [lock] = [f for f in report["findings"] if f["rule"] == "missing-lock-timeout"]
+    assert lock["severity"] == severity
+    # Never two findings for one missing timeout.
+    assert not [f for f in report["findings"] if f["rule"] == "lock-timeout-not-set"]

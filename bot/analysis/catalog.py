@@ -6,7 +6,6 @@ from bot.analysis.model import Family, RuleInfo, Severity
 from bot.analysis.rules import RULE_INFOS as STATEMENT_RULE_INFOS
 from bot.analysis.rules.revisions import RULE_INFOS as REVISION_RULE_INFOS
 from bot.analysis.rules.sandbox import RULE_INFOS as SANDBOX_RULE_INFOS
-from bot.analysis.rules.static import RULE_INFOS as STATIC_RULE_INFOS
 from bot.analysis.suppress import RULE_INFOS as SUPPRESSION_RULE_INFOS
 
 DRY_RUN_FAILED = RuleInfo(
@@ -38,7 +37,6 @@ UNPARSED_STATEMENT = RuleInfo(
 
 RULES: dict[str, RuleInfo] = {
     **STATEMENT_RULE_INFOS,
-    **STATIC_RULE_INFOS,
     **REVISION_RULE_INFOS,
     **SUPPRESSION_RULE_INFOS,
     **SANDBOX_RULE_INFOS,

@@ -29,6 +29,9 @@ class OpCall:
     end_line: int
     args: list[object] = field(default_factory=list)  # literal values; None where not a literal
     kwargs: dict[str, object] = field(default_factory=dict)  # same, by keyword
+    # Line of the enclosing `with op.batch_alter_table(...)` for a batch_op call: Alembic
+    # emits the batch's SQL when the block exits, so the dry-run traces it to that line.
+    batch_line: int | None = None
 
 
 @dataclass

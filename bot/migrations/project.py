@@ -89,7 +89,7 @@ def _explicit_ini(root: Path, alembic_ini: str) -> Path:
 def _discover_ini(root: Path) -> Path | None:
     """alembic.ini at the root, else the single one within SEARCH_DEPTH levels."""
     if (root / INI_NAME).is_file():
-        return root / INI_NAME
+        return _refuse_outside(root, root / INI_NAME)
     found = sorted(_walk_for_ini(root, 0))
     if len(found) > 1:
         listed = ", ".join(relative_to_repo(root, path) for path in found)
@@ -175,6 +175,7 @@ def _from_pyproject(root: Path) -> AlembicProject:
 
 
 def _read_ini(root: Path, ini: Path) -> configparser.ConfigParser:
+    _refuse_outside(root, ini)
     # Alembic passes `here` as a default, which makes %(here)s work in every section.
     parser = configparser.ConfigParser(defaults={"here": ini.parent.as_posix()})
     try:
@@ -210,6 +211,7 @@ def _read_pyproject_alembic(root: Path, dirs: list[Path]) -> dict[str, object]:
         pyproject = directory / "pyproject.toml"
         if not pyproject.is_file():
             continue
+        _refuse_outside(root, pyproject)
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -323,6 +325,24 @@ def _inside_repo(root: Path, path: Path, key: str, where: str | None = None) -> 
             path=where,
         )
     return resolved
+
+
+def _refuse_outside(root: Path, path: Path) -> Path:
+    """`path` itself when it stays in the repository; a link out of it is refused before
+    anything is read (its content would end up in messages)."""
+    if not path.resolve().is_relative_to(root):
+        raise UserError(
+            "is a link that leads outside the repository; migsafe reads only files inside it",
+            path=_unresolved_rel(root, path),
+        )
+    return path
+
+
+def _unresolved_rel(root: Path, path: Path) -> str:
+    try:
+        return path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _display(root: Path, path: Path) -> str:

@@ -277,7 +277,7 @@ def _calls_in(
     op_names: set[str],
     constants: dict[str, object],
 ) -> list[OpCall]:
-    batch_tables = _batch_aliases(function, op_names, constants)
+    batches = _batch_blocks(function, op_names, constants)
     calls: list[OpCall] = []
     for node in ast.walk(function):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -287,19 +287,21 @@ def _calls_in(
             continue
         if receiver.id in op_names and node.func.attr not in _NOT_OPERATIONS:
             calls.append(_op_call(node, kind, constants))
-        elif receiver.id in batch_tables and receiver.id not in op_names:
-            calls.append(_batch_call(node, kind, constants, batch_tables[receiver.id]))
+        elif id(node) in batches:
+            table, with_line = batches[id(node)]
+            calls.append(_batch_call(node, kind, constants, table, with_line))
     return sorted(calls, key=lambda call: (call.line, call.end_line))
 
 
-def _batch_aliases(
+def _batch_blocks(
     function: FunctionNode,
     op_names: set[str],
     constants: dict[str, object],
-) -> dict[str, object]:
-    """`with op.batch_alter_table("t") as batch_op:` -> {"batch_op": "t"}."""
-    aliases: dict[str, object] = {}
-    for node in ast.walk(function):
+) -> dict[int, tuple[object, int]]:
+    """Calls on a `with op.batch_alter_table("t") as batch_op:` alias inside its block:
+    id(call node) -> (table, line of the `with`). The innermost block wins."""
+    calls: dict[int, tuple[object, int]] = {}
+    for node in ast.walk(function):  # outer blocks come first: inner ones overwrite
         if not isinstance(node, ast.With | ast.AsyncWith):
             continue
         for item in node.items:
@@ -308,10 +310,25 @@ def _batch_aliases(
                 isinstance(call, ast.Call)
                 and _is_attribute_call(call, op_names, "batch_alter_table")
                 and isinstance(item.optional_vars, ast.Name)
+                and item.optional_vars.id not in op_names
             ):
                 table = _argument(call, 0, "table_name", constants)
-                aliases[item.optional_vars.id] = table
-    return aliases
+                alias = item.optional_vars.id
+                for inner in _calls_on(node.body, alias):
+                    calls[id(inner)] = (table, node.lineno)
+    return calls
+
+
+def _calls_on(body: list[ast.stmt], receiver: str) -> Iterator[ast.Call]:
+    for statement in body:
+        for node in ast.walk(statement):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == receiver
+            ):
+                yield node
 
 
 def _is_attribute_call(call: ast.Call, receivers: set[str], name: str) -> bool:
@@ -346,9 +363,10 @@ def _op_call(node: ast.Call, kind: Function, constants: dict[str, object]) -> Op
 
 
 def _batch_call(
-    node: ast.Call, kind: Function, constants: dict[str, object], table: object
+    node: ast.Call, kind: Function, constants: dict[str, object], table: object, with_line: int
 ) -> OpCall:
     call = _op_call(node, kind, constants)
+    call.batch_line = with_line
     position = _BATCH_TABLE_POSITION.get(call.name)
     if call.name == "drop_index" or (position is not None and len(call.args) < position):
         call.kwargs.setdefault("table_name", table)

@@ -24,11 +24,11 @@ from datetime import datetime
 from typing import Literal
 
 from bot.analysis.model import Finding, Severity
+from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.analysis.rules.revisions import DESTRUCTIVE_UNDOCUMENTED
 from bot.policy.backup import NOT_CONFIGURED, BackupStatus, BackupUnavailable
 from bot.policy.config import Policy
 from bot.policy.environments import (
-    DESTRUCTIVE_RULE_IDS,
     EnvironmentSettings,
     adr_required,
     effective_environment,

@@ -555,6 +555,12 @@ def load_repo_policy(
     path = root / POLICY_PATH
     if not path.is_file():
         return Policy.default()
+    if not path.resolve().is_relative_to(root.resolve()):
+        # Read from outside, its first line would be shown in the error about it.
+        raise UserError(
+            "is a link that leads outside the repository; migsafe reads only files inside it",
+            path=POLICY_PATH,
+        )
     return load_policy(path, source=POLICY_PATH, known_rule_ids=known_rule_ids)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from bot.analysis.durations import parse_duration_ms
 from bot.analysis.model import Family, RuleInfo, Severity
+from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.errors import UserError
 
 if TYPE_CHECKING:  # config imports this module for the matrix; only the type flows back
@@ -30,13 +31,6 @@ BACKUPS: tuple[Backup, ...] = get_args(Backup)
 ROLE_ORDER = ("backend-lead", "product-owner")
 CHECKLIST_ROLES = ("backend-lead", "product-owner", "devops-lead")
 
-DESTRUCTIVE_RULE_IDS = (
-    "drop-table",
-    "drop-column",
-    "drop-index",
-    "alter-column-type",
-    "truncate-table",
-)
 # Findings that always need approval where the environment asks for it (the
 # checklist's destructive changes, plus the sandbox's undeclared schema change).
 APPROVAL_RULE_IDS = (*DESTRUCTIVE_RULE_IDS, "undeclared-change")

@@ -6,10 +6,13 @@ import textwrap
 
 import pytest
 
+from bot.analysis.catalog import RULES
 from bot.analysis.model import Finding, Severity
-from bot.analysis.rules.static import RULE_INFOS, static_findings
+from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
+from bot.analysis.rules.static import static_findings
 from bot.migrations.model import MigrationFile
 from bot.migrations.scan import scan_source
+from bot.policy.environments import DESTRUCTIVE_RULE_IDS as ENVIRONMENT_DESTRUCTIVE_IDS
 
 
 def migration(body: str, *, new: bool = True, name: str = "abcd1234") -> MigrationFile:
@@ -124,5 +127,29 @@ def test_dropping_what_an_earlier_new_revision_created_is_not_destructive() -> N
     assert [(f.rule, f.line) for f in findings] == [("drop-column", 10)]
 
 
-def test_rule_infos_are_owned_by_the_sql_rules() -> None:
-    assert RULE_INFOS == {}
+def test_static_ids_are_the_sql_rules_destructive_ids() -> None:
+    assert set(DESTRUCTIVE_RULE_IDS) <= set(RULES)
+    assert ENVIRONMENT_DESTRUCTIVE_IDS is DESTRUCTIVE_RULE_IDS
+
+
+def test_drop_in_public_schema_of_a_table_created_earlier_is_not_reported() -> None:
+    created = migration(upgrade('op.create_table("t", sa.Column("id", sa.Integer()))'))
+    dropped = migration(upgrade('op.drop_table("t", schema="public")'), name="bbbb2222")
+    assert static_findings([created, dropped]) == []
+
+
+def test_batch_calls_carry_the_line_of_their_with_block() -> None:
+    scanned = migration(
+        upgrade(
+            'with op.batch_alter_table("orders") as batch_op:',
+            '    batch_op.alter_column("total", type_=sa.Numeric(12, 2))',
+            '    batch_op.drop_column("legacy")',
+            'op.drop_column("users", "email")',
+        )
+    )
+    assert [(call.name, call.line, call.batch_line) for call in scanned.ops] == [
+        ("batch_alter_table", 6, None),
+        ("alter_column", 7, 6),
+        ("drop_column", 8, 6),
+        ("drop_column", 9, None),
+    ]

@@ -12,7 +12,6 @@ from bot.analysis.rules.revisions import (
     RULE_INFOS,
     missing_downgrade_findings,
     multiple_heads_findings,
-    revision_findings,
     undocumented_findings,
 )
 from bot.analysis.rules.static import static_findings
@@ -20,6 +19,7 @@ from bot.migrations.model import MigrationFile
 from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project, scan_source
+from bot.report.sarif import fingerprint
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"
 PATH = "versions/abcd1234.py"
@@ -98,12 +98,6 @@ def test_one_head_or_labelled_branches_are_fine() -> None:
     assert multiple_heads_findings(labelled) == []
 
 
-def test_revision_findings_combines_both() -> None:
-    graph = fixture_graph("branches")
-    graph.new_since("base")
-    assert [f.rule for f in revision_findings(graph)] == ["multiple-heads"]
-
-
 # --- destructive-undocumented ----------------------------------------------------------------
 
 
@@ -117,6 +111,17 @@ def test_undocumented_drop_is_reported() -> None:
     )
     assert (finding.rule, finding.line, finding.path) == ("destructive-undocumented", 7, PATH)
     assert "drop-table" in finding.message
+
+
+def test_undocumented_fingerprint_does_not_change_when_lines_move() -> None:
+    body = """
+        def upgrade():
+            op.drop_table("users")
+        """
+    (before,) = undocumented(body)
+    (after,) = undocumented("\n\n" + body)
+    assert after.line == before.line + 2
+    assert fingerprint(after) == fingerprint(before)
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,12 @@ TRUNCATE_TABLE = RuleInfo(
     ),
 )
 
+# The checklist's destructive changes: the one list (policy, approvals and the
+# destructive-undocumented rule all read it).
+DESTRUCTIVE_RULE_IDS: tuple[str, ...] = tuple(
+    info.id for info in (DROP_TABLE, DROP_COLUMN, DROP_INDEX, ALTER_COLUMN_TYPE, TRUNCATE_TABLE)
+)
+
 
 def check_drop_table(
     stmt: Statement, state: StreamState, options: AnalysisOptions

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
-from bot.analysis.rules.static import DESTRUCTIVE_RULES
+from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.migrations.model import MigrationFile
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import is_suppression_comment
@@ -68,11 +68,6 @@ _NOT_DOCUMENTATION = re.compile(
     r"|noqa\b.*|type:.*|pragma\b.*|fmt:.*|isort:.*|pylint:.*)$",
     re.IGNORECASE,
 )
-
-
-def revision_findings(graph: RevisionGraph) -> list[Finding]:
-    """missing-downgrade for new revisions and multiple-heads for the whole history."""
-    return [*missing_downgrade_findings(graph.ordered_files()), *multiple_heads_findings(graph)]
 
 
 def missing_downgrade_findings(files: Iterable[MigrationFile]) -> list[Finding]:
@@ -149,7 +144,7 @@ def undocumented_findings(
             migration is None
             or not migration.new
             or finding.line is None
-            or finding.rule not in DESTRUCTIVE_RULES
+            or finding.rule not in DESTRUCTIVE_RULE_IDS
             or finding.phase == "downgrade"
         ):
             continue
@@ -165,7 +160,7 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
     return Finding(
         rule=DESTRUCTIVE_UNDOCUMENTED.id,
         severity=DESTRUCTIVE_UNDOCUMENTED.default_severity,
-        message=f"{finding.rule} on line {finding.line} has no comment explaining it",
+        message=f"{finding.rule} has no comment explaining it",
         path=migration.path,
         line=finding.line,
         revision=migration.revision,

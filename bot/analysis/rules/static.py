@@ -12,19 +12,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.analysis.model import Finding, RuleInfo, Severity
+from bot.analysis.model import Finding, Severity
+from bot.analysis.state import name_key
 from bot.migrations.model import MigrationFile, OpCall
 
-RULE_INFOS: dict[str, RuleInfo] = {}  # every id emitted here is owned by the SQL rules
-
+# Every id emitted here is owned by the SQL rules (bot.analysis.rules.destructive).
 DROP_TABLE = "drop-table"
 DROP_COLUMN = "drop-column"
 DROP_INDEX = "drop-index"
 ALTER_COLUMN_TYPE = "alter-column-type"
 TRUNCATE_TABLE = "truncate-table"
-DESTRUCTIVE_RULES = frozenset(
-    {DROP_TABLE, DROP_COLUMN, DROP_INDEX, ALTER_COLUMN_TYPE, TRUNCATE_TABLE}
-)
 
 _UNKNOWN = "<not a literal>"
 _TRUNCATE = re.compile(
@@ -37,7 +34,7 @@ _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 @dataclass
 class _Created:
-    """Objects created by earlier new revisions (names as written, lower-cased)."""
+    """Objects created by earlier new revisions (names as `name_key` makes them)."""
 
     tables: set[str] = field(default_factory=set)
     columns: set[tuple[str, str]] = field(default_factory=set)
@@ -114,13 +111,13 @@ def _remember(call: OpCall, created: _Created) -> None:
         column = _arg(call, 1, "column")
         name = column.get("column") if isinstance(column, dict) else None
         if isinstance(name, str):
-            created.columns.add((_key(_table(call, 0)), name.lower()))
+            created.columns.add((_key(_table(call, 0)), name))
     elif call.name == "create_index":
         created.indexes.add(_key(_text(_arg(call, 0, "index_name"))))
 
 
 def _is_created_column(created: _Created, table: str, column: str) -> bool:
-    return _key(table) in created.tables or (_key(table), column.lower()) in created.columns
+    return _key(table) in created.tables or (_key(table), column) in created.columns
 
 
 def _arg(call: OpCall, position: int, keyword: str) -> object:
@@ -144,7 +141,8 @@ def _text(value: object) -> str:
 
 
 def _key(name: str) -> str:
-    return name.lower()
+    """As the SQL rules: no quotes, no default `public.` schema."""
+    return name_key(name)
 
 
 def _truncated_tables(sql: object) -> Iterator[list[str]]:
