@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -76,10 +77,6 @@ class SandboxServer:
         )
         return url.render_as_string(hide_password=False)
 
-    def server_version_num(self) -> int:
-        with self._lock:
-            return self._admin().info.server_version
-
     def server_version(self) -> str:
         with self._lock:
             row = self._admin().execute("SHOW server_version").fetchone()
@@ -115,6 +112,14 @@ class SandboxServer:
                 with contextlib.suppress(psycopg.Error):  # Keep the original error.
                     self.drop(name)
                 raise
+
+    def reserve(self, name: str) -> None:
+        """Claim a prefixed name for an object this process creates next to a sandbox (a
+        role): `cleanup_leftovers` elsewhere leaves it alone until `drop(name)`."""
+        with self._lock:
+            admin = self._admin()
+            self._live.add(name)
+            admin.execute(sql.SQL(f"SELECT pg_advisory_lock({_LOCK_KEY})").format(name))
 
     def drop(self, name: str) -> None:
         """Drop the sandbox's database and role; never raises on a missing one."""
@@ -254,10 +259,27 @@ class Sandbox:
 def create_sandbox(server: SandboxServer) -> Sandbox:
     """Create a fresh database and role (dropped by the returned context manager's exit)."""
     server.ensure_cleaned()
-    name = PREFIX + secrets.token_hex(8)
+    name = new_name()
     password = secrets.token_urlsafe(24)
     server.create(name, password)
     return Sandbox(server, name, password)
+
+
+def new_name() -> str:
+    """A fresh sandbox name, of the form `cleanup_leftovers` recognises."""
+    return PREFIX + secrets.token_hex(8)
+
+
+@contextlib.contextmanager
+def reserved_name(server: SandboxServer) -> Iterator[str]:
+    """A fresh name claimed for this process; whatever role of that name exists at the end
+    is dropped (and after a crash, by the next cleanup of leftovers)."""
+    name = new_name()
+    server.reserve(name)
+    try:
+        yield name
+    finally:
+        server.drop(name)
 
 
 def cleanup_leftovers(server: SandboxServer) -> list[str]:

@@ -248,13 +248,13 @@ def _poll_unreaped(pid: int, deadline: float) -> bool:
     return False
 
 
-def _limit_setter(limits: Limits, *, die_with_parent: bool = False) -> Callable[[], None]:
-    """`die_with_parent`: SIGKILL when migsafe dies, for a child that may be left stopped."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl if die_with_parent else None
+def _limit_setter(limits: Limits) -> Callable[[], None]:
+    """The limits, and SIGKILL when migsafe dies: nothing else would stop the child then
+    (`unshare --kill-child` passes it on to the whole namespace)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def apply() -> None:  # runs in the child between fork and exec
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds, hard_extra=1)
         _set_limit(resource.RLIMIT_AS, limits.memory_bytes)
         _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
@@ -670,7 +670,7 @@ def contained_child(
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=(requests_read, replies_write),
-                preexec_fn=_limit_setter(limits, die_with_parent=True),
+                preexec_fn=_limit_setter(limits),
             )
         except BaseException:
             for fd in (requests_write, replies_read):

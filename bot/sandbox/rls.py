@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from bot.sandbox.database import PREFIX
+from bot.sandbox.database import SandboxServer, reserved_name
 from bot.sandbox.model import TracedStatement
 from bot.sandbox.schema import SchemaSnapshot
 from bot.sandbox.seed import seed_rows
@@ -48,15 +47,18 @@ def check_rls(
     settings: RlsSettings,
     fail: Fail,
     trace: list[TracedStatement],
+    *,
+    server: SandboxServer,
 ) -> list[str]:
     """Findings through `fail`; returns one line per problem for the step's detail.
 
     `owner` is a session as the role that owns the tables: the rows and the reads of the
     isolation test run there, since they fire the migrations' own code (triggers, policies);
-    `admin` only creates (and drops) the reading role."""
+    `admin` only creates the reading role, whose name `server` holds for the check."""
     problems = []
     tables = tenant_tables(schema, settings)
-    with _reader_role(admin, owner, needed=any(_has_policy(schema, t) for t in tables)) as reader:
+    needed = any(_has_policy(schema, t) for t in tables)
+    with _reader_role(server, admin, owner, needed=needed) as reader:
         for table in tables:
             where = _statement_touching(trace, table)
             if not schema.tables[table].rls_enabled:
@@ -79,24 +81,25 @@ def _has_policy(schema: SchemaSnapshot, table: str) -> bool:
 
 @contextmanager
 def _reader_role(
-    admin: psycopg.Connection[Any], owner: psycopg.Connection[Any], *, needed: bool
+    server: SandboxServer,
+    admin: psycopg.Connection[Any],
+    owner: psycopg.Connection[Any],
+    *,
+    needed: bool,
 ) -> Iterator[str]:
     """A role that owns nothing, which the owner's session may SET ROLE to; dropped after.
-    (Named with the sandbox prefix: a crash leaves it to the cleanup of leftovers.)"""
-    reader = f"{PREFIX}reader_{secrets.token_hex(4)}"
+    (Named like a sandbox: a crash leaves it to the cleanup of leftovers.)"""
     if not needed:
-        yield reader
+        yield ""
         return
     owner_role = owner.execute("SELECT current_user").fetchone()
     assert owner_role is not None
-    admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(reader)))
-    try:
+    with reserved_name(server) as reader:
+        admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(reader)))
         admin.execute(
             sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader), sql.Identifier(owner_role[0]))
         )
         yield reader
-    finally:
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(reader)))
 
 
 def _isolation_leak(
@@ -111,13 +114,13 @@ def _isolation_leak(
     column = next((c for c in schema.tables[table].columns if c.name == settings.column), None)
     if column is None:
         return f"has no column {settings.column}, so tenant isolation cannot be tested"
-    tenant_a, tenant_b = _TENANTS[_type_family(column.type)]
+    tenant_a, tenant_b = tenant_values(column.type)
     schema_name, table_name = table.split(".", 1) if "." in table else ("public", table)
     relation = sql.Identifier(schema_name, table_name)  # snapshot names are unquoted
     col = sql.Identifier(settings.column)
     try:
         with owner.transaction(force_rollback=True):
-            seed_rows(owner, schema, rows_per_table=2)
+            seeded = seed_rows(owner, schema, rows_per_table=2)
             owner.execute(sql.SQL("UPDATE {} SET {} = %s").format(relation, col), (tenant_a,))
             owner.execute(
                 sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = (SELECT min(ctid) FROM {t})").format(
@@ -125,6 +128,12 @@ def _isolation_leak(
                 ),
                 (tenant_b,),
             )
+            missing = _missing_tenant_rows(owner, relation, col, (tenant_a, tenant_b))
+            if missing:
+                reason = seeded.failed.get(table)
+                return f"tenant isolation could not be verified: {missing} {table}" + (
+                    f" ({reason})" if reason else ""
+                )
             if schema_name != "public":  # public: USAGE for everyone already
                 owner.execute(
                     sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
@@ -151,11 +160,37 @@ def _isolation_leak(
     return None
 
 
-def _type_family(type_name: str) -> str:
-    lowered = type_name.lower()
-    if "int" in lowered:
-        return "int"
-    return "uuid" if lowered == "uuid" else "text"
+def _missing_tenant_rows(
+    owner: psycopg.Connection[Any],
+    relation: sql.Identifier,
+    column: sql.Identifier,
+    tenants: tuple[str, str],
+) -> str | None:
+    """Without a row of each tenant, reading none of the other's proves nothing."""
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE {c}::text = %s), count(*) FILTER (WHERE {c}::text = %s)"
+        " FROM {t}"
+    ).format(c=column, t=relation)
+    counts = owner.execute(query, tenants).fetchone()
+    if counts is None or not any(counts):
+        return "no rows could be inserted into"
+    if not all(counts):
+        return "rows of only one tenant could be inserted into"
+    return None
+
+
+_INTEGER_TYPES = frozenset(
+    {"smallint", "integer", "bigint", "int", "int2", "int4", "int8"}
+    | {"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"}
+)
+
+
+def tenant_values(type_name: str) -> tuple[str, str]:
+    """Two tenants' values for a tenant column of this type (as format_type names it)."""
+    lowered = type_name.lower().strip()
+    if lowered in _INTEGER_TYPES:
+        return _TENANTS["int"]
+    return _TENANTS["uuid" if lowered == "uuid" else "text"]
 
 
 def _bare(name: str) -> str:

@@ -13,6 +13,7 @@ migration code says about itself.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +31,21 @@ from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scru
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
 from bot.sandbox.schema import SchemaSnapshot, describe, diff_schema, new_indexes
-from bot.sandbox.seed import compare_checksums, seed_rows, table_checksums
+from bot.sandbox.seed import DataLoss, compare_checksums, seed_rows, table_checksums
 from bot.sandbox.snapshot import take_snapshot
-from bot.sandbox.trace import lock_spans, traced_statements
+from bot.sandbox.trace import clean_record, lock_spans, read_trace
 
 # migsafe's own sessions never wait long: a transaction a migration left open (a thread of
 # its own in the long-lived child) must not hang the checks until the wall clock kills it.
 _OWN_LIMITS = "-c lock_timeout=10s -c statement_timeout=60s"
+# The role owns schema public: an operator, function or cast it puts there can match a
+# catalog query's types better than pg_catalog's, and would run with the admin's rights.
+# The owner can also ALTER DATABASE ... SET settings for every session of its database;
+# startup options take precedence, so the admin pins what it relies on: where names
+# resolve, and that it may write (roles).
+ADMIN_OPTIONS = (
+    f"{_OWN_LIMITS} -c search_path=pg_catalog,pg_temp -c default_transaction_read_only=off"
+)
 _CHILD = Path(__file__).with_name("_online_child.py")
 
 
@@ -70,7 +79,7 @@ class SandboxOutcome:
 class _ChildRun:
     ok: bool
     error: str | None
-    statements: list[dict[str, Any]] = field(default_factory=list)
+    statements: list[Any] = field(default_factory=list)  # the child's records, unchecked
     commits: list[float] = field(default_factory=list)
     version_table: str = "alembic_version"  # as env.py configured it
     external_transaction: bool = False  # env.py's connection was in a transaction already
@@ -133,8 +142,8 @@ class _Run:
         return _ChildRun(
             result.get("ok") is True,
             _text(result.get("error")),
-            [s for s in _list(result.get("statements")) if _is_record(s)],
-            [float(c) for c in _list(result.get("commits")) if isinstance(c, (int, float))],
+            _list(result.get("statements")),
+            [float(c) for c in _list(result.get("commits")) if _is_time(c)],
             self.version_table,
             result.get("external_transaction") is True,
         )
@@ -161,7 +170,7 @@ class _Run:
     def versions(self) -> frozenset[str]:
         """The revisions the database is at, read by the parent itself (as the owner: the
         version table could be anything, a view calling a function included)."""
-        with psycopg.connect(self.sandbox.conninfo, autocommit=True) as owner:
+        with psycopg.connect(self.sandbox.conninfo, autocommit=True, options=_OWN_LIMITS) as owner:
             return _versions(owner, self.version_table)
 
     def uncommitted(self, result: _ChildRun, before: frozenset[str]) -> str | None:
@@ -186,7 +195,7 @@ class _Run:
         """For the catalogs (snapshots) and roles only: whatever touches the migrations'
         tables can run their code (triggers, defaults, policies, functions the planner
         folds), and that must never run in an admin session."""
-        return psycopg.connect(self.sandbox.admin_conninfo, autocommit=True, options=_OWN_LIMITS)
+        return admin_connection(self.sandbox)
 
     @contextmanager
     def owner(self) -> Iterator[psycopg.Connection[Any]]:
@@ -227,6 +236,11 @@ class _Run:
             finding.revision = self.request.revision_by_path.get(path) if path else None
             finding.statement = statement.get("sql")
         self.findings.append(finding)
+
+
+def admin_connection(sandbox: Sandbox) -> psycopg.Connection[Any]:
+    """A superuser session on the sandbox database that resolves names in pg_catalog only."""
+    return psycopg.connect(sandbox.admin_conninfo, autocommit=True, options=ADMIN_OPTIONS)
 
 
 @contextmanager
@@ -315,11 +329,17 @@ def _run_steps(run: _Run) -> None:
     with run.step("upgrade to head") as step:
         result = run.child("upgrade", "heads", trace=True)
         result = _checked(result, run.uncommitted(result, base_versions))
-        trace = traced_statements(result.statements, request.revision_by_path)
-        run.report.trace = trace
+        traced = read_trace(result.statements, request.revision_by_path, result.version_table)
+        trace = run.report.trace = traced.statements
         run.report.lock_spans = lock_spans(trace, result.commits)
+        if traced.malformed:
+            step.detail = (
+                f"{traced.malformed} traced record(s) from the child were malformed "
+                "(dropped, or their bad fields ignored)"
+            )
         if not result.ok:
-            step.outcome, step.detail = "failed", result.error
+            step.outcome = "failed"
+            step.detail = "; ".join(filter(None, [result.error, step.detail]))
             run.fail(
                 "upgrade-failed", f"the upgrade failed: {result.error}", _failed_statement(result)
             )
@@ -347,7 +367,9 @@ def _run_steps(run: _Run) -> None:
         problems, models = _check_models(run)
         with run.admin() as admin, run.owner() as owner:
             problems += _check_indexes(run, owner, base_schema, head_schema)
-            problems += check_rls(admin, owner, head_schema, request.rls, run.fail, trace)
+            problems += check_rls(
+                admin, owner, head_schema, request.rls, run.fail, trace, server=run.sandbox.server
+            )
         step.detail = "; ".join([*(problems or [_CHECKS_PASSED]), *([models] if models else [])])
         step.outcome = "failed" if problems else "passed"
 
@@ -419,9 +441,9 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _is_record(value: object) -> bool:
-    """A traced statement as the child sends it (the child is not trusted to)."""
-    return isinstance(value, dict) and isinstance(value.get("sql"), str)
+def _is_time(value: object) -> bool:
+    """A commit's time as the child sends it (the child is not trusted to)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _versions(owner: psycopg.Connection[Any], table: str) -> frozenset[str]:
@@ -452,10 +474,14 @@ def _target(base: tuple[str, ...]) -> str:
 
 
 def _failed_statement(result: _ChildRun) -> dict[str, Any] | None:
-    return next((s for s in reversed(result.statements) if s.get("error")), None)
+    for record in reversed(result.statements):
+        statement, _ = clean_record(record, {})
+        if statement is not None and statement.error:
+            return {"sql": statement.sql, "path": statement.path, "line": statement.line}
+    return None
 
 
-def _rollback_findings(run: _Run, lost: list[Any]) -> list[str]:
+def _rollback_findings(run: _Run, lost: list[DataLoss]) -> list[str]:
     details = []
     if run.report.rollback_diff:
         shown = "; ".join(run.report.rollback_diff[:5])
@@ -465,21 +491,9 @@ def _rollback_findings(run: _Run, lost: list[Any]) -> list[str]:
         )
         details.append(f"{len(run.report.rollback_diff)} schema difference(s)")
     for loss in lost:
-        run.fail("rollback-data-loss", _describe_loss(loss))
+        run.fail("rollback-data-loss", loss.describe())
         details.append(f"data lost in {loss.table}")
     return details
-
-
-def _describe_loss(loss: Any) -> str:
-    if loss.rows_after < loss.rows_before:
-        return (
-            f"table {loss.table}: {loss.rows_before - loss.rows_after} of "
-            f"{loss.rows_before} seeded rows are gone after the rollback"
-        )
-    return (
-        f"table {loss.table}: the {loss.rows_before} seeded rows came back changed "
-        "(a column's data was lost)"
-    )
 
 
 def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:

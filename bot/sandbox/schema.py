@@ -260,11 +260,6 @@ def render_diff(changes: Iterable[SchemaChange]) -> list[str]:
 # -- helpers for the sandbox findings -------------------------------------------------------
 
 
-def tables_of(snapshot: SchemaSnapshot) -> frozenset[str]:
-    """The schema-qualified names of the snapshot's tables."""
-    return frozenset(snapshot.tables)
-
-
 def new_indexes(before: SchemaSnapshot, after: SchemaSnapshot) -> list[Index]:
     """Indexes of `after` that `before` lacks or defines differently, by name."""
     return [

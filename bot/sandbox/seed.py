@@ -3,8 +3,9 @@
 Values are generated from the column types, parents before children (foreign-key values
 come from the rows already inserted in the referenced table). A table whose insert fails
 (a CHECK the generator cannot satisfy, a trigger that refuses) is noted, not fatal: each
-table is inserted under its own savepoint. Use an admin (superuser) connection: it
-bypasses row level security, so checksums see every row.
+table is inserted under its own savepoint. Use a session as the sandbox's own role (never
+an admin's: inserting fires the migrations' triggers, defaults and policies), with BYPASSRLS
+for the while, so that FORCE ROW LEVEL SECURITY hides no row from the checksums.
 """
 
 from __future__ import annotations
@@ -70,11 +71,21 @@ class DataLoss:
         return max(0, self.rows_before - self.rows_after)
 
     def describe(self) -> str:
+        """What the rollback did to the seeded rows, for the finding's message."""
         if self.missing:
-            return f"table {self.table} is missing: all {self.rows_before} rows lost"
+            return (
+                f"table {self.table} is missing after the rollback: "
+                f"all {self.rows_before} seeded rows lost"
+            )
         if self.rows_lost:
-            return f"table {self.table}: {self.rows_lost} of {self.rows_before} rows lost"
-        return f"table {self.table}: row contents changed ({self.rows_after} rows)"
+            return (
+                f"table {self.table}: {self.rows_lost} of {self.rows_before} seeded rows are "
+                "gone after the rollback"
+            )
+        return (
+            f"table {self.table}: the {self.rows_before} seeded rows came back changed "
+            "(a column's data was lost)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"rows_lost": self.rows_lost}

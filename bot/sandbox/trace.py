@@ -1,48 +1,161 @@
-"""From the child's raw trace to statements and lock spans (pure)."""
+"""From the child's raw trace to statements and lock spans (pure).
+
+The child runs the repository's code, so its records are validated field by field: a record
+that is not a statement (no SQL text) is dropped, a field of the wrong type is replaced by
+its default, and both are counted so that the report can say so.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sandbox.model import LockSpan, TracedStatement
 
+DEFAULT_VERSION_TABLE = "alembic_version"
+
+
+@dataclass
+class Trace:
+    statements: list[TracedStatement] = field(default_factory=list)
+    malformed: int = 0  # records dropped or sanitised
+
+
+def read_trace(
+    raw: list[Any],
+    revision_by_path: Mapping[str, str],
+    version_table: str = DEFAULT_VERSION_TABLE,
+) -> Trace:
+    """The child's records as TracedStatements, minus Alembic's version bookkeeping."""
+    trace = Trace()
+    for record in raw:
+        statement, malformed = clean_record(record, revision_by_path)
+        trace.malformed += malformed
+        if statement is None:
+            continue
+        bookkeeping = isinstance(record, dict) and record.get("bookkeeping") is True
+        if not _is_bookkeeping(statement, bookkeeping, version_table):
+            trace.statements.append(statement)
+    return trace
+
 
 def traced_statements(
-    raw: list[dict[str, Any]], revision_by_path: Mapping[str, str]
+    raw: list[Any],
+    revision_by_path: Mapping[str, str],
+    version_table: str = DEFAULT_VERSION_TABLE,
 ) -> list[TracedStatement]:
-    """The child's records as TracedStatements, minus Alembic's version bookkeeping."""
-    statements = []
-    for record in raw:
-        if record.get("bookkeeping") or _is_bookkeeping(record["sql"], record.get("path")):
-            continue
-        path = record.get("path")
-        statements.append(
-            TracedStatement(
-                sql=record["sql"],
-                start_s=float(record.get("start", 0.0)),
-                duration_s=float(record.get("duration", 0.0)),
-                path=path,
-                line=record.get("line"),
-                revision=revision_by_path.get(path) if path else None,
-                locks=[(rel, mode) for rel, mode in record.get("locks", [])],
-                rewritten=list(record.get("rewritten", [])),
-                lock_timeout=record.get("lock_timeout"),
-                statement_timeout=record.get("statement_timeout"),
-                autocommit=bool(record.get("autocommit", False)),
-                error=record.get("error"),
-            )
-        )
-    return statements
+    return read_trace(raw, revision_by_path, version_table).statements
 
 
-def _is_bookkeeping(sql: str, path: str | None) -> bool:
-    """Alembic's version table, and the catalog reads SQLAlchemy and Alembic make on their
-    own (no migration file on the stack); statements env.py sends, like SET, stay."""
-    lowered = sql.lstrip().lower()
-    if "alembic_version" in lowered:
+def clean_record(
+    record: object, revision_by_path: Mapping[str, str]
+) -> tuple[TracedStatement | None, bool]:
+    """(the statement, or None when the record has no SQL text; whether it was malformed)."""
+    if not isinstance(record, dict) or not isinstance(record.get("sql"), str):
+        return None, True
+    fields = _Fields(record)
+    path = fields.optional("path", str)
+    statement = TracedStatement(
+        sql=record["sql"],
+        start_s=fields.seconds("start"),
+        duration_s=fields.seconds("duration"),
+        path=path,
+        line=fields.optional("line", int),
+        revision=revision_by_path.get(path) if path else None,
+        locks=fields.locks(),
+        rewritten=fields.strings("rewritten"),
+        lock_timeout=fields.optional("lock_timeout", str),
+        statement_timeout=fields.optional("statement_timeout", str),
+        autocommit=fields.optional("autocommit", bool) is True,
+        error=fields.optional("error", str),
+    )
+    fields.optional("bookkeeping", bool)
+    return statement, fields.malformed
+
+
+class _Fields:
+    """Reads a record's fields, noting any of the wrong type (which reads as absent)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.malformed = False
+
+    def optional(self, key: str, kind: type[Any]) -> Any:
+        value = self.record.get(key)
+        # bool is an int: a line number of True is as malformed as one of "7".
+        if value is None or (isinstance(value, kind) and (kind is bool) == (type(value) is bool)):
+            return value
+        self.malformed = True
+        return None
+
+    def seconds(self, key: str) -> float:
+        value = self.record.get(key, 0.0)
+        if _is_number(value) and math.isfinite(value) and value >= 0:
+            return float(value)
+        self.malformed = True
+        return 0.0
+
+    def strings(self, key: str) -> list[str]:
+        values = self._list(key)
+        kept = [value for value in values if isinstance(value, str)]
+        self.malformed |= len(kept) != len(values)
+        return kept
+
+    def locks(self) -> list[tuple[str, str]]:
+        values = self._list("locks")
+        kept = [
+            (lock[0], lock[1])
+            for lock in values
+            if isinstance(lock, (list, tuple))
+            and len(lock) == 2
+            and all(isinstance(part, str) for part in lock)
+        ]
+        self.malformed |= len(kept) != len(values)
+        return kept
+
+    def _list(self, key: str) -> list[Any]:
+        value = self.record.get(key, [])
+        if isinstance(value, list):
+            return value
+        self.malformed = True
+        return []
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bookkeeping(statement: TracedStatement, flagged: bool, version_table: str) -> bool:
+    """Only what no migration file emitted can be bookkeeping: Alembic's writes to its
+    version table (by name, not by a mention a comment could carry) and the catalog reads
+    SQLAlchemy and Alembic make on their own. Statements env.py sends, like SET, stay."""
+    if statement.path is not None:
+        return False
+    lowered = statement.sql.lstrip().lower()
+    if lowered.startswith(("select", "show")):
         return True
-    return path is None and lowered.startswith(("select", "show"))
+    return flagged or _writes_version_table(statement.sql, version_table)
+
+
+def _writes_version_table(sql: str, version_table: str) -> bool:
+    """One statement creating, writing or dropping the version table, as Alembic words it."""
+    if ";" in sql.strip().rstrip(";"):
+        return False
+    schema, _, name = version_table.rpartition(".")
+    target = _name_pattern(name)
+    if schema:
+        target = f"(?:{_name_pattern(schema)}\\.)?{target}"
+    verbs = r"(?:create\s+table|insert\s+into|update|delete\s+from|drop\s+table)"
+    pattern = rf"\s*{verbs}\s+{target}(?=[\s(]|$)"
+    return re.match(pattern, sql, flags=re.IGNORECASE) is not None
+
+
+def _name_pattern(name: str) -> str:
+    bare = name.strip('"')
+    return f'(?:{re.escape(bare)}|"{re.escape(bare)}")'
 
 
 def lock_spans(trace: list[TracedStatement], commits: list[float]) -> list[LockSpan]:

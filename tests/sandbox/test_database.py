@@ -17,6 +17,8 @@ from bot.sandbox.database import (
     SandboxServer,
     cleanup_leftovers,
     create_sandbox,
+    new_name,
+    reserved_name,
     shared_server,
 )
 
@@ -221,3 +223,28 @@ def test_shared_server_is_one_per_url(embedded_cluster: EmbeddedCluster) -> None
     url = embedded_cluster.conninfo()
     assert shared_server(url) is shared_server(url)
     shared_server(url).close()
+
+
+def test_a_reserved_role_is_left_to_its_process_and_dropped_after(
+    sandbox_server: SandboxServer,
+) -> None:
+    """The RLS reader role: another process's cleanup leaves it alone while the check runs,
+    and it is gone (role only, no database) when the check ends."""
+    other_process = SandboxServer(sandbox_server.admin_conninfo)
+    try:
+        with reserved_name(sandbox_server) as name:
+            _admin_execute(sandbox_server, f"CREATE ROLE {name} NOLOGIN")
+            assert name not in cleanup_leftovers(other_process)
+            assert _exists(sandbox_server, name) == (False, True)
+    finally:
+        other_process.close()
+    assert _exists(sandbox_server, name) == (False, False)
+
+
+def test_a_role_named_as_the_checks_name_them_is_a_leftover_once_its_process_is_gone(
+    sandbox_server: SandboxServer,
+) -> None:
+    orphan = new_name()
+    _admin_execute(sandbox_server, f"CREATE ROLE {orphan} NOLOGIN")
+    assert orphan in cleanup_leftovers(sandbox_server)
+    assert _exists(sandbox_server, orphan) == (False, False)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,43 @@ def test_memory_limit_makes_a_large_allocation_fail_in_the_child_only(tmp_path: 
 def _made(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+_PARENT = """
+import os, sys
+from pathlib import Path
+from bot.sandbox.isolation import run_isolated, scrubbed_env
+run_isolated(["sleep", os.environ["MARKER"]], cwd=Path(sys.argv[1]), env=scrubbed_env(),
+             timeout_s=120)
+"""
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_the_child_dies_with_migsafe(tmp_path: Path) -> None:
+    """migsafe killed outright (no cleanup of its own runs): its child goes too."""
+    marker = _sleep_marker()  # in the environment: the parent's command line lacks it
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(tmp_path)],
+        cwd=root,
+        env={**os.environ, "MARKER": marker, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert _wait_for(lambda: bool(_processes_with(marker)), 30), "the child never started"
+        parent.kill()
+        parent.wait()
+        assert _wait_for(lambda: not _processes_with(marker), 10), _processes_with(marker)
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in _processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

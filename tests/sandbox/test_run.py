@@ -24,11 +24,12 @@ from bot.migrations.dryrun import dry_run
 from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
-from bot.sandbox.database import PREFIX, SandboxServer
+from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
 from bot.sandbox.isolation import contained_python, scrubbed_env
 from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
-from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox
+from bot.sandbox.run import SandboxOutcome, SandboxRequest, admin_connection, run_sandbox
+from bot.sandbox.snapshot import take_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
 TIMEOUT_S = 60.0
@@ -152,6 +153,15 @@ def test_alter_on_a_base_table_takes_access_exclusive(sandbox: RunSandbox) -> No
     assert (finding.line, finding.revision) == (15, "0002")
     assert "ACCESS EXCLUSIVE lock on accounts" in finding.message
     assert "across 2 statement(s)" in finding.message
+
+
+def test_a_comment_naming_the_version_table_hides_no_statement(sandbox: RunSandbox) -> None:
+    outcome = sandbox("comment_hides_alter")
+    alter = traced(outcome, "-- alembic_version")
+    assert alter.path == "migrations/versions/0002_alter_with_comment.py"
+    assert ("accounts", "AccessExclusiveLock") in alter.locks
+    for rule in ("access-exclusive-lock", "lock-timeout-not-set"):
+        assert only(outcome, rule).line == 14
 
 
 def test_locks_on_a_new_table_only_are_no_finding(sandbox: RunSandbox) -> None:
@@ -360,6 +370,18 @@ def test_tenant_tables_without_rls_policy_or_isolation(sandbox: RunSandbox) -> N
     assert by_rule["tenant-isolation-broken"].line == 26  # CREATE POLICY everyone ... (true)
 
 
+def test_tenant_isolation_without_rows_to_read_is_not_verified(sandbox: RunSandbox) -> None:
+    """A policy letting every tenant read every row, on a table nothing can be inserted into:
+    reading no other tenant's row proves nothing, so it is reported, not passed."""
+    outcome = sandbox("rls_unseedable", rls=tenant_rls(["notes_sealed"]))
+    finding = only(outcome, "tenant-isolation-broken")
+    assert finding.message.startswith(
+        "public.notes_sealed: tenant isolation could not be verified: "
+        "no rows could be inserted into public.notes_sealed"
+    )
+    assert "no_rows" in finding.message  # PostgreSQL's reason: the CHECK constraint
+
+
 def test_correct_tenant_policy_is_no_finding(sandbox: RunSandbox) -> None:
     for settings in (tenant_rls(TENANT_TABLES), tenant_rls("all")):
         outcome = sandbox("rls_tables", rls=settings)
@@ -428,6 +450,48 @@ def test_checks_never_run_migration_code_as_superuser(sandbox: RunSandbox) -> No
     assert outcome.report.seed_failures == {}
     assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
     assert rules_of(outcome) == {"access-exclusive-lock"}
+
+
+def test_operators_the_migration_defines_never_run_as_superuser(sandbox: RunSandbox) -> None:
+    """The role owns schema public: an operator `public.|| (name, name)` raising in a
+    superuser's session would be what the admin's catalog reads call, were public on their
+    search_path; every snapshot (base, head, rollback) runs without it."""
+    outcome = sandbox("operator_probe")
+    assert not [f for f in outcome.findings if "superuser" in f.message], outcome.findings
+    assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
+
+
+RECORDING_OPERATOR = """
+CREATE TABLE operator_calls (who text, superuser text);
+GRANT INSERT ON operator_calls TO PUBLIC;
+CREATE FUNCTION public.concat_probe(a name, b name) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.operator_calls
+        VALUES (current_user, pg_catalog.current_setting('is_superuser'));
+    RETURN pg_catalog.textcat(a::text, b::text);
+END $$;
+CREATE OPERATOR public.|| (LEFTARG = name, RIGHTARG = name, FUNCTION = concat_probe);
+ALTER DATABASE {database} SET search_path = public, pg_catalog;
+"""
+
+
+def test_admin_catalog_reads_never_call_the_roles_operators(
+    sandbox_server: SandboxServer,
+) -> None:
+    """The same snapshot through a default admin session calls the role's operator (the probe
+    works); through the run's admin session, with the owner's ALTER DATABASE SET search_path
+    too, it is never called."""
+    with create_sandbox(sandbox_server) as box:
+        with psycopg.connect(box.conninfo, autocommit=True) as role:
+            role.execute(RECORDING_OPERATOR.format(database=box.database))
+        with admin_connection(box) as admin:
+            take_snapshot(admin)
+        with psycopg.connect(box.conninfo, autocommit=True) as role:
+            assert role.execute("SELECT * FROM operator_calls").fetchall() == []
+        with psycopg.connect(box.admin_conninfo, autocommit=True) as unguarded:
+            take_snapshot(unguarded)
+            calls = unguarded.execute("SELECT DISTINCT superuser FROM operator_calls").fetchall()
+        assert calls == [("on",)]
 
 
 # -- models: schema-drift ------------------------------------------------------------------------

@@ -158,7 +158,9 @@ def test_dropped_and_readded_column_loses_its_data(seeded: psycopg.Connection[An
     seeded.execute("ALTER TABLE orders DROP COLUMN note; ALTER TABLE orders ADD COLUMN note text")
     losses = compare_checksums(before, table_checksums(seeded, TABLES))
     assert losses == [DataLoss("public.orders", 3, 3, changed=True)]
-    assert losses[0].describe() == "table public.orders: row contents changed (3 rows)"
+    assert losses[0].describe() == (
+        "table public.orders: the 3 seeded rows came back changed (a column's data was lost)"
+    )
 
 
 def test_deleted_rows_are_counted(seeded: psycopg.Connection[Any]) -> None:
@@ -167,6 +169,9 @@ def test_deleted_rows_are_counted(seeded: psycopg.Connection[Any]) -> None:
     losses = compare_checksums(before, table_checksums(seeded, TABLES))
     assert losses == [DataLoss("public.orders", 3, 1, changed=False)]
     assert losses[0].rows_lost == 2
+    assert losses[0].describe() == (
+        "table public.orders: 2 of 3 seeded rows are gone after the rollback"
+    )
 
 
 def test_missing_table_loses_every_row(seeded: psycopg.Connection[Any]) -> None:
@@ -176,4 +181,6 @@ def test_missing_table_loses_every_row(seeded: psycopg.Connection[Any]) -> None:
     assert set(after) == {"public.customers"}
     losses = compare_checksums(before, after)
     assert losses == [DataLoss("public.orders", 3, 0, changed=False, missing=True)]
-    assert losses[0].describe() == "table public.orders is missing: all 3 rows lost"
+    assert losses[0].describe() == (
+        "table public.orders is missing after the rollback: all 3 seeded rows lost"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.sandbox.model import TracedStatement
-from bot.sandbox.trace import lock_spans, traced_statements
+from bot.sandbox.trace import lock_spans, read_trace, traced_statements
 
 MIGRATION = "migrations/versions/0002_change.py"
 AE = "AccessExclusiveLock"
@@ -112,3 +112,68 @@ def test_without_a_commit_the_lock_lasts_until_the_run_ends() -> None:
 
 def test_no_statements_no_spans() -> None:
     assert lock_spans([], commits=[1.0]) == []
+
+
+def test_only_statements_outside_migration_files_can_be_bookkeeping() -> None:
+    raw = [
+        record("ALTER TABLE accounts ADD COLUMN note text -- alembic_version", locks=[["a", AE]]),
+        record("UPDATE alembic_version SET version_num='0002'", bookkeeping=True),
+        record("UPDATE alembic_version SET version_num='0002'", path=None, bookkeeping=True),
+    ]
+    trace = traced_statements(raw, {MIGRATION: "0002"})
+    assert [s.sql for s in trace] == [raw[0]["sql"], raw[1]["sql"]]
+    assert trace[0].locks == [("a", AE)]
+
+
+def test_the_version_table_is_matched_by_name_not_by_mention() -> None:
+    env_statements = [
+        "ALTER TABLE accounts ADD COLUMN note text -- alembic_version",
+        "UPDATE alembic_version SET version_num='0002'; ALTER TABLE accounts DROP COLUMN a",
+        "UPDATE alembic_version_backup SET v = 1",
+        "INSERT INTO alembic_version (version_num) VALUES ('0001')",
+    ]
+    raw = [record(sql, path=None, line=None) for sql in env_statements]
+    kept = [s.sql for s in traced_statements(raw, {})]
+    assert kept == env_statements[:3]
+
+
+def test_a_configured_version_table_is_bookkeeping_under_its_own_name() -> None:
+    writes = [
+        'CREATE TABLE meta."Versions" (version_num VARCHAR(32) NOT NULL)',
+        "DELETE FROM Versions WHERE versions.version_num = '0001'",
+        "UPDATE alembic_version SET version_num='0002'",
+    ]
+    raw = [record(sql, path=None, line=None) for sql in writes]
+    assert [s.sql for s in traced_statements(raw, {}, "meta.Versions")] == writes[2:]
+
+
+def test_malformed_fields_are_ignored_and_counted() -> None:
+    raw = [
+        record("ALTER TABLE a ADD x int", locks=[1, ["a", AE], ["b"]]),
+        record("ALTER TABLE b ADD x int", start="a", duration=float("nan")),
+        record("ALTER TABLE c ADD x int", path=["p"], line=True),
+        record("ALTER TABLE d ADD x int", rewritten=5, lock_timeout=0, autocommit="yes"),
+        record("ALTER TABLE e ADD x int", rewritten=["e", 7], error=["boom"]),
+        record("ALTER TABLE f ADD x int", locks={"a": AE}),
+    ]
+    trace = read_trace(raw, {MIGRATION: "0002"})
+    assert trace.malformed == len(raw)
+    a, b, c, d, e, f = trace.statements
+    assert a.locks == [("a", AE)]
+    assert (b.start_s, b.duration_s) == (0.0, 0.0)
+    assert (c.path, c.line, c.revision) == (None, None, None)
+    assert (d.rewritten, d.lock_timeout, d.autocommit) == ([], None, False)
+    assert (e.rewritten, e.error) == (["e"], None)
+    assert f.locks == []
+
+
+def test_records_without_sql_are_dropped_and_counted() -> None:
+    raw: list[Any] = ["ALTER TABLE a", 5, None, {"sql": 3}, record("SET x = 1")]
+    trace = read_trace(raw, {})
+    assert [s.sql for s in trace.statements] == ["SET x = 1"]
+    assert trace.malformed == 4
+
+
+def test_well_formed_records_are_not_counted_as_malformed() -> None:
+    raw = [record("ALTER TABLE a ADD x int", locks=[["a", AE]], rewritten=["a"], autocommit=True)]
+    assert read_trace(raw, {}).malformed == 0
