@@ -62,6 +62,12 @@ RETRY_STALLED_CRON = "* * * * *"
 DEFER_ATTEMPTS = 3
 
 Handler = Callable[..., Awaitable[None]]
+
+
+class QueueingLockContended(Exception):
+    """An identical job kept starting and finishing under us: the job could not be queued."""
+
+
 Lookup = Callable[..., Awaitable[list[int]]]
 
 
@@ -115,11 +121,13 @@ def plan_gate(
     delivery_id: str,
     installation_id: int | None,
     trigger: str,
+    refresh_memberships: bool = False,
 ) -> PlannedJob:
     """Re-evaluate the approval gate (labels, reviews); it reads the current state, so one
-    queued evaluation per PR is enough."""
+    queued evaluation per PR is enough. `refresh_memberships` (a membership changed): the
+    evaluation asks GitHub rather than this worker's membership cache."""
     lock = pull_request_lock(repo, number)
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "repo": repo,
         "number": number,
         "head_sha": head_sha,
@@ -127,6 +135,10 @@ def plan_gate(
         "installation_id": installation_id,
         "trigger": trigger,
     }
+    if refresh_memberships:
+        kwargs["refresh_memberships"] = True
+        # Its own queueing lock: a queued plain evaluation must not swallow the refresh.
+        return PlannedJob(TASK_EVALUATE_GATE, kwargs, lock, f"gate-refresh:{lock}")
     return PlannedJob(TASK_EVALUATE_GATE, kwargs, lock, f"gate:{lock}")
 
 
@@ -218,7 +230,7 @@ class ServiceContext:
     def settings(self) -> Settings | None:
         return self.queue.settings
 
-    async def defer(self, job: PlannedJob) -> int | None:
+    async def defer(self, job: PlannedJob) -> int:
         """Defer a follow-up job in its own transaction (e.g. rerun_command → a check)."""
         async with self.pool.connection() as connection, connection.transaction():
             return await self.queue.defer(connection, job)
@@ -267,7 +279,7 @@ class JobQueue:
 
     # -- deferring ----------------------------------------------------------------------------
 
-    async def defer(self, connection: psycopg.AsyncConnection[Any], job: PlannedJob) -> int | None:
+    async def defer(self, connection: psycopg.AsyncConnection[Any], job: PlannedJob) -> int:
         """Insert the job on `connection`, inside the caller's transaction (a savepoint, so a
         refused queueing lock does not abort it). Returns the job's id, or the id of the
         identical job already waiting."""
@@ -287,14 +299,14 @@ class JobQueue:
                 if waiting is not None:
                     return waiting
                 # It started between our insert and the look-up: queue this one after all.
-        logger.warning("could not defer %s (%s): queueing lock contended", job.task, job.lock)
-        return None
+        # Raise: the caller's transaction rolls back (a webhook is answered 503 and GitHub
+        # redelivers) rather than accepting work for which no job exists.
+        raise QueueingLockContended(f"could not defer {job.task} ({job.lock}): lock contended")
 
     async def defer_all(
         self, connection: psycopg.AsyncConnection[Any], jobs: Iterable[PlannedJob]
     ) -> list[int]:
-        ids = [await self.defer(connection, job) for job in jobs]
-        return [job_id for job_id in ids if job_id is not None]
+        return [await self.defer(connection, job) for job in jobs]
 
     # -- superseded ---------------------------------------------------------------------------
 
@@ -473,11 +485,17 @@ class JobQueue:
         async with self.pool.connection() as connection, connection.transaction():
             await self.defer_all(connection, jobs)
 
-    async def _evaluate_gate(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
-        await self.handlers.evaluate_gate(self._context(job_context), **kwargs)
+    async def _evaluate_gate(
+        self, job_context: procrastinate.JobContext, /, attempt: int = 0, **kwargs: Any
+    ) -> None:
+        ctx = self._context(job_context)
+        await self._retrying(job_context, lambda: self.handlers.evaluate_gate(ctx, **kwargs))
 
-    async def _rerun_command(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
-        await self.handlers.rerun_command(self._context(job_context), **kwargs)
+    async def _rerun_command(
+        self, job_context: procrastinate.JobContext, /, attempt: int = 0, **kwargs: Any
+    ) -> None:
+        ctx = self._context(job_context)
+        await self._retrying(job_context, lambda: self.handlers.rerun_command(ctx, **kwargs))
 
     async def _forget(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
         await self.handlers.forget_membership(self._context(job_context), **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from gidgethub import BadRequest, RateLimitExceeded
 
+from bot import metrics
 from bot.analysis.catalog import RULES
 from bot.check import CheckOptions, run_check
 from bot.errors import UserError
@@ -27,11 +30,21 @@ from bot.github.checks import (
     complete_check_run,
     conclusion_for,
     create_check_run,
+    create_completed_check_run,
     update_check_run,
 )
-from bot.github.client import GitHub, InstallationAPI, delivery_id, get_list, repo_vars
+from bot.github.client import (
+    GitHub,
+    InstallationAPI,
+    RateLimited,
+    ResponseTooLarge,
+    delivery_id,
+    get_list,
+    repo_vars,
+)
 from bot.github.comments import review_comments_for, sync_review_comments
 from bot.github.pulls import (
+    MAX_PR_FILES,
     add_reaction,
     can_write,
     collaborator_permission,
@@ -42,12 +55,12 @@ from bot.github.pulls import (
     pull_request_files,
     touches_migrations,
 )
-from bot.github.tarball import download_tree
+from bot.github.tarball import UnsafeArchive, download_tree
 from bot.github.teams import TeamMemberships
-from bot.jobs import plan_check, plan_gate
+from bot.jobs import MAX_ATTEMPTS, plan_check, plan_gate
 from bot.policy.approvals import Review, check_name, membership_checks
 from bot.policy.approvals import evaluate_gate as gate_verdict
-from bot.policy.backup import BackupSourceSettings, fetch_backup_status
+from bot.policy.backup import BackupSourceSettings, BackupUnavailable, fetch_backup_status
 from bot.policy.config import POLICY_PATH, Policy, parse_policy
 from bot.policy.environments import environment_for_branch
 from bot.policy.fingerprint import migration_fingerprint
@@ -82,6 +95,22 @@ class _GitHubServices:
     session: aiohttp.ClientSession
     github: GitHub
     memberships: TeamMemberships
+    bot_login: str | None = None  # "<app slug>[bot]", from GET /app once
+
+
+@dataclass(frozen=True)
+class _PrometheusCalls:
+    """The GitHub client's per-response hook, counted in bot.metrics (`installation_id`
+    None: the App's own calls)."""
+
+    installation_id: int | None = None
+
+    def on_response(
+        self, method: str, route_template: str, status: int, remaining: int | None
+    ) -> None:
+        metrics.record_github_call(route_template, status)
+        if remaining is not None:
+            metrics.set_rate_limit_remaining(self.installation_id, remaining)
 
 
 _services: dict[tuple[str, int], _GitHubServices] = {}
@@ -100,9 +129,19 @@ def _github(ctx: ServiceContext) -> _GitHubServices:
             api_url=settings.github_api_url,
             credentials=AppCredentials(str(settings.app_id), settings.private_key),
             tokens=InstallationTokens(),
+            metrics=_PrometheusCalls(),
         )
         _services[key] = _GitHubServices(session, github, TeamMemberships())
     return _services[key]
+
+
+async def _bot_login(ctx: ServiceContext) -> str:
+    """migsafe's own login on GitHub: only its comments are ever edited or deleted."""
+    services = _github(ctx)
+    if services.bot_login is None:
+        app = await services.github.app().getitem("/app")
+        services.bot_login = f"{app['slug']}[bot]"
+    return services.bot_login
 
 
 async def close_github_sessions() -> None:
@@ -115,7 +154,9 @@ async def close_github_sessions() -> None:
 def _installation(ctx: ServiceContext, installation_id: int | None) -> InstallationAPI:
     if installation_id is None:
         raise RuntimeError("the delivery names no installation: migsafe cannot act on it")
-    return _github(ctx).github.installation(installation_id)
+    return _github(ctx).github.installation(
+        installation_id, metrics=_PrometheusCalls(installation_id)
+    )
 
 
 # -- check_pull_request ------------------------------------------------------------------------
@@ -141,27 +182,60 @@ async def check_pull_request(
         return
     check_run_id = await _start_check_run(ctx, api, repo, head_sha, pull["html_url"])
     try:
-        await _check(ctx, api, repo, pull, check_run_id)
-    except Exception:
-        # The queue retries the job; the run must not stay "in progress" meanwhile.
-        await complete_check_run(
-            api,
-            repo,
-            check_run_id,
-            conclusion="neutral",
-            title="migsafe could not finish this check",
-            summary="An error interrupted the check; it is retried automatically.",
+        verdict_stored = await _check(ctx, api, repo, pull, check_run_id)
+    except Exception as error:
+        if not is_permanent(error):
+            # The queue retries the job. Meanwhile the run fails (GitHub counts `neutral` as
+            # passing): a crashed check must never let a pull request through.
+            await _fail_crashed(ctx, api, repo, check_run_id, error)
+            raise
+        logger.warning("%s#%s: check of %s failed for good: %s", repo, number, head_sha, error)
+        await _fail(ctx, api, repo, pull, check_run_id, _COULD_NOT_FINISH, _permanent(error))
+        return
+    if verdict_stored:
+        await evaluate_gate(
+            ctx,
+            repo=repo,
+            number=number,
+            head_sha=head_sha,
+            delivery_id=delivery_id,
+            installation_id=installation_id,
+            trigger=f"check ({trigger})",
+            from_check=True,
         )
-        raise
-    await evaluate_gate(
-        ctx,
-        repo=repo,
-        number=number,
-        head_sha=head_sha,
-        delivery_id=delivery_id,
-        installation_id=installation_id,
-        trigger=f"check ({trigger})",
+
+
+_COULD_NOT_FINISH = "migsafe could not finish this check"
+
+
+def is_permanent(error: BaseException) -> bool:
+    """An error that the same job would meet again: a hostile or oversized archive, or GitHub
+    refusing the request itself (4xx but an expired token, a rate limit or a 404 race)."""
+    if isinstance(error, UnsafeArchive | ResponseTooLarge):
+        return True
+    if isinstance(error, RateLimitExceeded | RateLimited) or not isinstance(error, BadRequest):
+        return False
+    status = int(error.status_code)
+    return 400 <= status < 500 and status not in (401, 403, 404, 409, 429)
+
+
+def _permanent(error: BaseException) -> str:
+    return f"The check failed and will not be retried: {error}"
+
+
+async def _fail_crashed(
+    ctx: ServiceContext, api: InstallationAPI, repo: str, run_id: int, error: BaseException
+) -> None:
+    last = ctx.attempts + 1 >= MAX_ATTEMPTS
+    summary = (
+        f"An error interrupted the check ({type(error).__name__}); this was the last attempt, "
+        "it will not be retried. Push a commit or comment `/migsafe rerun` to check again."
+        if last
+        else f"An error interrupted the check ({type(error).__name__}); it is retried "
+        "automatically."
     )
+    title = f"{_COULD_NOT_FINISH} (not retried)" if last else _COULD_NOT_FINISH
+    await complete_check_run(api, repo, run_id, conclusion="failure", title=title, summary=summary)
 
 
 async def _start_check_run(
@@ -186,23 +260,20 @@ async def _start_check_run(
 
 async def _check(
     ctx: ServiceContext, api: InstallationAPI, repo: str, pull: dict[str, Any], run_id: int
-) -> None:
+) -> bool:
+    """Check the head and complete the run; True when it stored a verdict the gate can use
+    (False: the run failed with an error, stored as such; the gate is not evaluated)."""
     number, head_sha = int(pull["number"]), pull["head"]["sha"]
     try:
         policy = await _base_policy(api, repo, pull)
     except UserError as error:
-        await complete_check_run(
-            api,
-            repo,
-            run_id,
-            conclusion="failure",
-            title="The policy file on the base branch is invalid",
-            summary=str(error),
-        )
-        return
+        title = "The policy file on the base branch is invalid"
+        await _fail(ctx, api, repo, pull, run_id, title, str(error))
+        return False
     files = await pull_request_files(api, repo, number)
     globs = _migration_globs(policy)
-    touched = touches_migrations(files, globs)
+    # GitHub lists at most MAX_PR_FILES files: beyond them a migration may hide.
+    touched = len(files) >= MAX_PR_FILES or touches_migrations(files, globs)
     if not touched:
         analysis_id = await _store(ctx, repo, number, db.Analysis(head_sha, None, "success", {}))
         await complete_check_run(
@@ -214,9 +285,10 @@ async def _check(
             summary=f"None of the {len(files)} changed files is a migration ({', '.join(globs)}).",
             details_url=_details_url(ctx, analysis_id, pull),
         )
-        return
+        return True
     sandbox = await _sandbox_allowed(ctx, repo, pull)
-    with tempfile.TemporaryDirectory(prefix="migsafe-pr-") as tmp:
+    tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="migsafe-pr-")
+    try:
         base_tree = await download_tree(api, repo, pull["base"]["sha"], Path(tmp) / "base")
         head_tree = await download_tree(api, repo, head_sha, Path(tmp) / "head")
         options = CheckOptions(
@@ -230,16 +302,14 @@ async def _check(
         try:
             result = await asyncio.to_thread(run_check, options)
         except UserError as error:
-            await complete_check_run(
-                api,
-                repo,
-                run_id,
-                conclusion="failure",
-                title="migsafe could not read the migrations",
-                summary=str(error),
-            )
-            return
-        fingerprint = migration_fingerprint(_tree_files(head_tree, globs), globs)
+            title = "migsafe could not read the migrations"
+            await _fail(ctx, api, repo, pull, run_id, title, str(error))
+            return False
+        tree_files = await asyncio.to_thread(_tree_files, head_tree, globs)
+        fingerprint = migration_fingerprint(tree_files, globs)
+    finally:
+        # Removing two repository trees takes a while: not in the event loop.
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
     if not sandbox and result.sandbox is None:
         result = replace(result, sandbox_skipped=FORK_SANDBOX_SKIPPED)
     analysis_id = await _store(
@@ -249,7 +319,26 @@ async def _check(
         db.Analysis(head_sha, fingerprint, conclusion_for(result), to_document(result)),
     )
     details_url = _details_url(ctx, analysis_id, pull)
-    await _publish(api, repo, pull, run_id, result, policy, sandbox, details_url)
+    bot_login = await _bot_login(ctx)
+    await _publish(api, repo, pull, run_id, result, policy, sandbox, details_url, bot_login)
+    return True
+
+
+async def _fail(
+    ctx: ServiceContext,
+    api: InstallationAPI,
+    repo: str,
+    pull: dict[str, Any],
+    run_id: int,
+    title: str,
+    message: str,
+) -> None:
+    """Complete the run as failed with `message`, and store the failure as the head's
+    analysis (so nothing defers a new check of this head: it would fail the same way)."""
+    head_sha = pull["head"]["sha"]
+    report = {"error": {"title": title, "message": message}}
+    await _store(ctx, repo, int(pull["number"]), db.Analysis(head_sha, None, "failure", report))
+    await complete_check_run(api, repo, run_id, conclusion="failure", title=title, summary=message)
 
 
 async def _publish(
@@ -261,6 +350,7 @@ async def _publish(
     policy: Policy,
     sandbox: bool,
     details_url: str,
+    bot_login: str | None,
 ) -> None:
     head_sha = pull["head"]["sha"]
     link_base = f"{pull['base']['repo']['html_url']}/blob/{head_sha}/"
@@ -281,7 +371,9 @@ async def _publish(
         details_url=details_url,
     )
     wanted = review_comments_for(result.findings, RULES)
-    await sync_review_comments(api, repo, int(pull["number"]), head_sha, wanted)
+    await sync_review_comments(
+        api, repo, int(pull["number"]), head_sha, wanted, bot_login=bot_login
+    )
 
 
 async def _base_policy(api: InstallationAPI, repo: str, pull: dict[str, Any]) -> Policy:
@@ -347,9 +439,15 @@ async def evaluate_gate(
     delivery_id: str,
     installation_id: int | None,
     trigger: str,
+    from_check: bool = False,
+    refresh_memberships: bool = False,
 ) -> None:
     """The `migsafe/approvals (<base>)` check run for the PR's current head, from reviews,
-    team memberships and the stored analysis (no re-run of the sandbox)."""
+    team memberships and the stored analysis (no re-run of the sandbox).
+
+    `from_check`: called by the check that just stored the analysis; it never defers a
+    check (a head moved meanwhile gets its own). `refresh_memberships`: a membership
+    changed; another worker's cache may still hold the old answer, so ask GitHub."""
     _set_delivery(delivery_id)
     api = _installation(ctx, installation_id)
     pull = await get_pull(api, repo, number)
@@ -359,6 +457,15 @@ async def evaluate_gate(
     async with ctx.pool.connection() as connection:
         analysis = await db.latest_analysis(connection, repo=repo, number=number, head_sha=head_sha)
         fingerprints = await db.migration_fingerprints(connection, repo=repo, number=number)
+    if analysis is not None and "error" in analysis.report:
+        # The check failed with an error (its run says why): no verdict to gate on.
+        logger.info("%s#%s: the check of %s failed; no gate", repo, number, head_sha)
+        return
+    if analysis is None and from_check:
+        logger.info(
+            "%s#%s: head moved to %s during the check; its check gates", repo, number, head_sha
+        )
+        return
     if analysis is None:  # the head was never checked: check it, the gate follows
         await ctx.defer(
             plan_check(
@@ -376,11 +483,14 @@ async def evaluate_gate(
     environment = environment_for_branch(policy, base_ref)
     reviews = [_review(r) for r in await list_reviews(api, repo, number)]
     author = pull["user"]["login"]
-    memberships = await _memberships(ctx, api, membership_checks(reviews, author, policy))
+    wanted = membership_checks(reviews, author, policy)
+    memberships = await _memberships(ctx, api, wanted, refresh=refresh_memberships)
     findings = [finding_from_json(f) for f in analysis.report.get("findings", [])]
     files = await pull_request_files(api, repo, number)
     backup_settings = BackupSourceSettings.from_env()
     backup = await fetch_backup_status(backup_settings) if backup_settings.configured else None
+    if isinstance(backup, BackupUnavailable):
+        logger.warning("backup status unavailable: %s %s", backup.reason, backup.log_detail)
     result = gate_verdict(
         reviews=reviews,
         author=author,
@@ -410,13 +520,12 @@ async def evaluate_gate(
             connection, repo=repo, number=number, head_sha=head_sha, gate=gate
         )
     details_url = _details_url(ctx, analysis_id, pull)
-    run_id = await create_check_run(
-        api, repo, name=check_name(base_ref), head_sha=head_sha, details_url=details_url
-    )
-    await complete_check_run(
+    # One POST: a failure between creating and completing would leave a run in progress.
+    await create_completed_check_run(
         api,
         repo,
-        run_id,
+        name=check_name(base_ref),
+        head_sha=head_sha,
         conclusion=result.conclusion,
         title=title,
         summary=summary,
@@ -440,13 +549,15 @@ def _review(data: Mapping[str, Any]) -> Review:
 
 
 async def _memberships(
-    ctx: ServiceContext, api: InstallationAPI, wanted: set[tuple[str, str]]
+    ctx: ServiceContext, api: InstallationAPI, wanted: set[tuple[str, str]], *, refresh: bool
 ) -> dict[tuple[str, str], bool]:
     cache = _github(ctx).memberships
     answers = {}
     for team, login in sorted(wanted):
         org, _, slug = team.partition("/")
-        answers[(team, login)] = await cache.is_active_member(api, org, slug, login)
+        answers[(team, login)] = await cache.is_active_member(
+            api, org, slug, login, refresh=refresh
+        )
     return answers
 
 
@@ -464,16 +575,29 @@ async def rerun_command(
     installation_id: int | None,
 ) -> None:
     """`/migsafe rerun`: writers get a reaction and a fresh check of the current head (with
-    the sandbox, for a fork); anyone else one polite reply and nothing else."""
+    the sandbox, for a fork: only the head the writer saw when commenting); anyone else one
+    polite reply and nothing else."""
     _set_delivery(delivery_id)
     api = _installation(ctx, installation_id)
     permission = await collaborator_permission(api, repo, commenter)
     if not can_write(permission):
         await _refuse_once(api, repo, number, commenter)
         return
-    await add_reaction(api, repo, comment_id, "+1")
     pull = await get_pull(api, repo, number)
     head_sha = pull["head"]["sha"]
+    from_fork = (pull["head"].get("repo") or {}).get("full_name") != repo
+    if from_fork and not await _head_unchanged_since(ctx, repo, number, head_sha, delivery_id):
+        # A fork could push between the writer's comment and this job: approve only what
+        # the writer saw. No reply: a new push gets a new check, and the writer can ask again.
+        logger.warning(
+            "%s#%s: /migsafe rerun by %s ignored: the head moved to %s since the comment",
+            repo,
+            number,
+            commenter,
+            head_sha,
+        )
+        return
+    await add_reaction(api, repo, comment_id, "+1")
     async with ctx.pool.connection() as connection:
         await db.approve_sandbox(
             connection, repo=repo, number=number, head_sha=head_sha, by=commenter
@@ -488,6 +612,20 @@ async def rerun_command(
             trigger=f"/migsafe rerun by {commenter}",
         )
     )
+
+
+async def _head_unchanged_since(
+    ctx: ServiceContext, repo: str, number: int, head_sha: str, delivery_id: str
+) -> bool:
+    """Whether `head_sha` (GitHub's head now) is the head this service had recorded when the
+    delivery `delivery_id` arrived."""
+    async with ctx.pool.connection() as connection:
+        received_at = await db.delivery_received_at(connection, delivery_id)
+        recorded = await db.recorded_head(connection, repo=repo, number=number)
+    if received_at is None or recorded is None:
+        return False
+    recorded_sha, recorded_at = recorded
+    return recorded_sha == head_sha and recorded_at <= received_at
 
 
 async def _refuse_once(api: InstallationAPI, repo: str, number: int, commenter: str) -> None:
@@ -550,6 +688,7 @@ async def forget_membership(
                 delivery_id=delivery_id,
                 installation_id=installation_id,
                 trigger=f"membership of {login} in {org}/{team_slug} changed",
+                refresh_memberships=True,
             )
         )
 

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.errors import UserError
 from bot.jobs import JobQueue
+from bot.policy.backup import BackupSourceSettings
 from bot.settings import DEFAULT_DATA_DIR, Settings, load_settings
 from bot.store import db
 from bot.webhooks.app import build_web_app
@@ -65,6 +66,7 @@ def db_upgrade() -> int:
 
 def serve(*, worker: bool = True) -> int:
     settings = load_settings()
+    _check_backup_source()
     _configure_logging()
     state = _ready_state_database(settings)
     try:
@@ -79,6 +81,7 @@ def serve(*, worker: bool = True) -> int:
 
 def worker() -> int:
     settings = load_settings()
+    _check_backup_source()
     _configure_logging()
     state = _ready_state_database(settings)
     try:
@@ -89,6 +92,12 @@ def worker() -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def _check_backup_source() -> None:
+    """The gate reads MIGSAFE_BACKUP_* at each run: a bad value stops start-up instead (the
+    UserError names the variable)."""
+    BackupSourceSettings.from_env()
 
 
 def _configure_logging() -> None:

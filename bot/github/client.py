@@ -405,10 +405,12 @@ class GitHub:
     def app(self) -> AppAPI:
         return AppAPI(self._session, self._credentials, **self._options)
 
-    def installation(self, installation_id: int) -> InstallationAPI:
-        return InstallationAPI(
-            self._session, installation_id, self.app(), self._tokens, **self._options
-        )
+    def installation(
+        self, installation_id: int, *, metrics: ApiMetrics | None = None
+    ) -> InstallationAPI:
+        """`metrics`: this installation's own hook (e.g. to label its rate limit)."""
+        options = {**self._options, "metrics": metrics or self._options["metrics"]}
+        return InstallationAPI(self._session, installation_id, self.app(), self._tokens, **options)
 
 
 def repo_vars(repo: str) -> dict[str, str]:

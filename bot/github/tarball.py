@@ -10,6 +10,7 @@ looks harmless). Python's own `filter="data"` is not enough on every 3.11 patch 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
@@ -66,7 +67,9 @@ async def download_tree(
             archive,
             max_bytes=max_bytes,
         )
-        safe_extract(archive, dest, Limits(max_bytes=max_bytes, max_files=max_files))
+        limits = Limits(max_bytes=max_bytes, max_files=max_files)
+        # Extracting is disk-bound and can take seconds: off the event loop (web + worker).
+        await asyncio.to_thread(safe_extract, archive, dest, limits)
     finally:
         archive.unlink(missing_ok=True)
     return dest

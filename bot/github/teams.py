@@ -29,10 +29,17 @@ class TeamMemberships:
         self._cache: TTLCache[MembershipKey, bool] = TTLCache(maxsize, ttl_s, timer=timer)
 
     async def is_active_member(
-        self, api: gidgethub.abc.GitHubAPI, org: str, team_slug: str, username: str
+        self,
+        api: gidgethub.abc.GitHubAPI,
+        org: str,
+        team_slug: str,
+        username: str,
+        *,
+        refresh: bool = False,
     ) -> bool:
+        """`refresh`: ask GitHub even when cached (the answer then refreshes the cache)."""
         key = _key(org, team_slug, username)
-        cached = self._cache.get(key)
+        cached = None if refresh else self._cache.get(key)
         if cached is not None:
             return cached
         active = await _fetch_active(api, org, team_slug, username)

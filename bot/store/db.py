@@ -256,6 +256,27 @@ async def is_superseded(
     return requested_at is None or row[1] > requested_at
 
 
+async def recorded_head(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int
+) -> tuple[str, datetime.datetime] | None:
+    """(head sha, when this service first recorded it) of the PR, if it saw one."""
+    cursor = await connection.execute(
+        "SELECT head_sha, updated_at FROM pull_requests WHERE repo = %s AND number = %s",
+        (repo, number),
+    )
+    row = await cursor.fetchone()
+    return (str(row[0]), row[1]) if row else None
+
+
+async def forget_pull_request(
+    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int
+) -> None:
+    """A closed PR: no later event (a membership change) re-evaluates it."""
+    await connection.execute(
+        "DELETE FROM pull_requests WHERE repo = %s AND number = %s", (repo, number)
+    )
+
+
 async def pull_requests_with_head(
     connection: psycopg.AsyncConnection[Any], repo: str, head_sha: str
 ) -> list[int]:

@@ -93,7 +93,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if plan.pong:
         metrics.count_delivery(event_name, action, "ignored")
         return _status(200, "pong")
-    if not plan.jobs:
+    if not plan.jobs and not plan.closed:
         metrics.count_delivery(event_name, action, "ignored")
         return _status(202, "ignored")
     return await _accept(app[QUEUE_KEY], event, action, plan)
@@ -117,6 +117,8 @@ async def _accept(
                 return _status(200, "duplicate")
             for head in plan.pull_requests:
                 await db.record_pull_request_head(connection, head)
+            for repo, number in plan.closed:
+                await db.forget_pull_request(connection, repo=repo, number=number)
             job_ids = await queue.defer_all(connection, plan.jobs)
             await db.set_delivery_jobs(connection, event.delivery_id, job_ids)
     except Exception:

@@ -86,3 +86,14 @@ async def test_installation_events_are_recorded_by_a_job(bot: Bot) -> None:
         ("migsafe.record_installation", "succeeded"),
     ]
     assert bot.fake.requests == []  # nothing to ask GitHub
+
+
+async def test_metrics_count_the_github_calls_of_a_check(bot: Bot) -> None:
+    seeded = seed_shop(bot.fake, {"app/models.py": "PAGE_SIZE = 100\n"})
+    await bot.pull_request("opened", seeded)
+
+    text = await (await bot.client.get("/metrics")).text()
+    calls = 'migsafe_github_api_calls_total{route="/repos/{owner}/{repo}/check-runs",status="201"}'
+    assert calls in text
+    installation = f'migsafe_github_rate_limit_remaining{{installation="{seeded.installation.id}"'
+    assert installation in text

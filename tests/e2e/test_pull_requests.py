@@ -4,6 +4,7 @@ that changes the head or the base is checked; 300 files are read through paginat
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.conftest import summary_of as summary
 from tests.fakegithub import payloads
+from tests.fakegithub.server import User
 
 pytestmark = pytest.mark.asyncio
 
@@ -175,3 +177,49 @@ async def test_the_check_runs_link_to_their_report_page(make_bot: BotFactory) ->
     assert "drop-column" in html and "alembic downgrade" in html
     wrong = await bot.client.get(path[: -len("x")] + ("0" if path[-1] != "0" else "1"))
     assert wrong.status == 404
+
+
+async def test_a_migration_beyond_githubs_3000_file_cap_is_still_checked(bot: Bot) -> None:
+    files: dict[str, bytes | str | None] = {
+        f"app/module_{i:04}.py": f"VALUE = {i}\n" for i in range(3000)
+    }
+    files.update(head_migration(RISKY))  # "migrations/" sorts after "app/": not listed
+    seeded = seed_shop(bot.fake, files)
+    await bot.pull_request("opened", seeded)
+
+    listed = bot.fake.requests_to("GET", "pulls/list-files")
+    pages = {r.query.get("page", "1") for r in listed}
+    assert pages == {str(n) for n in range(1, 31)}  # GitHub's cap: the migration is not listed
+    run = bot.check_run(seeded.head_sha)
+    assert run.conclusion == "failure"
+    assert any(a.title == "migsafe drop-column" for a in run.annotations)
+    assert bot.failed_jobs() == []
+
+
+async def test_a_closed_pull_request_is_forgotten(bot: Bot) -> None:
+    seeded = seed_shop(bot.fake, head_migration(DROP))
+    await bot.pull_request("opened", seeded)
+    assert bot.query("SELECT number FROM pull_requests") == [(1,)]
+    seeded.pull.state = "closed"
+    await bot.pull_request("closed", seeded)
+    assert bot.query("SELECT number FROM pull_requests") == []
+    assert bot.failed_jobs() == []
+
+
+async def test_only_migsafes_own_review_comments_are_ever_deleted(bot: Bot) -> None:
+    seeded = seed_shop(bot.fake, head_migration(RISKY))
+    await bot.pull_request("opened", seeded)
+    ours = bot.fake.review_comments(REPO, 1)[0]
+    other_bot = User("other-app[bot]", 990001, "Bot")
+    foreign = dataclasses.replace(
+        ours,
+        id=990002,
+        user=other_bot,
+        body="<!-- migsafe:finding:deadbeef -->\nQuoting migsafe here.",
+    )
+    bot.fake.review_comment_store[foreign.id] = foreign
+    await bot.pull_request("reopened", seeded)
+
+    assert foreign.id in {c.id for c in bot.fake.review_comments(REPO, 1)}
+    assert bot.fake.deleted_review_comments == []
+    assert bot.fake.requests_to("GET", "apps/get-authenticated")  # the app's login, asked

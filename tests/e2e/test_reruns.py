@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.service import FORK_SANDBOX_SKIPPED, RERUN_REPLY_MARKER
-from tests.e2e.conftest import REPO, Bot, SeededPull, head_migration, seed_shop
+from tests.e2e.conftest import REPO, Bot, BotFactory, SeededPull, head_migration, seed_shop
 from tests.e2e.conftest import summary_of as summary
 from tests.fakegithub import payloads
 
@@ -106,13 +106,61 @@ async def test_the_check_suites_rerun_button_checks_again(bot: Bot) -> None:
     assert len(runs) == 2 and runs[-1].conclusion == "failure"
 
 
-async def test_a_fork_check_suite_finds_its_pull_request_by_head(bot: Bot) -> None:
+async def test_a_fork_check_suite_rerun_finds_its_pull_request_by_head(bot: Bot) -> None:
     seeded = seed_shop(bot.fake, head_migration(RISKY), fork_owner="mallory")
     payload = payloads.check_suite_event(
-        bot.fake, "requested", seeded.repo, seeded.head_sha, seeded.installation.id
+        bot.fake, "rerequested", seeded.repo, seeded.head_sha, seeded.installation.id
     )
     status, answer = await bot.deliver("check_suite", payload)
     assert status == 202, answer
     await bot.settle()
     [run] = bot.check_runs(seeded.head_sha)
     assert run.conclusion == "failure" and FORK_NOTE in summary(run)
+
+
+async def test_a_push_is_checked_once_not_by_its_check_suite_too(bot: Bot) -> None:
+    seeded = seed_shop(bot.fake, head_migration(RISKY), fork_owner="mallory")
+    suite = payloads.check_suite_event(
+        bot.fake, "requested", seeded.repo, seeded.head_sha, seeded.installation.id
+    )
+    status, answer = await bot.deliver("check_suite", suite)
+    assert (status, answer["status"]) == (202, "ignored")
+    await bot.pull_request("opened", seeded)
+    assert len(bot.check_runs(seeded.head_sha)) == 1
+    assert len(bot.analyses(seeded.pull.number)) == 1
+
+
+async def test_a_rerun_approves_only_the_head_the_writer_commented_on(
+    make_bot: BotFactory,
+) -> None:
+    bot = await make_bot(worker=False)
+    seeded = seed_shop(bot.fake, head_migration(RISKY), fork_owner="mallory")
+    await bot.pull_request("opened", seeded, settle=False)
+    bot.fake.set_permission(REPO, "maintainer", "write")
+    written = bot.fake.add_issue_comment(REPO, seeded.pull.number, "maintainer", "/migsafe rerun")
+    payload = payloads.issue_comment_on_pr(
+        bot.fake, seeded.repo, seeded.pull, written, seeded.installation.id
+    )
+    status, answer = await bot.deliver("issue_comment", payload)
+    assert status == 202, answer
+    # The fork pushes before the rerun job runs (its synchronize not yet delivered).
+    moved = bot.fake.commit("mallory/shop", {"app/evil.py": "X = 1\n"}, branch=seeded.pull.head_ref)
+    bot.start_worker()
+    await bot.settle()
+
+    assert bot.fake.reactions(written.id) == []
+    assert bot.query("SELECT count(*) FROM sandbox_approvals") == [(0,)]
+    assert bot.check_runs(moved) == []
+    assert [c.user.login for c in bot.fake.comments(REPO, seeded.pull.number)] == ["maintainer"]
+    assert bot.failed_jobs() == []
+
+
+async def test_a_writers_rerun_checks_a_pull_request_opened_before_the_install(bot: Bot) -> None:
+    """No event ever told migsafe about this PR: its own branch needs no head guard."""
+    seeded = seed_shop(bot.fake, head_migration(RISKY))
+    bot.fake.set_permission(REPO, "maintainer", "write")
+    comment_id = await comment(bot, seeded, "maintainer", "/migsafe rerun")
+    assert [r.content for r in bot.fake.reactions(comment_id)] == ["+1"]
+    [run] = bot.check_runs(seeded.head_sha)
+    assert run.conclusion == "failure"
+    assert bot.failed_jobs() == []

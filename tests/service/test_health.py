@@ -59,17 +59,6 @@ async def test_metrics_count_deliveries_and_jobs(client: Client) -> None:
     assert "migsafe_check_duration_seconds_bucket" in text
 
 
-async def test_the_github_client_can_report_calls_and_rate_limits(client: Client) -> None:
-    metrics.record_github_call("/repos/{owner}/{repo}/check-runs", 201)
-    metrics.set_rate_limit_remaining(42, 4999)
-    text = await (await client.get("/metrics")).text()
-    assert (
-        'migsafe_github_api_calls_total{route="/repos/{owner}/{repo}/check-runs",status="201"}'
-        in text
-    )
-    assert 'migsafe_github_rate_limit_remaining{installation="42",resource="core"} 4999.0' in text
-
-
 def _sample(name: str, event: str, action: str, outcome: str) -> float:
     labels = {"event": event, "action": action, "outcome": outcome}
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0

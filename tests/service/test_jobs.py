@@ -105,7 +105,8 @@ async def test_a_rerun_asked_for_an_old_head_after_the_push_still_runs(
 async def test_a_fork_check_suite_finds_its_pull_requests_by_head_sha(
     client: Client, queue: JobQueue, recorder: Recorder, state: str
 ) -> None:
-    payload = example("check_suite.requested")
+    payload = copy.deepcopy(example("check_suite.rerequested"))
+    payload["check_suite"]["pull_requests"] = []  # a fork's names none
     head_sha = payload["check_suite"]["head_sha"]
     recorder.pull_requests_by_sha[head_sha] = [7, 9]
     await deliver(client, "check_suite", payload)
@@ -124,7 +125,8 @@ async def test_a_fork_check_suite_uses_known_heads_before_asking_github(
     client: Client, queue: JobQueue, recorder: Recorder
 ) -> None:
     opened = copy.deepcopy(example("pull_request.opened"))
-    suite = example("check_suite.requested")
+    suite = copy.deepcopy(example("check_suite.rerequested"))
+    suite["check_suite"]["pull_requests"] = []
     opened["pull_request"]["head"]["sha"] = suite["check_suite"]["head_sha"]
     await deliver(client, "pull_request", opened)
     await deliver(client, "check_suite", suite)

@@ -129,3 +129,17 @@ def test_repr_shows_no_secret(environ: dict[str, str]) -> None:
     assert "12345" in text
     for secret in ("s3cret-value", "PRIVATE KEY", "db-password"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_bad_backup_source_stops_start_up(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    from bot import service_cli
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MIGSAFE_BACKUP_STATUS_COMMAND", "pgbackrest info --output=json")
+    monkeypatch.setenv("MIGSAFE_BACKUP_STATUS_URL", "https://backups.example.test/status")
+    with pytest.raises(UserError, match="MIGSAFE_BACKUP_STATUS_COMMAND"):
+        service_cli.serve() if command == "serve" else service_cli.worker()

@@ -104,7 +104,7 @@ async def test_an_unknown_event_is_202_and_nothing_is_stored(client: Client, sta
     assert _deliveries(state) == [] and _jobs(state) == []
 
 
-@pytest.mark.parametrize("name", ["pull_request.closed", "check_run.completed"])
+@pytest.mark.parametrize("name", ["check_suite.requested", "check_run.completed"])
 async def test_a_known_event_with_nothing_to_do_is_ignored(
     client: Client, state: str, name: str
 ) -> None:
@@ -249,12 +249,13 @@ async def test_check_run_rerun_of_a_pull_request_checks_it(client: Client, state
 
 @pytest.mark.parametrize(
     ("event", "name"),
-    [("check_run", "check_run.rerequested"), ("check_suite", "check_suite.requested")],
+    [("check_run", "check_run.rerequested"), ("check_suite", "check_suite.rerequested")],
 )
 async def test_a_check_naming_no_pull_request_is_resolved_by_head_sha_later(
     client: Client, state: str, event: str, name: str
 ) -> None:
-    payload = example(name)
+    payload = copy.deepcopy(example(name))
+    payload[event]["pull_requests"] = []  # a fork's
     await deliver(client, event, payload)
     [(task, args, lock, _queueing_lock, _status)] = _jobs(state)
     head_sha = payload[event]["head_sha"]
@@ -339,3 +340,11 @@ async def test_a_late_older_event_does_not_move_the_head_back(client: Client, st
     await deliver(client, "pull_request", newer)
     await deliver(client, "pull_request", example("pull_request.synchronize"))
     assert query(state, "SELECT head_sha FROM pull_requests") == [("f" * 40,)]
+
+
+async def test_a_closed_pull_request_is_forgotten(client: Client, state: str) -> None:
+    await deliver(client, "pull_request", example("pull_request.opened"))
+    assert query(state, "SELECT count(*) FROM pull_requests") == [(1,)]
+    status, answer = await deliver(client, "pull_request", example("pull_request.closed"))
+    assert (status, answer["status"], answer["jobs"]) == (202, "accepted", [])
+    assert query(state, "SELECT count(*) FROM pull_requests") == [(0,)]

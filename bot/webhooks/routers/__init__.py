@@ -24,6 +24,7 @@ class Plan:
     delivery_id: str
     jobs: list[PlannedJob] = field(default_factory=list)
     pull_requests: list[PullRequestHead] = field(default_factory=list)
+    closed: list[tuple[str, int]] = field(default_factory=list)  # (repo, number) to forget
     pong: bool = False
 
 

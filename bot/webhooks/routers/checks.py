@@ -1,5 +1,7 @@
-"""check_run (Re-run, requested actions) and check_suite (a push): check the PRs concerned.
+"""check_run and check_suite "Re-run" buttons (and requested actions): check the PRs again.
 
+`check_suite.requested` (a push) is not routed: the push's `pull_request.synchronize`
+(or `opened`) already checks the head, forks included; routing both checked it twice.
 A check suite or run of a fork names no pull request (`pull_requests` is empty): the job
 then finds the PRs by head sha (`number=None`).
 """
@@ -44,5 +46,4 @@ async def check_suite(event: sansio.Event, plan: Plan) -> None:
 
 for _action in ("rerequested", "requested_action"):
     router.add(check_run, "check_run", action=_action)
-for _action in ("requested", "rerequested"):
-    router.add(check_suite, "check_suite", action=_action)
+router.add(check_suite, "check_suite", action="rerequested")
