@@ -1,3 +1,3 @@
 """Shared pytest configuration."""
 
-pytest_plugins = ["tests.fakegithub.conftest_plugin"]
+pytest_plugins = ["tests.fakegithub.conftest_plugin", "tests.statedb"]

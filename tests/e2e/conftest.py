@@ -15,31 +15,27 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import secrets
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
-from psycopg import sql
 
 from bot import service
-from bot.errors import UserError
 from bot.jobs import TASK_PURGE_REPORTS, TASK_RETRY_STALLED_JOBS, JobQueue
-from bot.sandbox.cluster import EmbeddedCluster, find_binaries
+from bot.sandbox.cluster import EmbeddedCluster
 from bot.settings import Settings
 from bot.store import db
 from bot.webhooks.app import build_web_app
 from tests.fakegithub import payloads
 from tests.fakegithub.conftest_plugin import SeededPull, seed_org, seed_pull_request
 from tests.fakegithub.server import CheckRun, FakeGitHub, Membership
+from tests.statedb import query
 
 SECRET = "e2e-webhook-secret"
 REPO = "acme/shop"
@@ -48,16 +44,6 @@ AUTHOR = "octocat"
 VERSIONS = "migrations/versions/"
 FIXTURES = Path(__file__).parent / "fixtures" / "shop"
 STALLED_AFTER_S = 3.0  # short: the killed-worker test waits for it (heartbeat: 1 s)
-STATE_TABLES = (
-    "deliveries",
-    "pull_requests",
-    "analyses",
-    "sandbox_approvals",
-    "procrastinate_events",
-    "procrastinate_periodic_defers",
-    "procrastinate_jobs",
-    "procrastinate_workers",
-)
 
 Client = TestClient[Any, Any]
 
@@ -122,50 +108,6 @@ def seed_shop(
     )
     seed_teams(fake)
     return seeded
-
-
-# -- PostgreSQL ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def e2e_cluster() -> Iterator[EmbeddedCluster]:
-    """One cluster for every e2e module: the state databases and the sandboxes."""
-    try:
-        find_binaries()
-    except UserError as error:
-        pytest.skip(f"needs PostgreSQL server binaries: {error}")
-    with EmbeddedCluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def e2e_state_conninfo(
-    e2e_cluster: EmbeddedCluster, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A state database for the module, migrated by `migsafe db upgrade`'s own code."""
-    module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
-    name = f"e2e_{module}_{secrets.token_hex(3)}"
-    with psycopg.connect(e2e_cluster.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conninfo = e2e_cluster.conninfo(dbname=name)
-    db.upgrade(conninfo)
-    yield conninfo
-    with psycopg.connect(e2e_cluster.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def state(e2e_state_conninfo: str) -> str:
-    """The module's state database, emptied."""
-    with psycopg.connect(e2e_state_conninfo, autocommit=True) as connection:
-        tables = sql.SQL(", ").join(sql.Identifier(table) for table in STATE_TABLES)
-        connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
-    return e2e_state_conninfo
-
-
-def query(conninfo: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(conninfo) as connection:
-        return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
 
 
 # -- the operator's backup status source -------------------------------------------------------
@@ -344,7 +286,7 @@ BotFactory = Callable[..., Awaitable[Bot]]
 async def make_bot(
     fake_github: FakeGitHub,
     state: str,
-    e2e_cluster: EmbeddedCluster,
+    pg_cluster: EmbeddedCluster,
     aiohttp_client: Any,
 ) -> AsyncIterator[BotFactory]:
     """`await make_bot(worker=True)`: the App against the fake (one per test)."""
@@ -358,7 +300,7 @@ async def make_bot(
             webhook_secret=SECRET,
             github_api_url=fake_github.url,
             database_url=state,
-            sandbox_url=e2e_cluster.conninfo(),
+            sandbox_url=pg_cluster.conninfo(),
             public_url=public_url,
         )
         pool = await db.open_pool(state, max_size=8)

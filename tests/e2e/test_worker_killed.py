@@ -97,14 +97,14 @@ async def wait_for(condition: object, timeout_s: float, what: str) -> None:
 
 
 async def test_a_check_survives_its_worker_being_killed(
-    make_bot: BotFactory, e2e_cluster: EmbeddedCluster, tmp_path: Path, backup_source: str
+    make_bot: BotFactory, pg_cluster: EmbeddedCluster, tmp_path: Path, backup_source: str
 ) -> None:
     bot = await make_bot(worker=False)
     seeded = seed_shop(bot.fake, head_migration(SLOW))
     log = tmp_path / "worker.log"
     with worker_process(bot, log) as process:
         await bot.pull_request("opened", seeded, settle=False)
-        await wait_for(lambda: sandbox_sleeping(e2e_cluster), 60, "the sandbox to run")
+        await wait_for(lambda: sandbox_sleeping(pg_cluster), 60, "the sandbox to run")
         [first_run] = bot.check_runs(seeded.head_sha)
         assert first_run.status == "in_progress"
         kill_tree(process.pid)

@@ -1,5 +1,4 @@
-"""The service on a real PostgreSQL: one embedded cluster per session, one database per
-test module migrated by `migsafe db upgrade`'s own code, emptied before each test.
+"""The service on a real PostgreSQL (the `state` database of tests/statedb.py).
 
 Jobs run the real procrastinate tasks; only the handlers (bot.jobs.Handlers, the seam to
 the check pipeline) are the test's own, recording what they were asked to do.
@@ -10,80 +9,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
-from psycopg import sql
 
-from bot.errors import UserError
 from bot.jobs import Handlers, JobQueue, ServiceContext
-from bot.sandbox.cluster import EmbeddedCluster, find_binaries
 from bot.store import db
 from bot.webhooks.app import build_web_app
 
 SECRET = "test-webhook-secret"
 WEBHOOKS = Path(__file__).resolve().parents[3] / "shared" / "github" / "webhooks"
-STATE_TABLES = (
-    "deliveries",
-    "pull_requests",
-    "analyses",
-    "procrastinate_events",
-    "procrastinate_periodic_defers",
-    "procrastinate_jobs",
-    "procrastinate_workers",
-)
-
-
-# -- PostgreSQL ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def service_cluster() -> Iterator[EmbeddedCluster]:
-    try:
-        find_binaries()
-    except UserError as error:
-        pytest.skip(f"needs PostgreSQL server binaries: {error}")
-    with EmbeddedCluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def state_conninfo(
-    service_cluster: EmbeddedCluster, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A fresh database for the module, with every migration applied."""
-    module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
-    name = f"svc_{module}_{secrets.token_hex(3)}"
-    with psycopg.connect(service_cluster.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conninfo = service_cluster.conninfo(dbname=name)
-    db.upgrade(conninfo)
-    yield conninfo
-    with psycopg.connect(service_cluster.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def state(state_conninfo: str) -> str:
-    """The module's database, emptied: each test starts with no delivery and no job."""
-    with psycopg.connect(state_conninfo, autocommit=True) as connection:
-        tables = sql.SQL(", ").join(sql.Identifier(table) for table in STATE_TABLES)
-        connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
-    return state_conninfo
-
-
-def query(conninfo: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(conninfo) as connection:
-        return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
 
 
 # -- handlers that record ----------------------------------------------------------------------

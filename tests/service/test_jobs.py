@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.jobs import JobQueue
-from tests.service.conftest import Recorder, deliver, example, query
+from tests.service.conftest import Recorder, deliver, example
+from tests.statedb import query
 
 pytestmark = pytest.mark.asyncio
 

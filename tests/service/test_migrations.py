@@ -13,7 +13,7 @@ from procrastinate.schema import SchemaManager
 from bot.check import CheckOptions, run_check
 from bot.errors import UserError
 from bot.store import db
-from tests.service.conftest import query
+from tests.statedb import query
 
 STORE = Path(db.__file__).parent
 PINNED = STORE / "migrations" / "versions" / "0002_procrastinate_schema.py"

@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.webhooks.app import MAX_BODY_BYTES
-from tests.service.conftest import deliver, delivery_headers, example, query
+from tests.service.conftest import deliver, delivery_headers, example
+from tests.statedb import query
 
 pytestmark = pytest.mark.asyncio
 

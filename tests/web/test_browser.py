@@ -33,14 +33,10 @@ from bot.store import pages as store
 from bot.web.pages import STYLESHEET_PATH
 from bot.web.tokens import page_key, run_path
 from bot.webhooks.app import build_web_app
-from tests.service import conftest as service_db
 from tests.service.conftest import SECRET, Recorder
 from tests.web.test_page import Page
 
 # The service tests' PostgreSQL: a cluster, a migrated database per module, emptied per test.
-service_cluster = service_db.service_cluster
-state_conninfo = service_db.state_conninfo
-state = service_db.state
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,8 +123,8 @@ def fixture_gate() -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def served(state: str, service_cluster: EmbeddedCluster) -> AsyncIterator[Served]:
-    report = await asyncio.to_thread(fixture_report, service_cluster)
+async def served(state: str, pg_cluster: EmbeddedCluster) -> AsyncIterator[Served]:
+    report = await asyncio.to_thread(fixture_report, pg_cluster)
     async with await psycopg.AsyncConnection.connect(state, autocommit=True) as connection:
         analysis = db.Analysis(SHA, "fp", "failure", report)
         analysis_id = await store.record_analysis(

@@ -26,13 +26,10 @@ from bot.store import pages as store
 from bot.web.pages import STYLESHEET_PATH, bar_geometry, github_web_url
 from bot.web.tokens import derive_key, page_key, page_url, run_path, run_token
 from bot.webhooks.app import build_web_app
-from tests.service import conftest as service_db
-from tests.service.conftest import SECRET, Recorder, query
+from tests.service.conftest import SECRET, Recorder
+from tests.statedb import query
 
 # The service tests' PostgreSQL: a cluster, a migrated database per module, emptied per test.
-service_cluster = service_db.service_cluster
-state_conninfo = service_db.state_conninfo
-state = service_db.state
 
 Client = TestClient[Any, Any]
 SHA = "0123456789abcdef0123456789abcdef01234567"
