@@ -44,6 +44,7 @@ from bot.github.client import (
 )
 from bot.github.comments import review_comments_for, sync_review_comments
 from bot.github.pulls import (
+    DEFAULT_MIGRATION_GLOBS,
     MAX_PR_FILES,
     add_reaction,
     can_write,
@@ -81,7 +82,6 @@ logger = logging.getLogger("migsafe.service")
 
 CHECK_NAME = "migsafe"
 RERUN_REPLY_MARKER = "<!-- migsafe:rerun-refused -->"
-DEFAULT_GLOBS = ("**/versions/*.py",)
 FORK_SANDBOX_SKIPPED = (
     "the pull request comes from a fork; a writer's `/migsafe rerun` runs it for this commit"
 )
@@ -389,7 +389,7 @@ def _migration_globs(policy: Policy) -> list[str]:
     if policy.migration_paths is not None:
         return list(policy.migration_paths)
     location = policy.alembic.script_location
-    return policy.migration_globs(location) if location else list(DEFAULT_GLOBS)
+    return policy.migration_globs(location) if location else list(DEFAULT_MIGRATION_GLOBS)
 
 
 def _tree_files(root: Path, globs: list[str]) -> dict[str, bytes]:

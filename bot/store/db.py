@@ -305,18 +305,19 @@ class Analysis:
     migration_fingerprint: str | None
     conclusion: str
     report: dict[str, Any]
+    id: int | None = None  # set once stored
 
 
 async def latest_analysis(
     connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str
 ) -> Analysis | None:
     cursor = await connection.execute(
-        "SELECT head_sha, migration_fingerprint, conclusion, report FROM analyses"
+        "SELECT head_sha, migration_fingerprint, conclusion, report, id FROM analyses"
         " WHERE repo = %s AND number = %s AND head_sha = %s ORDER BY id DESC LIMIT 1",
         (repo, number, head_sha),
     )
     row = await cursor.fetchone()
-    return Analysis(row[0], row[1], row[2], row[3]) if row else None
+    return Analysis(row[0], row[1], row[2], row[3], int(row[4])) if row else None
 
 
 async def migration_fingerprints(

@@ -21,7 +21,7 @@ from bot.policy.approvals import GateVerdict, check_name
 from bot.policy.backup import BackupStatus, BackupUnavailable
 from bot.policy.gate_report import verdict_sentence
 from bot.report.plan import Backup, Contact, default_contacts
-from bot.store.db import Analysis
+from bot.store.db import Analysis, latest_analysis
 
 PURGE_BATCH = 1000  # rows per DELETE: short transactions, no long lock on analyses
 
@@ -64,18 +64,6 @@ async def record_analysis(
     return int(row[0])
 
 
-async def latest_analysis_id(
-    connection: psycopg.AsyncConnection[Any], *, repo: str, number: int, head_sha: str
-) -> int | None:
-    cursor = await connection.execute(
-        "SELECT id FROM analyses WHERE repo = %s AND number = %s AND head_sha = %s"
-        " ORDER BY id DESC LIMIT 1",
-        (repo, number, head_sha),
-    )
-    row = await cursor.fetchone()
-    return int(row[0]) if row else None
-
-
 async def save_gate(
     connection: psycopg.AsyncConnection[Any], *, analysis_id: int, gate: dict[str, Any]
 ) -> None:
@@ -96,10 +84,11 @@ async def save_gate_for_head(
     gate: dict[str, Any],
 ) -> int | None:
     """`save_gate` on the latest analysis of the head; its id, or None when there is none."""
-    analysis_id = await latest_analysis_id(connection, repo=repo, number=number, head_sha=head_sha)
-    if analysis_id is not None:
-        await save_gate(connection, analysis_id=analysis_id, gate=gate)
-    return analysis_id
+    analysis = await latest_analysis(connection, repo=repo, number=number, head_sha=head_sha)
+    if analysis is None or analysis.id is None:
+        return None
+    await save_gate(connection, analysis_id=analysis.id, gate=gate)
+    return analysis.id
 
 
 # -- reading ----------------------------------------------------------------------------------

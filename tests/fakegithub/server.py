@@ -107,6 +107,25 @@ def _app_private_key() -> rsa.RSAPrivateKey:
 # --------------------------------------------------------------------------------------------
 
 
+# What migsafe's app.yml asks for: the fake's App and its installations have the same.
+APP_PERMISSIONS = {
+    "checks": "write",
+    "contents": "read",
+    "issues": "write",
+    "members": "read",
+    "metadata": "read",
+    "pull_requests": "write",
+}
+APP_EVENTS = (
+    "check_run",
+    "check_suite",
+    "issue_comment",
+    "membership",
+    "pull_request",
+    "pull_request_review",
+)
+
+
 @dataclass
 class User:
     login: str
@@ -578,25 +597,8 @@ class FakeGitHub:
             id=installation_id or self._next_id(),
             account=self.user(account, account_type),
             repositories=repositories,
-            permissions=dict(
-                permissions
-                or {
-                    "checks": "write",
-                    "contents": "read",
-                    "issues": "write",
-                    "members": "read",
-                    "metadata": "read",
-                    "pull_requests": "write",
-                }
-            ),
-            events=[
-                "check_run",
-                "check_suite",
-                "issue_comment",
-                "membership",
-                "pull_request",
-                "pull_request_review",
-            ],
+            permissions=dict(permissions or APP_PERMISSIONS),
+            events=list(APP_EVENTS),
             created_at=self.now(),
         )
         self.installations[installation.id] = installation
@@ -1882,21 +1884,8 @@ class FakeGitHub:
             owner=self.user_json(self.app_owner),
             name=self.app_slug,
             html_url=f"https://github.com/apps/{self.app_slug}",
-            permissions={
-                "checks": "write",
-                "contents": "read",
-                "issues": "write",
-                "members": "read",
-                "metadata": "read",
-                "pull_requests": "write",
-            },
-            events=[
-                "check_run",
-                "check_suite",
-                "issue_comment",
-                "pull_request",
-                "pull_request_review",
-            ],
+            permissions=dict(APP_PERMISSIONS),
+            events=list(APP_EVENTS),
         )
         return body
 
