@@ -1,9 +1,11 @@
 # migsafe: the `migsafe` command and the GitHub App (`migsafe serve`) in a slim image.
 FROM python:3.11-slim
 
-# PostgreSQL server binaries for the embedded sandbox cluster; git for --base/--head.
+# PostgreSQL server binaries for the embedded sandbox cluster; git for --base/--head;
+# bubblewrap (and util-linux's setpriv/prlimit) to contain the repository code a check runs.
+# The container needs user namespaces for bubblewrap: see docker-compose.yml's worker.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql git util-linux \
+    && apt-get install -y --no-install-recommends postgresql git util-linux bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH="/usr/lib/postgresql/15/bin:${PATH}"
 

@@ -41,7 +41,7 @@ from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, 
 from bot.result import CheckResult
 from bot.sandbox.database import shared_server
 from bot.sandbox.environment import prepare_environment
-from bot.sandbox.isolation import ContainedChild
+from bot.sandbox.isolation import ContainedChild, ContainmentUnavailable, containment_mode
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child
@@ -94,19 +94,26 @@ def run_check(options: CheckOptions) -> CheckResult:
             file.new = file.revision in new_ids
         base = graph.base_point(new_ids)
         heads = tuple(graph.heads())
+        # Repository code runs only contained: where that cannot be had, neither the
+        # dry-run nor the sandbox runs, and the static analysis still does.
+        refused = _containment_refused() if new_ids else None
         # The dry-run runs alongside the sandbox run, which needs its SQL only near the end
         # (to tell undeclared changes): the two children's start-up costs overlap.
         with (
-            _planned_sandbox(work_root, project, files, base, policy, options) as plan,
+            _planned_sandbox(work_root, project, files, base, policy, options, refused) as plan,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="migsafe-dry-run") as pool,
         ):
             pending = (
-                pool.submit(_dry_run, work_root, project, base, heads, options) if new_ids else None
+                pool.submit(_dry_run, work_root, project, base, heads, options)
+                if new_ids and not refused
+                else None
             )
             sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
             dry = _awaited(pending)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
     findings = _analyze(ordered, graph, dry, policy, environment)
+    if refused:
+        findings.append(_not_contained(refused))
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
@@ -246,7 +253,11 @@ def _planned_sandbox(
     base: tuple[str, ...],
     policy: Policy,
     options: CheckOptions,
+    refused: str | None,
 ) -> Iterator[_SandboxPlan]:
+    if refused:
+        yield _SandboxPlan(skipped=f"not run: {refused}")
+        return
     if not options.sandbox:
         yield _SandboxPlan(skipped="not requested (--no-sandbox)")
         return
@@ -293,6 +304,29 @@ def _sandbox(
     outcome = run_sandbox(plan.request, shared_server(options.database_url), plan.child)
     outcome.report.protections += plan.setup_protections
     return outcome, None
+
+
+def _containment_refused() -> str | None:
+    """Why repository code may not run here, if it may not."""
+    try:
+        containment_mode()
+    except ContainmentUnavailable as error:
+        return str(error)
+    return None
+
+
+def _not_contained(reason: str) -> Finding:
+    info = RULES["sandbox-failed"]
+    return Finding(
+        rule=info.id,
+        severity=info.default_severity,
+        message=(
+            "the repository's code was not run (no dry-run SQL, no sandbox): it runs only "
+            f"contained, and {reason}. Only the static analysis ran. On your own machine, "
+            "`migsafe check --trust-repository` runs your own code without containment."
+        ),
+        source="sandbox",
+    )
 
 
 def _setup_failed(error: str) -> SandboxOutcome:

@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         help="admin URL of a PostgreSQL server for the sandbox "
         "(default: $MIGSAFE_SANDBOX_URL, else an embedded cluster)",
     )
+    check.add_argument(
+        "--trust-repository",
+        action="store_true",
+        help="where containment (bubblewrap) is unavailable, run the repository's code "
+        "without it: only for your own code on your own machine; the report says so",
+    )
     check.set_defaults(run=_run_check)
 
     rules = commands.add_parser("rules", help="list every rule with its explanation")
@@ -109,6 +115,10 @@ def _run_check(args: argparse.Namespace) -> int:
     from bot.check import CheckOptions, run_check
     from bot.report import render
 
+    if args.trust_repository:
+        from bot.sandbox.isolation import trust_repository
+
+        trust_repository("--trust-repository")
     result = run_check(
         CheckOptions(
             path=args.path,

@@ -403,3 +403,50 @@ def test_the_sandbox_settles_timeouts_the_offline_sql_cannot_show(capsys, fixtur
     assert lock["severity"] == severity
     # Never two findings for one missing timeout.
     assert not [f for f in report["findings"] if f["rule"] == "lock-timeout-not-set"]
+
+
+def _cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real command in a fresh process (containment is probed once per process)."""
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", *argv],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_without_containment_no_repository_code_runs_and_the_check_says_why(
+    tmp_path: Path,
+) -> None:
+    """Fail closed: bubblewrap missing. The static analysis still judges the change."""
+    done = _cli(
+        str(SHOP), "--env", "production", "--format", "json",
+        env={"MIGSAFE_BWRAP": str(tmp_path / "no-bwrap")},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    refused = [f for f in report["findings"] if f["rule"] == "sandbox-failed"]
+    assert len(refused) == 1 and "bubblewrap (bwrap) not found" in refused[0]["message"]
+    assert "--trust-repository" in refused[0]["message"]
+    assert report["dry_run"]["upgrade_sql"] == ""  # nothing of the repository ran
+    assert {"drop-column", "alter-column-type"} <= {f["rule"] for f in report["findings"]}
+
+
+def test_trust_repository_runs_uncontained_and_says_so(tmp_path: Path) -> None:
+    done = _cli(
+        str(SHOP), "--env", "production", "--format", "json", "--no-sandbox",
+        "--trust-repository",
+        env={"MIGSAFE_BWRAP": str(tmp_path / "no-bwrap")},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert "sandbox-failed" not in {f["rule"] for f in report["findings"]}
+    assert "ALTER TABLE orders DROP COLUMN legacy_code" in report["dry_run"]["upgrade_sql"]
+    protections = report["dry_run"]["protections"]
+    assert protections[0].startswith("containment: NONE: the repository is trusted")

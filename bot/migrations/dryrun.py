@@ -9,7 +9,6 @@ The repository's env.py and migrations run only in an isolated child (`_child.py
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path, PurePath
 from typing import Any
@@ -21,6 +20,7 @@ from bot.sandbox.isolation import (
     MAX_RESULT_BYTES,
     IsolatedResult,
     Limits,
+    describe_exit,
     run_python_script,
     scrubbed_env,
 )
@@ -61,8 +61,9 @@ def dry_run(
         timeout_s=timeout_s,
         limits=limits or Limits(),
         python=python,
+        readable_paths=[project_dir],
     )
-    return _dry_run_from(raw, isolated, timeout_s)
+    return _dry_run_from(raw, isolated, timeout_s, limits or Limits())
 
 
 def _request(
@@ -83,7 +84,9 @@ def _request(
     }
 
 
-def _dry_run_from(raw: bytes | None, isolated: IsolatedResult, timeout_s: float) -> DryRun:
+def _dry_run_from(
+    raw: bytes | None, isolated: IsolatedResult, timeout_s: float, limits: Limits
+) -> DryRun:
     result = DryRun(protections=list(isolated.protections), duration_s=isolated.duration_s)
     child_error: str | None = None
     try:
@@ -95,12 +98,16 @@ def _dry_run_from(raw: bytes | None, isolated: IsolatedResult, timeout_s: float)
         result.upgrade, result.downgrade = [], []
         result.error = _with_stderr(f"dry-run result unreadable: {exc}", isolated)
         return result
-    result.error = _error_text(raw is not None, child_error, isolated, timeout_s)
+    result.error = _error_text(raw is not None, child_error, isolated, timeout_s, limits)
     return result
 
 
 def _error_text(
-    has_result: bool, child_error: str | None, isolated: IsolatedResult, timeout_s: float
+    has_result: bool,
+    child_error: str | None,
+    isolated: IsolatedResult,
+    timeout_s: float,
+    limits: Limits,
 ) -> str | None:
     if isolated.timed_out:
         return _with_stderr(f"dry-run timed out after {timeout_s:g} s", isolated)
@@ -108,20 +115,10 @@ def _error_text(
         return _with_stderr(f"alembic failed: {child_error.rstrip()}", isolated)
     if isolated.returncode != 0 or not has_result:
         return _with_stderr(
-            f"dry-run child {_exit_description(isolated.returncode)} without a result", isolated
+            f"dry-run child {describe_exit(isolated.returncode, limits)} without a result",
+            isolated,
         )
     return None
-
-
-def _exit_description(returncode: int | None) -> str:
-    if returncode is None or returncode >= 0:
-        return f"exited with status {returncode}"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = f"signal {-returncode}"
-    hint = {"SIGXCPU": " (cpu limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
-    return f"was killed by {name}{hint}"
 
 
 def _with_stderr(message: str, isolated: IsolatedResult) -> str:

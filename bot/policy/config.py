@@ -354,6 +354,13 @@ class SandboxSettings(_Strict):
         ),
         examples=[["pip install -r requirements.txt"]],
     )
+    setup_network: bool = Field(
+        default=False,
+        description=(
+            "Whether the setup commands may reach the network (package indexes). They never "
+            "see migsafe's secrets either way; Alembic itself never has a network."
+        ),
+    )
     env: dict[EnvVarName, EnvValue] = Field(
         default={},
         description="Environment variables for the sandboxed Alembic run.",

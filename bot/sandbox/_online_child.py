@@ -88,7 +88,11 @@ class Tracer:
         record: dict[str, Any] = {"sql": statement.strip(), "path": path, "line": line}
         if bookkeeping:
             record["bookkeeping"] = True
-        if self.trace:
+        if self.trace and _in_failed_transaction(cursor):
+            # After an error only ROLLBACK (TO SAVEPOINT) can run: our own queries would
+            # fail and take the migration's recovery down with them.
+            record["untraced"] = True
+        elif self.trace:
             lock_timeout, statement_timeout = self._query(cursor, _SETTINGS_SQL)[0]
             record["lock_timeout"] = lock_timeout
             record["statement_timeout"] = statement_timeout
@@ -103,7 +107,9 @@ class Tracer:
         if record is None:
             return
         record["duration"] = round(self.now() - record["start"], 6)
-        if self.trace:
+        if self.trace and _in_failed_transaction(cursor):
+            record["untraced"] = True
+        elif self.trace:
             locks = self._locks(cursor)
             record["locks"] = sorted(locks - self.held)
             # In autocommit (op.get_context().autocommit_block()) every statement commits:
@@ -232,6 +238,13 @@ class Session:
         except BaseException as error:
             return {"ok": False, "error": _error_text(error), "drift": None}
         return {"ok": True, "error": None, "drift": drift}
+
+
+def _in_failed_transaction(cursor: Any) -> bool:
+    """psycopg's view of the session: in a transaction that an error aborted."""
+    info = getattr(cursor.connection, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return getattr(status, "name", "") == "INERROR"
 
 
 def _record_contexts(cls: Any) -> list[Any]:

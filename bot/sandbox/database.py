@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +25,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import URL
+
+from bot.sandbox.relay import RELAY_PORT
 
 PREFIX = "migsafe_sbx_"
 SANDBOX_URL_VARIABLE = "MIGSAFE_SANDBOX_URL"
@@ -65,17 +68,30 @@ class SandboxServer:
             overrides |= {"user": user, "password": password}
         return make_conninfo(**(self._params | overrides))
 
-    def url(self, *, dbname: str, user: str, password: str) -> str:
-        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query."""
+    def url(
+        self, *, dbname: str, user: str, password: str, via_socket_dir: Path | None = None
+    ) -> str:
+        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query; with
+        `via_socket_dir`, through the relay socket there instead (a contained child's way)."""
+        params = dict(self._params)
+        if via_socket_dir is not None:
+            params = {k: v for k, v in params.items() if k not in {"host", "hostaddr", "port"}}
+            params |= {"host": str(via_socket_dir), "port": RELAY_PORT}
         query = {
             key: str(value)
-            for key, value in self._params.items()
+            for key, value in params.items()
             if key not in {"dbname", "user", "password"} and value is not None
         }
         url = URL.create(
             "postgresql+psycopg", username=user, password=password, database=dbname, query=query
         )
         return url.render_as_string(hide_password=False)
+
+    def address(self) -> tuple[str, int]:
+        """Where the server listens: a host name or address, or a Unix socket directory."""
+        host = str(self._params.get("host") or self._params.get("hostaddr") or "")
+        host = host.split(",")[0] or "/var/run/postgresql"  # libpq's default socket directory
+        return host, int(str(self._params.get("port") or "5432").split(",")[0])
 
     def server_version(self) -> str:
         with self._lock:
@@ -232,6 +248,12 @@ class Sandbox:
     def url(self) -> str:
         """SQLAlchemy URL as the sandbox role, for the child's Alembic."""
         return self.server.url(dbname=self.name, user=self.name, password=self.password)
+
+    def url_via(self, socket_dir: Path) -> str:
+        """The same URL through a contained child's relay socket in `socket_dir`."""
+        return self.server.url(
+            dbname=self.name, user=self.name, password=self.password, via_socket_dir=socket_dir
+        )
 
     def drop(self) -> None:
         if not self._dropped:

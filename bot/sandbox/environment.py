@@ -212,13 +212,7 @@ def _build(
                 timeout_s=remaining,
                 limits=limits,
                 writable_paths=[venv, work_root],
-                probe_argv=[
-                    str(_python_of(venv)),
-                    "-I",
-                    "-c",
-                    "import alembic, sqlalchemy, psycopg",
-                ],
-                allow_network=True,
+                allow_network=settings.setup_network,
             )
             protections = [f"setup: {line}" for line in result.protections]
             error = _failure(command, result, timeout_s)

@@ -1,23 +1,24 @@
-"""Run untrusted code (a repository's Alembic env.py and migrations) in a contained child.
+"""Run untrusted code (a repository's Alembic env.py, migrations, setup commands) contained.
 
-What is in force depends on the machine; every run reports it in `protections`:
-- resource limits (setrlimit in the child before exec) and a wall-clock limit that kills the
-  child's whole process group;
-- a new network namespace with no interfaces (`unshare --net`), and a new PID namespace so
-  that every process the child starts dies with it, where unshare works;
-- an unprivileged user (`setpriv` to nobody) where migsafe runs as root, if that user can
-  actually run the command (a probe, cached);
-- a scrubbed environment (`scrubbed_env`): nothing of the bot's settings or secrets.
+Every child starts in the containment of `containment.py` (bubblewrap: its own user or uid,
+mount, PID, network, IPC and UTS namespaces; the system read-only; only this check's files in
+view; private size-limited tmpfs mounts), with resource limits (setrlimit before exec; the
+process count inside the sandbox, where it counts only the sandbox's processes), a wall clock
+that kills the whole sandbox, and a scrubbed environment (`scrubbed_env`). Each run reports
+what was in force in `protections`.
+
+Where containment cannot be had, nothing runs: `ContainmentUnavailable` says what is missing
+and how to enable it, and the callers turn it into a finding. Only `trust_repository()` (the
+CLI's `--trust-repository`, for a developer's own code on their own machine) lets children run
+uncontained, and the report then says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import json
 import os
-import pwd
 import resource
 import select
 import shutil
@@ -32,27 +33,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bot.sandbox.containment import (
+    NETWORK_ALLOWED,
+    SANDBOX_HOME,
+    ContainmentUnavailable,
+    Mode,
+    Prepared,
+    View,
+    child_view,
+    interpreter_dirs_of,
+    is_in_every_view,
+    probe,
+)
+from bot.sandbox.relay import DatabaseRelay
+
+__all__ = ["NETWORK_ALLOWED", "ContainmentUnavailable"]
+
 OUTPUT_CAP_BYTES = 64 * 1024
-UNPRIVILEGED_USER = "nobody"
-UNPRIVILEGED_GROUP = "nogroup"
-_PROBE_TIMEOUT_S = 15.0
-# In a new PID namespace the first process is its init, which ignores signals it has no
-# handler for (SIGXCPU of the CPU limit among them). A shell stays init and runs the command
-# as its child; it exits 128+N when the command dies of signal N.
-_INIT_SHIM = ("/bin/sh", "-c", '"$@"; exit $?', "migsafe-init")
-_NAMESPACE_CANDIDATES: tuple[tuple[str, ...], ...] = (
-    ("unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"),
-    ("unshare", "--net", "--pid", "--fork", "--kill-child"),
-    ("unshare", "--net"),
-)
-# For setup commands that must reach a package index: every namespace but the network one.
-_NETWORKED_CANDIDATES: tuple[tuple[str, ...], ...] = (
-    ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc"),
-    ("unshare", "--pid", "--fork", "--kill-child"),
-)
-NETWORK_ALLOWED = "network: ALLOWED (setup commands may reach package indexes)"
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 _EXIT_GRACE_S = 1.0  # a long-lived child's time to exit once its channel is closed
+_INFO_TIMEOUT_S = 10.0  # bubblewrap names its namespace's init within this
+_INIT_EXIT_TIMEOUT_S = 5.0  # the kernel ends a killed namespace within this
+_trusted: str | None = None  # why children may run uncontained (the CLI's flag), if they may
 
 
 @dataclass(frozen=True)
@@ -74,39 +76,35 @@ class IsolatedResult:
     protections: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Namespaces:
-    prefix: tuple[str, ...]
-    network: bool
-    pids: bool
-    own_proc: bool  # a private /proc: other processes (and their environments) are invisible
-    reason: str  # why namespaces are missing, when they are
+def trust_repository(reason: str) -> None:
+    """Let children run without containment where it cannot be had (the CLI's
+    `--trust-repository`); never called by the service."""
+    global _trusted
+    _trusted = reason
 
 
-@dataclass(frozen=True)
-class _UserDrop:
-    prefix: tuple[str, ...]
-    uid: int | None  # None: no drop
-    gid: int | None
-    description: str
+def containment_mode() -> Mode | None:
+    """This machine's containment; None when unavailable but the repository is trusted.
+    Raises ContainmentUnavailable otherwise."""
+    try:
+        return probe()
+    except ContainmentUnavailable:
+        if _trusted is None:
+            raise
+        return None
 
 
-def scrubbed_env(
-    extra: dict[str, str] | None = None, *, home: Path | None = None
-) -> dict[str, str]:
-    """An environment with nothing of the bot's own: PATH, locale, and a private HOME/TMPDIR.
-
-    Without `home`, `run_isolated` gives the child a fresh private directory for both.
-    `extra` (e.g. the policy file's variables for the child) is added last.
-    """
+def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment with nothing of the bot's own: PATH, locale, the sandbox's HOME and
+    TMPDIR. `extra` (e.g. the policy file's variables for the child) is added last."""
     interpreter_dir = os.path.dirname(sys.executable)
     env = {
         "PATH": os.pathsep.join([interpreter_dir, "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        "HOME": str(SANDBOX_HOME),
+        "TMPDIR": "/tmp",
     }
-    if home is not None:
-        env["HOME"] = env["TMPDIR"] = str(home)
     env.update(extra or {})
     return env
 
@@ -119,50 +117,106 @@ def run_isolated(
     timeout_s: float,
     limits: Limits = Limits(),
     pass_fds: Sequence[int] = (),
+    readable_paths: Sequence[Path] = (),
     writable_paths: Sequence[Path] = (),
-    probe_argv: Sequence[str] | None = None,
     allow_network: bool = False,
 ) -> IsolatedResult:
     """Run `argv` contained; never raises for anything the child does.
 
-    Raises FileNotFoundError when `argv[0]` is not found on `env`'s PATH. A negative
-    `returncode` is the signal that killed the command.
-    `writable_paths` are handed to the unprivileged user (chown) when the child runs as one;
-    `cwd` and the command must be readable by it. `probe_argv` is a command that must succeed
-    as that user for the drop to be used (default: `argv[0] --version`; for an interpreter,
-    pass something that imports what the command needs); the answer is cached.
-    `allow_network` keeps the machine's network (for setup commands that install packages);
-    every other protection stays, and `protections` says the network was allowed.
+    The child sees the system read-only, `readable_paths` (and `cwd`) read-only and
+    `writable_paths` writable, each at its own path, and nothing else of the machine's files.
+    Pass private copies only: as root, readable paths are made readable by the child's uid,
+    and writable ones are its own while it runs.
+    Raises ContainmentUnavailable where it cannot be contained (see `trust_repository`), and
+    FileNotFoundError when `argv[0]` is not on `env`'s PATH. A negative `returncode` is the
+    signal that killed the command. `allow_network` keeps the machine's network (for setup
+    commands that install packages); every other protection stays.
     """
     if shutil.which(argv[0], path=env.get("PATH")) is None:
         raise FileNotFoundError(f"{argv[0]}: not found on the child's PATH")
-    namespaces = _networked_namespaces() if allow_network else _namespaces()
-    user = _user_drop(tuple(probe_argv or (argv[0], "--version")))
-    with tempfile.TemporaryDirectory(prefix="migsafe-run-") as private:
-        private_dir = Path(private)
-        child_env = {"HOME": private, "TMPDIR": private, **env}
-        if user.uid is not None and user.gid is not None:
-            for path in (private_dir, *writable_paths):
-                _chown_tree(path, user.uid, user.gid)
+    view = View(
+        readable=_with_cwd(readable_paths, writable_paths, cwd),
+        writable=writable_paths,
+        network=allow_network,
+    )
+    with (
+        _contained_argv(argv, cwd, env, view, limits) as (full_argv, child_env, protections),
+        tempfile.TemporaryDirectory(prefix="migsafe-out-") as outputs,
+    ):
         result = _run_contained(
-            [*namespaces.prefix, *_init_shim(namespaces), *user.prefix, *argv],
+            full_argv,
             cwd=cwd,
             env=child_env,
             timeout_s=timeout_s,
             limits=limits,
             pass_fds=pass_fds,
-            output_dir=private_dir,
+            output_dir=Path(outputs),
         )
-    if namespaces.pids and result.returncode is not None and 128 < result.returncode < 193:
-        result.returncode = 128 - result.returncode  # the shim's 128+N: killed by signal N
-    result.protections = _describe(namespaces, user, limits, timeout_s, child_env)
-    if allow_network:
-        result.protections[0] = NETWORK_ALLOWED
+    if result.returncode is not None and 128 < result.returncode < 193:
+        result.returncode = 128 - result.returncode  # bwrap's 128+N: killed by signal N
+    result.protections = [*protections, *_common_lines(limits, timeout_s, child_env)]
     return result
 
 
-def _init_shim(namespaces: _Namespaces) -> tuple[str, ...]:
-    return _INIT_SHIM if namespaces.pids else ()
+def _with_cwd(readable: Sequence[Path], writable: Sequence[Path], cwd: Path) -> list[Path]:
+    """The readable paths and the working directory, unless it is in view already (under a
+    named path, or the sandbox's own root or system directories)."""
+    paths = list(readable)
+    covered = [*readable, *writable]
+    in_view = is_in_every_view(cwd)
+    if not in_view and not any(cwd == p or p in cwd.parents for p in covered):
+        paths.append(cwd)
+    return paths
+
+
+@contextlib.contextmanager
+def _contained_argv(
+    argv: list[str], cwd: Path, env: dict[str, str], view: View, limits: Limits
+) -> Iterator[tuple[list[str], dict[str, str], list[str]]]:
+    """The full argv (bwrap, identity drop, process limit, command), the child's environment
+    and the containment's report lines; writable paths are the child's while it runs."""
+    mode = containment_mode()
+    view.readable = [*view.readable, *interpreter_dirs_of(argv[0])]
+    with tempfile.TemporaryDirectory(prefix="migsafe-view-") as private:
+        if mode is None:
+            home = Path(private) / "home"
+            home.mkdir()
+            child_env = {**env, "HOME": str(home), "TMPDIR": str(home)}
+            yield list(argv), child_env, [_UNCONTAINED.format(_trusted)]
+            return
+        with child_view(mode, view, Path(private), cwd) as prepared:
+            nproc = f"--nproc={limits.max_processes}:{limits.max_processes}"
+            full = [*prepared.prefix, "prlimit", nproc, "--", *argv]
+            with _handed_over(mode, prepared, view.readable, view.writable):
+                yield full, dict(env), prepared.protections
+
+
+_UNCONTAINED = (
+    "containment: NONE: the repository is trusted (--trust-repository) and runs with "
+    "migsafe's own rights, network and files ({})"
+)
+
+
+@contextlib.contextmanager
+def _handed_over(
+    mode: Mode, prepared: Prepared, readable: Sequence[Path], paths: Sequence[Path]
+) -> Iterator[None]:
+    """As root, the writable paths belong to the child's own uid while it runs, and back to
+    us after: its uid is reused by a later child, which must not find files it can change.
+    The readable paths (a check's private copies, in directories only root can pass) are
+    made readable by any uid, for the child's: others never see them in their view."""
+    if not mode.as_root:
+        yield
+        return
+    for path in readable:
+        _open_for_reading(path)
+    for path in paths:
+        _chown_tree(path, prepared.uid, prepared.gid)
+    try:
+        yield
+    finally:
+        for path in paths:
+            _chown_tree(path, os.geteuid(), os.getegid())
 
 
 def _run_contained(
@@ -180,24 +234,11 @@ def _run_contained(
     # our own descriptors: the child may replace the names (e.g. by a symlink to a secret).
     out_path, err_path = output_dir / ".stdout", output_dir / ".stderr"
     with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-            pass_fds=tuple(pass_fds),
-            preexec_fn=_limit_setter(limits),
+        proc, init = _launch(
+            argv, cwd=cwd, env=env, stdout=out, stderr=err, pass_fds=pass_fds, limits=limits
         )
         timed_out = not _wait_unreaped(proc.pid, timeout_s)
-        # The leader is alive or a zombie, so its process group id cannot have been reused.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        returncode = proc.wait()
-        _await_group_exit(proc.pid)
+        returncode = end_sandbox(proc, init)
         return IsolatedResult(
             returncode=None if timed_out else returncode,
             stdout=_tail(out),
@@ -205,6 +246,95 @@ def _run_contained(
             timed_out=timed_out,
             duration_s=time.monotonic() - started,
         )
+
+
+def _launch(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout: BinaryIO,
+    stderr: BinaryIO,
+    pass_fds: Sequence[int],
+    limits: Limits,
+) -> tuple[subprocess.Popen[bytes], int | None]:
+    """Start the child in a session of its own; when contained, also a pidfd of the PID
+    namespace's init (bubblewrap's `--info-fd` names it), which `end_sandbox` needs."""
+    contained = _is_bwrap(argv)
+    info_read, info_write = os.pipe() if contained else (-1, -1)
+    if contained:
+        argv = [argv[0], "--info-fd", str(info_write), *argv[1:]]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(*pass_fds, info_write) if contained else tuple(pass_fds),
+            preexec_fn=_limit_setter(limits),
+        )
+    finally:
+        if contained:
+            os.close(info_write)
+    if not contained:
+        return proc, None
+    with os.fdopen(info_read, "rb") as info:
+        return proc, _init_pidfd(info)
+
+
+def _init_pidfd(info: BinaryIO) -> int | None:
+    """bubblewrap writes {"child-pid": N} once the namespace's init exists, then closes."""
+    readable, _, _ = select.select([info], [], [], _INFO_TIMEOUT_S)
+    if not readable:
+        return None
+    try:
+        pid = int(json.loads(info.read(4096) or b"{}").get("child-pid", 0))
+        return os.pidfd_open(pid) if pid > 0 else None
+    except (ValueError, OSError):
+        return None  # gone already, or bubblewrap failed before it began
+
+
+def end_sandbox(proc: subprocess.Popen[bytes], init: int | None) -> int:
+    """Kill whatever of the child still runs, reap it, and return its exit status.
+
+    Contained, `proc` is bubblewrap's outer process and `init` a pidfd of the PID namespace's
+    init, whose death makes the kernel kill every process in the namespace (setsid or not)
+    before init is gone. bubblewrap may exit as soon as the command does, while the kernel
+    is still ending the rest: so this waits for init itself. Uncontained (a trusted
+    repository), the process group is all there is to kill.
+    """
+    if init is None:
+        if proc.poll() is None:
+            # The leader is alive or a zombie: its process group id cannot have been reused.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        returncode = proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _await_group_exit(proc.pid)
+        return returncode
+    try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            signal.pidfd_send_signal(init, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGCONT)  # a stopped bubblewrap could not reap init
+        select.select([init], [], [], _INIT_EXIT_TIMEOUT_S)
+    finally:
+        os.close(init)
+    return proc.wait()
+
+
+def _is_bwrap(argv: object) -> bool:
+    if not isinstance(argv, list) or not argv:
+        return False
+    try:
+        return str(argv[0]) == probe().bwrap
+    except ContainmentUnavailable:
+        return False
 
 
 def _await_group_exit(pgid: int, limit_s: float = 2.0) -> None:
@@ -279,6 +409,25 @@ def _tail(stream: BinaryIO) -> str:
     return stream.read().decode("utf-8", errors="replace")
 
 
+def _open_for_reading(root: Path) -> None:
+    """a+r on files, a+rx on directories (and executables), never following symlinks."""
+    for path in [root, *_tree(root)]:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        wanted = 0o444 | (0o111 if stat.S_ISDIR(info.st_mode) or info.st_mode & 0o100 else 0)
+        if info.st_mode & wanted != wanted:
+            path.chmod(stat.S_IMODE(info.st_mode) | wanted)
+
+
+def _tree(root: Path) -> Iterator[Path]:
+    if not root.is_dir() or root.is_symlink():
+        return
+    for directory, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            yield Path(directory, name)
+
+
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid)
     for directory, dirnames, filenames in os.walk(root):
@@ -286,117 +435,29 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
-@functools.cache
-def _namespaces() -> _Namespaces:
-    return _first_working(_NAMESPACE_CANDIDATES)
-
-
-@functools.cache
-def _networked_namespaces() -> _Namespaces:
-    return _first_working(_NETWORKED_CANDIDATES)
-
-
-def _first_working(candidates: tuple[tuple[str, ...], ...]) -> _Namespaces:
-    if shutil.which("unshare") is None:
-        return _Namespaces((), False, False, False, "unshare (util-linux) not found")
-    reason = ""
-    for candidate in candidates:
-        shim = _INIT_SHIM if "--pid" in candidate else ()
-        ok, detail = _probe([*candidate, *shim, "true"])
-        if ok:
-            return _Namespaces(
-                candidate,
-                "--net" in candidate,
-                "--pid" in candidate,
-                "--mount-proc" in candidate,
-                "",
-            )
-        reason = reason or f"`{' '.join(candidate)}` failed: {detail}"
-    return _Namespaces((), False, False, False, reason)
-
-
-@functools.cache
-def _user_drop(probe_argv: tuple[str, ...]) -> _UserDrop:
-    current = _user_name(os.geteuid())
-    if os.geteuid() != 0:
-        return _UserDrop((), None, None, f"user: {current} (not root, no drop needed)")
-    no_drop = "user: root (unprivileged user unavailable: {})"
-    try:
-        target = pwd.getpwnam(UNPRIVILEGED_USER)
-    except KeyError:
-        return _UserDrop((), None, None, no_drop.format(f"no user {UNPRIVILEGED_USER}"))
-    if shutil.which("setpriv") is None:
-        return _UserDrop((), None, None, no_drop.format("setpriv (util-linux) not found"))
-    prefix = (
-        "setpriv",
-        f"--reuid={UNPRIVILEGED_USER}",
-        f"--regid={UNPRIVILEGED_GROUP}",
-        "--clear-groups",
-    )
-    ok, detail = _probe([*prefix, *probe_argv])
-    if not ok:
-        why = f"{UNPRIVILEGED_USER} cannot run `{' '.join(probe_argv)}`: {detail}"
-        return _UserDrop((), None, None, no_drop.format(why))
-    description = f"user: {UNPRIVILEGED_USER} (uid {target.pw_uid}, dropped from root)"
-    return _UserDrop(prefix, target.pw_uid, target.pw_gid, description)
-
-
-def _probe(argv: list[str]) -> tuple[bool, str]:
-    try:
-        done = subprocess.run(
-            argv,
-            cwd="/",
-            env=scrubbed_env(home=Path("/nonexistent")),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_PROBE_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, str(exc)
-    if done.returncode == 0:
-        return True, ""
-    lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-    return False, lines[-1] if lines else f"exit status {done.returncode}"
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _describe(
-    namespaces: _Namespaces,
-    user: _UserDrop,
-    limits: Limits,
-    timeout_s: float,
-    env: dict[str, str],
-) -> list[str]:
-    runs_as_root = os.geteuid() == 0 and user.uid is None
-    if namespaces.network:
-        network = "network: none (new network namespace)"
-    else:
-        network = f"network: NOT isolated ({namespaces.reason})"
-    if namespaces.pids:
-        processes = "processes: new PID namespace, every process ends with the child"
-        if namespaces.own_proc:
-            processes += "; private /proc (other processes are invisible)"
-    else:
-        processes = "processes: own process group only (a process calling setsid can escape)"
-    nproc = f"processes {limits.max_processes}"
-    if runs_as_root:
-        nproc += " (NOT enforced: RLIMIT_NPROC does not apply to root)"
+def _common_lines(limits: Limits, timeout_s: float, env: Mapping[str, str]) -> list[str]:
     return [
-        network,
-        processes,
-        user.description,
-        f"limits: cpu {limits.cpu_seconds}s, memory {_size(limits.memory_bytes)}, {nproc}, "
-        f"file size {_size(limits.file_size_bytes)}, open files {limits.open_files}",
-        f"wall clock: {timeout_s:g}s, whole process group killed on expiry",
+        f"limits: cpu {limits.cpu_seconds}s, memory {_size(limits.memory_bytes)}, "
+        f"processes {limits.max_processes}, file size {_size(limits.file_size_bytes)}, "
+        f"open files {limits.open_files}",
+        f"wall clock: {timeout_s:g}s, the whole sandbox killed on expiry",
         f"environment: only {', '.join(sorted(env))}",
     ]
+
+
+def describe_exit(returncode: int | None, limits: Limits) -> str:
+    """How a child ended, naming the limit that killed it where one did."""
+    if returncode is None or returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"was killed by signal {-returncode}"
+    if name == "SIGXCPU":
+        return f"was killed: CPU limit of {limits.cpu_seconds} s reached"
+    if name == "SIGXFSZ":
+        return f"was killed: file size limit of {_size(limits.file_size_bytes)} reached"
+    return f"was killed by {name}"
 
 
 def _size(n_bytes: int) -> str:
@@ -418,13 +479,12 @@ def run_python_script(
     timeout_s: float,
     limits: Limits = Limits(),
     python: str = sys.executable,
-    needs: str = "alembic, sqlalchemy",
+    readable_paths: Sequence[Path] = (),
 ) -> tuple[bytes | None, IsolatedResult]:
     """Run `python -I -B script REQUEST RESULT` contained; the result file's bytes, if any.
 
-    The script and request live in a directory of ours that the child's user can traverse
-    but not change; it may write only into `out/`. `needs` is what the probe for the
-    unprivileged user imports (the interpreter alone may start, yet not find its packages).
+    The script and request live in a directory of ours that the child sees read-only; it may
+    write only into `out/`, which no other child sees.
     """
     with tempfile.TemporaryDirectory(prefix="migsafe-child-") as work:
         work_dir = Path(work)
@@ -443,8 +503,8 @@ def run_python_script(
             env=env,
             timeout_s=timeout_s,
             limits=limits,
+            readable_paths=[work_dir, *readable_paths],
             writable_paths=[out_dir],
-            probe_argv=[python, "-I", "-c", f"import {needs}"],
         )
         return _read_result(result_path), isolated
 
@@ -487,18 +547,21 @@ class ContainedChild:
         self,
         proc: subprocess.Popen[bytes],
         *,
+        init: int | None,
         requests_fd: int,
         replies_fd: int,
         stderr: BinaryIO,
         timeout_s: float,
-        pids_namespace: bool,
+        limits: Limits,
     ) -> None:
         self.protections: list[str] = []
+        self._init = init  # pidfd of the namespace's init; end_sandbox closes it
+        self.relay: DatabaseRelay | None = None  # the child's way to its database, if any
+        self._limits = limits
         self._proc = proc
         self._requests, self._replies = requests_fd, replies_fd
         self._stderr = stderr
         self._timeout_s = timeout_s
-        self._pids_namespace = pids_namespace
         self._pidfd = _pidfd(proc.pid)
         # Descriptors still ours to close: closing a number twice could close one that another
         # thread (the event loop, a database pool) has been given since.
@@ -586,9 +649,9 @@ class ContainedChild:
     def _ended(self) -> Reply:
         self._kill()
         returncode = self._proc.returncode
-        if self._pids_namespace and returncode is not None and 128 < returncode < 193:
-            returncode = 128 - returncode  # the init shim's 128+N: killed by signal N
-        tail = _tail(self._stderr).strip()[-2000:] or f"exit status {returncode}"
+        if returncode is not None and 128 < returncode < 193:
+            returncode = 128 - returncode  # bwrap's 128+N: killed by signal N
+        tail = _tail(self._stderr).strip()[-2000:] or describe_exit(returncode, self._limits)
         self._gone = f"the child ended without a result: {tail}"
         return Reply(None, ended=self._gone)
 
@@ -599,11 +662,9 @@ class ContainedChild:
                 os.killpg(self._proc.pid, signum)
 
     def _kill(self) -> None:
-        if self._proc.returncode is not None:
-            return
-        self._signal(signal.SIGKILL)
-        self._proc.wait()
-        _await_group_exit(self._proc.pid)
+        if self._proc.returncode is None:
+            init, self._init = self._init, None
+            end_sandbox(self._proc, init)
 
 
 class _ChildEnded(Exception):
@@ -631,46 +692,46 @@ def contained_child(
     env: dict[str, str],
     timeout_s: float,
     limits: Limits = Limits(),
+    readable_paths: Sequence[Path] = (),
     writable_paths: Sequence[Path] = (),
-    probe_argv: Sequence[str] | None = None,
+    database: bool = False,
 ) -> Iterator[ContainedChild]:
-    """Start `argv` contained as `run_isolated` would (namespaces, unprivileged user, limits,
-    scrubbed environment, private HOME) and keep it up for requests; on exit the whole process
-    group is killed. `argv` gets the channel's descriptors appended: REQUESTS_FD REPLIES_FD."""
+    """Start `argv` contained as `run_isolated` would and keep it up for requests; on exit the
+    whole sandbox is killed. `argv` gets the channel's descriptors appended: REQUESTS_FD
+    REPLIES_FD. With `database`, the child gets a relay socket (`ContainedChild.relay`) as its
+    only way to a database."""
     if shutil.which(argv[0], path=env.get("PATH")) is None:
         raise FileNotFoundError(f"{argv[0]}: not found on the child's PATH")
-    namespaces = _namespaces()
-    user = _user_drop(tuple(probe_argv or (argv[0], "--version")))
     with contextlib.ExitStack() as stack:
-        private = stack.enter_context(tempfile.TemporaryDirectory(prefix="migsafe-run-"))
-        private_dir = Path(private)
-        child_env = {"HOME": private, "TMPDIR": private, **env}
-        if user.uid is not None and user.gid is not None:
-            for path in (private_dir, *writable_paths):
-                _chown_tree(path, user.uid, user.gid)
+        relay = None
+        sockets: list[Path] = []
+        if database:
+            relay_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migsafe-db-")))
+            relay = DatabaseRelay(relay_dir)
+            stack.callback(relay.close)
+            sockets.append(relay.socket_path)
+        view = View(
+            readable=_with_cwd(readable_paths, writable_paths, cwd),
+            writable=writable_paths,
+            sockets=sockets,
+        )
+        full_argv, child_env, protections = stack.enter_context(
+            _contained_argv(argv, cwd, env, view, limits)
+        )
+        outputs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migsafe-out-")))
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
-        out = stack.enter_context(open(private_dir / ".stdout", "w+b"))
-        err = stack.enter_context(open(private_dir / ".stderr", "w+b"))
+        out = stack.enter_context(open(outputs / ".stdout", "w+b"))
+        err = stack.enter_context(open(outputs / ".stderr", "w+b"))
         try:
-            proc = subprocess.Popen(
-                [
-                    *namespaces.prefix,
-                    *_init_shim(namespaces),
-                    *user.prefix,
-                    *argv,
-                    str(requests_read),
-                    str(replies_write),
-                ],
+            proc, init = _launch(
+                [*full_argv, str(requests_read), str(replies_write)],
                 cwd=cwd,
                 env=child_env,
-                stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                start_new_session=True,
-                close_fds=True,
                 pass_fds=(requests_read, replies_write),
-                preexec_fn=_limit_setter(limits),
+                limits=limits,
             )
         except BaseException:
             for fd in (requests_write, replies_read):
@@ -681,21 +742,28 @@ def contained_child(
             os.close(replies_write)
         child = ContainedChild(
             proc,
+            init=init,
             requests_fd=requests_write,
             replies_fd=replies_read,
             stderr=err,
             timeout_s=timeout_s,
-            pids_namespace=namespaces.pids,
+            limits=limits,
         )
+        child.relay = relay
         stack.callback(child.close)
-        child.protections = _describe(namespaces, user, limits, timeout_s, child_env)
-        child.protections[-2] = (
-            f"wall clock: {timeout_s:g}s per step, whole process group killed on expiry"
-        )
-        child.protections.append(
+        child.protections = [
+            *protections,
+            *_common_lines(limits, timeout_s, child_env),
             "between steps: the child is stopped (SIGSTOP); none of its code runs while "
-            "migsafe reads the database"
+            "migsafe reads the database",
+        ]
+        child.protections[-3] = (
+            f"wall clock: {timeout_s:g}s per step, the whole sandbox killed on expiry"
         )
+        if relay is not None:
+            child.protections.insert(
+                1, "database: only through a socket relayed by migsafe to this check's database"
+            )
         yield child
 
 
@@ -708,7 +776,9 @@ def contained_python(
     timeout_s: float,
     limits: Limits = Limits(),
     python: str = sys.executable,
-    needs: str = "alembic, sqlalchemy",
+    readable_paths: Sequence[Path] = (),
+    writable_paths: Sequence[Path] = (),
+    database: bool = False,
 ) -> Iterator[ContainedChild]:
     """`python -I -B script REQUESTS_FD REPLIES_FD`, contained and kept up for requests (see
     `ContainedChild`). The script lives in a directory of ours the child can only read."""
@@ -724,6 +794,8 @@ def contained_python(
             env=env,
             timeout_s=timeout_s,
             limits=limits,
-            probe_argv=[python, "-I", "-c", f"import {needs}"],
+            readable_paths=[work_dir, *readable_paths],
+            writable_paths=writable_paths,
+            database=database,
         ) as child:
             yield child

@@ -118,6 +118,15 @@ class _Run:
     def skip(self, *names: str, reason: str) -> None:
         self.report.steps += [Step(n, "skipped", detail=reason) for n in names]
 
+    @property
+    def child_url(self) -> str:
+        """The sandbox URL as the contained child reaches it: through its relay socket."""
+        relay = self.process.relay
+        if relay is None:
+            return self.sandbox.url
+        relay.connect_to(*self.sandbox.server.address())
+        return self.sandbox.url_via(relay.directory)
+
     def child(self, command: str, target: str, *, trace: bool) -> _ChildRun:
         request = self.request
         reply = self.process.request(
@@ -129,8 +138,8 @@ class _Run:
                 "ini_path": str(request.ini_path) if request.ini_path else None,
                 "script_location": str(request.script_location),
                 "versions_dirs": [str(d) for d in request.versions_dirs],
-                "url": self.sandbox.url,
-                "env": {"DATABASE_URL": self.sandbox.url},
+                "url": self.child_url,
+                "env": {"DATABASE_URL": self.child_url},
             }
         )
         if reply.timed_out:
@@ -151,7 +160,7 @@ class _Run:
     def model_drift(self) -> tuple[list[str] | None, str | None]:
         """The database against env.py's target_metadata, compared in the child as `alembic
         check` does: (differences, or None when env.py sets no target_metadata; error)."""
-        reply = self.process.request({"command": "compare", "url": self.sandbox.url})
+        reply = self.process.request({"command": "compare", "url": self.child_url})
         if reply.message is None:
             # The models' code (include_object...) took the child down: the rollback steps
             # still run, in a new child, so that hanging the comparison skips none of them.
@@ -257,7 +266,8 @@ def sandbox_child(request: SandboxRequest) -> Iterator[ContainedChild]:
         timeout_s=request.timeout_s,
         limits=request.limits,
         python=request.python,
-        needs="alembic, sqlalchemy, psycopg",
+        readable_paths=[request.work_root],
+        database=True,
     ) as child:
         yield child
 

@@ -42,8 +42,9 @@ def _prepare(
     *setup: str,
     env: dict[str, str] | None = None,
     timeout_s: float = 60,
+    network: bool = False,
 ) -> PreparedEnvironment:
-    settings = SandboxSettings(setup=list(setup), env=env or {})
+    settings = SandboxSettings(setup=list(setup), env=env or {}, setup_network=network)
     return prepare_environment(work_root, settings, timeout_s=timeout_s, cache_dir=cache)
 
 
@@ -92,7 +93,9 @@ def test_setup_runs_in_a_virtualenv_that_sees_migsafes_packages(tmp_path: Path) 
     assert (repo / "marker").read_text() == str(venv)  # `python` on PATH is the venv's
     for module in ("alembic", "sqlalchemy", "psycopg"):  # --system-site-packages
         assert _imports(prepared.python, module), module
-    assert NETWORK_ALLOWED in [line.removeprefix("setup: ") for line in prepared.protections]
+    # No network unless the policy says `setup_network: true`.
+    assert "setup: network: none (new network namespace)" in prepared.protections
+    assert NETWORK_ALLOWED not in [line.removeprefix("setup: ") for line in prepared.protections]
     assert any(
         line.startswith("setup: limits: cpu 600s, memory 2 GiB") for line in prepared.protections
     )
@@ -121,7 +124,6 @@ def test_pip_installs_into_the_virtualenv_and_never_into_migsafes(tmp_path: Path
         cwd=repo,
         env=scrubbed_env(),
         timeout_s=30,
-        probe_argv=[prepared.python, "-I", "-c", "import lp, alembic, sqlalchemy, psycopg"],
     )
     assert contained.returncode == 0, contained.stderr
 
@@ -187,17 +189,35 @@ def test_setup_sees_the_policys_variables_and_none_of_the_bots(
     assert "GITHUB_TOKEN" not in seen and "ghs_faketoken123" not in json.dumps(seen)
 
 
-def test_setup_may_reach_the_network(tmp_path: Path) -> None:
+def _connect_command(port: int) -> str:
+    return f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 5)\""
+
+
+def test_setup_reaches_the_network_only_when_the_policy_allows_it(tmp_path: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.settimeout(10)
         port = listener.getsockname()[1]
-        connect = f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\""
-        prepared = _prepare(_repo(tmp_path / "repo"), tmp_path / "cache", connect)
-        assert prepared.error is None, prepared.error
+        allowed = _prepare(
+            _repo(tmp_path / "repo"), tmp_path / "cache", _connect_command(port), network=True
+        )
+        assert allowed.error is None, allowed.error
         connection, _ = listener.accept()  # the setup command did call
         connection.close()
+        assert "setup: " + NETWORK_ALLOWED in allowed.protections
+
+
+def test_setup_without_network_cannot_reach_the_machine(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        refused = _prepare(_repo(tmp_path / "repo"), tmp_path / "cache", _connect_command(port))
+        assert refused.error is not None and "ConnectionRefusedError" in refused.error
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing arrived: the sandbox's loopback is its own
 
 
 def test_the_cache_directory_comes_from_the_environment(

@@ -1,4 +1,7 @@
-"""run_isolated with real child processes: limits, timeouts, cleanup, environment, network."""
+"""run_isolated with real child processes: containment, limits, timeouts, cleanup, environment.
+
+Every test here runs as whatever user runs the suite: CI runs it as root and as an ordinary
+user, so each protection is proven in both modes."""
 
 from __future__ import annotations
 
@@ -27,8 +30,6 @@ from bot.sandbox.isolation import (
 )
 
 SCRUBBED_KEYS = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
-# `python --version` runs even where the interpreter's own library is unreachable.
-INTERPRETER_PROBE = [sys.executable, "-I", "-c", "import alembic"]
 
 
 def _python(
@@ -37,7 +38,8 @@ def _python(
     *,
     limits: Limits | None = None,
     timeout_s: float = 30,
-    probe_argv: list[str] | None = None,
+    readable: list[Path] | None = None,
+    writable: list[Path] | None = None,
 ) -> IsolatedResult:
     return run_isolated(
         [sys.executable, "-I", "-c", code],
@@ -45,7 +47,8 @@ def _python(
         env=scrubbed_env(),
         timeout_s=timeout_s,
         limits=limits or Limits(),
-        probe_argv=probe_argv or INTERPRETER_PROBE,
+        readable_paths=readable or [],
+        writable_paths=writable or [],
     )
 
 
@@ -100,7 +103,7 @@ def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> Non
     assert result.timed_out and result.returncode is None
     assert time.monotonic() - started < 5
     assert _processes_with(marker) == []
-    assert "wall clock: 1s, whole process group killed on expiry" in result.protections
+    assert "wall clock: 1s, the whole sandbox killed on expiry" in result.protections
 
 
 def test_processes_left_behind_are_killed_when_the_child_exits(tmp_path: Path) -> None:
@@ -139,11 +142,12 @@ def test_resource_limits_are_set_in_the_child(tmp_path: Path) -> None:
 
 
 def test_file_size_limit_stops_a_large_write(tmp_path: Path) -> None:
-    code = "open('big', 'wb').write(b'0' * 2 * 1024**2)"
-    result = _python(code, tmp_path, limits=Limits(file_size_bytes=1024**2))
+    out = _made(tmp_path / "out")
+    code = f"open('{out}/big', 'wb').write(b'0' * 2 * 1024**2)"
+    result = _python(code, tmp_path, limits=Limits(file_size_bytes=1024**2), writable=[out])
     assert result.returncode != 0
     assert "File too large" in result.stderr
-    assert (tmp_path / "big").stat().st_size <= 1024**2
+    assert (out / "big").stat().st_size <= 1024**2
 
 
 def test_cpu_limit_kills_a_busy_loop(tmp_path: Path) -> None:
@@ -165,7 +169,7 @@ def test_scrubbed_env_carries_nothing_of_the_bot(
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert set(seen) - {"PWD"} == SCRUBBED_KEYS | {"EXTRA"}  # the shell adds PWD
     assert not {"sekrit", "ghs_faketoken", "pw@db"} & {v for v in seen.values()}
-    assert seen["HOME"] == seen["TMPDIR"] and not Path(seen["HOME"]).exists()  # removed after
+    assert (seen["HOME"], seen["TMPDIR"]) == ("/home/sandbox", "/tmp")  # private tmpfs mounts
     assert "environment: only EXTRA, HOME, LANG, LC_ALL, PATH, TMPDIR" in result.protections
 
 
@@ -182,46 +186,8 @@ def test_no_network_where_a_namespace_is_available(tmp_path: Path) -> None:
             "    print('failed', exc)\n"
         )
         result = _python(code, tmp_path)
-    assert result.stdout.startswith(("connected", "failed"))
-    if "network: none (new network namespace)" not in result.protections:
-        pytest.skip(f"no network namespace on this machine: {result.protections[0]}")
+    assert "network: none (new network namespace)" in result.protections
     assert result.stdout.startswith("failed")
-
-
-def test_drops_to_an_unprivileged_user_when_it_can_run_the_command(shared_tmp: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("only root drops privileges")
-    result = run_isolated(
-        ["sh", "-c", "id -u; echo written > out/file"],
-        cwd=shared_tmp,
-        env=scrubbed_env(),
-        timeout_s=10,
-        writable_paths=[_made(shared_tmp / "out")],
-        probe_argv=["id", "-u"],
-    )
-    user_line = next(line for line in result.protections if line.startswith("user:"))
-    if "unavailable" in user_line:
-        pytest.skip(user_line)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "65534"
-    assert user_line.startswith("user: nobody")
-    assert (shared_tmp / "out" / "file").read_text() == "written\n"
-    assert "NOT enforced" not in " ".join(result.protections)
-
-
-def test_stays_root_and_says_why_when_the_user_cannot_run_the_interpreter(
-    tmp_path: Path,
-) -> None:
-    probe = [sys.executable, "-I", "-c", "import alembic, sqlalchemy"]
-    result = _python("import os; print(os.getuid())", tmp_path, probe_argv=probe)
-    user_line = next(line for line in result.protections if line.startswith("user:"))
-    limits_line = next(line for line in result.protections if line.startswith("limits:"))
-    if result.stdout.strip() == "0":
-        assert user_line.startswith("user: root (unprivileged user unavailable: nobody cannot")
-        assert "NOT enforced: RLIMIT_NPROC does not apply to root" in limits_line
-    else:
-        assert not user_line.startswith("user: root")
-        assert "NOT enforced" not in limits_line
 
 
 def test_a_command_not_on_the_path_raises(tmp_path: Path) -> None:

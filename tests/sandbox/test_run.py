@@ -542,10 +542,10 @@ def test_models_that_take_the_child_down_skip_no_later_step(sandbox: RunSandbox)
 # -- the child that runs every step: one process, a private channel ---------------------------
 
 # A stand-in for _online_child.py: echoes each request; may print, start a thread that keeps
-# appending to a file in its HOME, sleep, or die.
+# appending to a file in the folder it may write (TICKS), sleep, or die.
 _ECHO_CHILD = """
 import json, os, sys, threading, time
-home = os.environ["HOME"]
+home = os.environ.get("TICKS", os.environ["HOME"])
 
 def tick():
     while True:
@@ -578,19 +578,23 @@ def echo_script(tmp_path: Path) -> Path:
 
 
 def test_what_the_child_prints_cannot_forge_its_answers(echo_script: Path) -> None:
-    with contained_python(
-        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30, needs="json"
-    ) as child:
+    with contained_python(echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30) as child:
         reply = child.request({"print": True, "n": 1})
         assert reply.message is not None
         assert reply.message["echo"] == {"print": True, "n": 1}
         assert "forged" not in reply.message
 
 
-def test_the_child_is_stopped_between_requests(echo_script: Path) -> None:
+def test_the_child_is_stopped_between_requests(echo_script: Path, tmp_path: Path) -> None:
     """A thread the child left running does nothing while the parent checks the database."""
+    ticks_dir = tmp_path / "ticks"
+    ticks_dir.mkdir()
     with contained_python(
-        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=30, needs="json"
+        echo_script,
+        cwd=Path("/"),
+        env=scrubbed_env({"TICKS": str(ticks_dir)}),
+        timeout_s=30,
+        writable_paths=[ticks_dir],
     ) as child:
         first = child.request({"tick": True, "sleep": 0.1})
         assert first.message is not None
@@ -604,9 +608,7 @@ def test_the_child_is_stopped_between_requests(echo_script: Path) -> None:
 
 
 def test_a_request_without_answer_kills_the_child_at_the_wall_clock(echo_script: Path) -> None:
-    with contained_python(
-        echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=1, needs="json"
-    ) as child:
+    with contained_python(echo_script, cwd=Path("/"), env=scrubbed_env(), timeout_s=1) as child:
         assert child.request({"n": 1}).message is not None  # started, imports done
         began = time.monotonic()
         reply = child.request({"sleep": 60})
