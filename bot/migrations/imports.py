@@ -3,8 +3,8 @@
 An approval is for what runs, and `env.py` and the revisions run whatever repository
 modules they import (models, settings, helpers). The repository is untrusted, so its
 files are only parsed with `ast`, never imported; an import is resolved against the
-directories Alembic's child would search (the caller passes them, first to last) and
-against the importing file's own package for relative imports. Only files inside the
+directories Alembic's child would search (the caller passes them) and against the
+importing file's own package for relative imports. Only files inside the
 repository count: a third-party or standard-library module is not the change's.
 
 Resolution errs towards including: every search root that holds a name counts (the
@@ -17,6 +17,7 @@ parsed); where a bound cuts it short, `Closure.truncated` says so.
 from __future__ import annotations
 
 import ast
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,10 @@ from pathlib import Path
 MAX_FILES = 2000  # modules followed; a real application's import graph is far smaller
 MAX_DEPTH = 50  # import hops from a seed
 MAX_PARSED_BYTES = 2 * 1024**2  # a larger file is covered (hashed) but not followed
-_DYNAMIC_IMPORTERS = {"import_module", "__import__"}
+_DYNAMIC_IMPORTERS = ("import_module", "__import__")
+# Where statements nest: bodies of blocks, `except` handlers, `match` cases.
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+_STATEMENT_NODES = (ast.stmt, ast.excepthandler, ast.match_case)
 
 
 @dataclass
@@ -40,10 +44,9 @@ def import_closure(repo_root: Path, seeds: Iterable[Path], search_roots: Sequenc
     migration child sees it, restricted to the repository). Seeds outside the repository
     or not regular files are ignored.
     """
-    root = repo_root.resolve()
-    roots = [r for r in (_inside(root, p) for p in search_roots) if r is not None and r.is_dir()]
+    resolver = _Resolver(repo_root.resolve(), search_roots)
     seen: set[Path] = set()
-    level = sorted({p for p in (_inside(root, s) for s in seeds) if p is not None and _is_file(p)})
+    level = sorted({p for p in map(resolver.file, seeds) if p is not None})
     truncated = False
     depth = 0
     while level:
@@ -52,19 +55,16 @@ def import_closure(repo_root: Path, seeds: Iterable[Path], search_roots: Sequenc
             break
         following: set[Path] = set()
         for path in level:  # sorted: where a bound cuts the walk, it cuts it the same way
-            if path in seen:
-                continue
             if len(seen) >= MAX_FILES:
                 truncated = True
                 break
             seen.add(path)
-            source = _source(path)
-            if source is None:
+            imported = _imports_of(path)
+            if imported is None:
                 truncated = truncated or _is_large(path)
                 continue
-            for found in _imported_files(root, path, source, roots):
-                if found not in seen:
-                    following.add(found)
+            for found in imported:
+                following.update(resolver.files_of(path, found))
         level = sorted(following - seen)
         depth += 1
     return Closure(files=sorted(seen), truncated=truncated)
@@ -73,14 +73,21 @@ def import_closure(repo_root: Path, seeds: Iterable[Path], search_roots: Sequenc
 # -- reading a module ------------------------------------------------------------------------
 
 
-def _source(path: Path) -> ast.Module | None:
-    """The parsed module, or None: too large, unreadable or not Python (still covered)."""
+def _imports_of(path: Path) -> list[_Import] | None:
+    """The imports of a module, or None: too large, unreadable or not Python (the file is
+    still covered, only not followed)."""
     if _is_large(path):
         return None
     try:
-        return ast.parse(path.read_bytes(), filename=str(path))
+        source = path.read_bytes()
+        tree = ast.parse(source, filename=str(path))
     except (OSError, SyntaxError, ValueError):  # ValueError: NUL bytes in the source
         return None
+    found = list(_import_statements(tree))
+    if any(name.encode() in source for name in _DYNAMIC_IMPORTERS):
+        # Only then are the expressions walked too: most of a module's nodes are in them.
+        found += [_Import(name) for node in ast.walk(tree) if (name := _dynamic_import(node))]
+    return found
 
 
 def _is_large(path: Path) -> bool:
@@ -97,116 +104,115 @@ class _Import:
     level: int = 0  # leading dots of a relative import
 
 
-def _imports(tree: ast.Module) -> Iterator[_Import]:
-    for node in ast.walk(tree):
+def _import_statements(tree: ast.Module) -> Iterator[_Import]:
+    """`import` and `from ... import` statements, at any depth of the statement tree
+    (functions, classes, `if TYPE_CHECKING:`, `try`); expressions are not entered."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield _Import(alias.name)
+            yield from (_Import(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             names = tuple(alias.name for alias in node.names if alias.name != "*")
             yield _Import(node.module or "", names, node.level)
-        elif isinstance(node, ast.Call) and (name := _dynamic_import_name(node)) is not None:
-            yield _Import(name)
+        for field_name in _STATEMENT_LISTS:
+            children = getattr(node, field_name, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, _STATEMENT_NODES))
 
 
-def _dynamic_import_name(call: ast.Call) -> str | None:
-    """`importlib.import_module("a.b")`, `import_module("a.b")`, `__import__("a.b")`."""
-    func = call.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if name not in _DYNAMIC_IMPORTERS or not call.args:
+def _dynamic_import(node: ast.AST) -> str | None:
+    """The name of `importlib.import_module("a.b")`, `import_module("a.b")` or
+    `__import__("a.b")`, when it is a literal absolute name."""
+    if not isinstance(node, ast.Call) or not node.args:
         return None
-    first = call.args[0]
-    if isinstance(first, ast.Constant) and isinstance(first.value, str):
-        # A relative name needs the `package` argument's value: not followed.
-        return first.value if first.value and not first.value.startswith(".") else None
-    return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name not in _DYNAMIC_IMPORTERS or not isinstance(first, ast.Constant):
+        return None
+    # A relative name needs the `package` argument's value: not followed.
+    value = first.value
+    return value if isinstance(value, str) and value and not value.startswith(".") else None
 
 
 # -- resolving -------------------------------------------------------------------------------
 
 
-def _imported_files(
-    root: Path, importer: Path, tree: ast.Module, roots: Sequence[Path]
-) -> Iterator[Path]:
-    for found in _imports(tree):
-        if found.level:
-            base = importer.parent
-            for _ in range(found.level - 1):
-                base = base.parent
-            if _inside(root, base) is None:
-                continue  # `from ... import` climbing out of the repository
-            yield from _resolve(root, base, found)
-        else:
-            for search_root in roots:
-                yield from _resolve(root, search_root, found)
+class _Resolver:
+    """Imports resolved against one repository. Cached: the same names are imported from
+    many modules, and resolving a path through links costs system calls each time."""
 
+    def __init__(self, root: Path, search_roots: Sequence[Path]) -> None:
+        self.root = root
+        self._entries: dict[Path, tuple[Path, bool] | None] = {}
+        self._resolved: dict[tuple[Path, str, tuple[str, ...]], list[Path]] = {}
+        self.roots = [r for r in map(self.directory, search_roots) if r is not None]
 
-def _resolve(root: Path, base: Path, found: _Import) -> Iterator[Path]:
-    """The files importing `found` from `base` runs: each package's `__init__.py` on the
-    way, the module itself, and those of the `from` names that are submodules."""
-    parts = [part for part in found.module.split(".") if part]
-    files, directory = _walk_packages(root, base, parts)
-    yield from files
-    if directory is not None:
-        for name in found.names:
-            yield from _module_files(root, directory, name)
+    def files_of(self, importer: Path, found: _Import) -> list[Path]:
+        """The repository files running `found` (as written in `importer`) runs."""
+        if not found.level:
+            return [f for base in self.roots for f in self._from(base, found)]
+        base: Path | None = importer.parent
+        for _ in range(found.level - 1):
+            base = self.directory(base.parent) if base is not None else None
+        # `from ... import` climbing out of the repository finds nothing of it.
+        return self._from(base, found) if base is not None else []
 
+    def _from(self, base: Path, found: _Import) -> list[Path]:
+        key = (base, found.module, found.names)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(base, found)
+        return self._resolved[key]
 
-def _walk_packages(root: Path, base: Path, parts: list[str]) -> tuple[list[Path], Path | None]:
-    """Follow `parts` down from `base`: the files run on the way, and the package directory
-    reached (None when the name ends at a plain module or is not the repository's)."""
-    files: list[Path] = []
-    directory = base
-    for part in parts:
-        if not part.isidentifier():
-            return files, None
-        package = _inside(root, directory / part)
-        init = _inside(root, directory / part / "__init__.py")
-        if init is not None and _is_file(init):
-            files.append(init)
-        elif package is None or not _is_dir(package):
-            module = _inside(root, directory / f"{part}.py")
-            if module is not None and _is_file(module):
+    def _resolve(self, base: Path, found: _Import) -> list[Path]:
+        """Each package's `__init__.py` on the way, the module itself, and those of the
+        `from` names that are submodules."""
+        files: list[Path] = []
+        directory = base
+        for part in (part for part in found.module.split(".") if part):
+            if not part.isidentifier():
+                return files
+            # Python's order within one directory: a package, a module, a namespace package.
+            if (init := self.file(directory / part / "__init__.py")) is not None:
+                files.append(init)
+                directory = init.parent
+            elif (module := self.file(directory / f"{part}.py")) is not None:
                 files.append(module)
-            return files, None  # a module has no submodules to walk into
-        # else: a namespace package, where no file runs but its submodules may
-        if package is None:
-            return files, None
-        directory = package
-    return files, directory
+                return files  # a module has no submodules to walk into
+            elif (namespace := self.directory(directory / part)) is not None:
+                directory = namespace
+            else:
+                return files  # not the repository's: a third-party or standard module
+        for name in found.names:
+            if name.isidentifier():
+                submodule = self.file(directory / name / "__init__.py") or self.file(
+                    directory / f"{name}.py"
+                )
+                files += [submodule] if submodule is not None else []
+        return files
 
+    def file(self, path: Path) -> Path | None:
+        """`path` resolved, if it is a regular file inside the repository."""
+        entry = self._entry(path)
+        return entry[0] if entry is not None and not entry[1] else None
 
-def _module_files(root: Path, directory: Path, name: str) -> Iterator[Path]:
-    """`from package import name`: the submodule's file when `name` is one."""
-    if not name.isidentifier():
-        return
-    init = _inside(root, directory / name / "__init__.py")
-    if init is not None and _is_file(init):
-        yield init
-        return
-    module = _inside(root, directory / f"{name}.py")
-    if module is not None and _is_file(module):
-        yield module
+    def directory(self, path: Path) -> Path | None:
+        """`path` resolved, if it is a directory inside the repository."""
+        entry = self._entry(path)
+        return entry[0] if entry is not None and entry[1] else None
 
-
-def _inside(root: Path, path: Path) -> Path | None:
-    """`path` resolved, if it stays inside the repository (a link out of it does not)."""
-    try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError):
-        return None
-    return resolved if resolved == root or resolved.is_relative_to(root) else None
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
+    def _entry(self, path: Path) -> tuple[Path, bool] | None:
+        """(resolved path, is a directory) for a file or directory inside the repository:
+        a link out of it is not the repository's and is never read."""
+        if path not in self._entries:
+            self._entries[path] = None
+            try:
+                mode = path.stat().st_mode  # most names are not here: one call says so
+                resolved = path.resolve()
+            except (OSError, RuntimeError):
+                return None
+            inside = resolved == self.root or resolved.is_relative_to(self.root)
+            if inside and (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                self._entries[path] = (resolved, stat.S_ISDIR(mode))
+        return self._entries[path]

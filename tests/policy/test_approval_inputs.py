@@ -360,3 +360,54 @@ def test_a_repository_without_a_project_is_a_user_error(tmp_path: Path) -> None:
     write(tmp_path, {"README.md": "# nothing\n"})
     with pytest.raises(UserError):
         approval_fingerprint(tmp_path, policy(""))
+
+
+def test_imports_anywhere_in_the_statement_tree_count(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "env.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    import typed\n"
+                "try:\n    import fast\nexcept ImportError:\n    import slow\n"
+                "def run():\n    import inner\n"
+                "class Config:\n    from . import attribute\n"
+                "match 1:\n    case 1:\n        import matched\n"
+            ),
+            **{f"{name}.py": "" for name in ("typed", "fast", "slow", "inner", "attribute")},
+            "matched.py": "",
+            "not_imported.py": "",
+        },
+    )
+    closure = import_closure(root, [root / "env.py"], [root])
+    assert sorted(p.stem for p in closure.files) == [
+        "attribute",
+        "env",
+        "fast",
+        "inner",
+        "matched",
+        "slow",
+        "typed",
+    ]
+
+
+def test_python_resolution_order_in_a_folder(tmp_path: Path) -> None:
+    """A package beats a module beside it, a module beats a namespace folder."""
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "env.py": "import pkg\nimport mod\n",
+            "pkg/__init__.py": "",
+            "pkg.py": "",
+            "mod.py": "",
+            "mod/inside.py": "",
+        },
+    )
+    closure = import_closure(root, [root / "env.py"], [root])
+    assert [p.relative_to(root).as_posix() for p in closure.files] == [
+        "env.py",
+        "mod.py",
+        "pkg/__init__.py",
+    ]
