@@ -59,12 +59,12 @@ from bot.github.pulls import (
 from bot.github.tarball import UnsafeArchive, download_tree
 from bot.github.teams import TeamMemberships
 from bot.jobs import MAX_ATTEMPTS, plan_check, plan_gate
+from bot.migrations.inputs import approval_fingerprint
 from bot.policy.approvals import Review, check_name, membership_checks
 from bot.policy.approvals import evaluate_gate as gate_verdict
 from bot.policy.backup import BackupSourceSettings, BackupUnavailable, fetch_backup_status
 from bot.policy.config import POLICY_PATH, Policy, parse_policy
 from bot.policy.environments import environment_for_branch
-from bot.policy.fingerprint import migration_fingerprint
 from bot.policy.gate_report import render_gate_summary
 from bot.report import verdict
 from bot.report.json_report import finding_from_json, to_document
@@ -300,13 +300,15 @@ async def _check(
             database_url=ctx.settings.sandbox_url if ctx.settings else None,
         )
         try:
+            # What the approvals are for, read from the downloaded head before anything
+            # runs (the check runs in its own copy): the revisions, env.py and what it
+            # imports, the Alembic configuration, the setup's inputs.
+            fingerprint = await asyncio.to_thread(approval_fingerprint, head_tree, policy)
             result = await asyncio.to_thread(run_check, options)
         except UserError as error:
             title = "migsafe could not read the migrations"
             await _fail(ctx, api, repo, pull, run_id, title, str(error))
             return False
-        tree_files = await asyncio.to_thread(_tree_files, head_tree, globs)
-        fingerprint = migration_fingerprint(tree_files, globs)
     finally:
         # Removing two repository trees takes a while: not in the event loop.
         await asyncio.to_thread(shutil.rmtree, tmp, True)
@@ -390,16 +392,6 @@ def _migration_globs(policy: Policy) -> list[str]:
         return list(policy.migration_paths)
     location = policy.alembic.script_location
     return policy.migration_globs(location) if location else list(DEFAULT_MIGRATION_GLOBS)
-
-
-def _tree_files(root: Path, globs: list[str]) -> dict[str, bytes]:
-    from bot.policy.fingerprint import matches_any
-
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in root.rglob("*.py")
-        if path.is_file() and matches_any(path.relative_to(root).as_posix(), globs)
-    }
 
 
 async def _sandbox_allowed(ctx: ServiceContext, repo: str, pull: dict[str, Any]) -> bool:

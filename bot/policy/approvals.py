@@ -1,14 +1,16 @@
 """The merge gate's evaluation: reviews, team memberships and findings in, a verdict out.
 
 Pure: the caller fetches the reviews, the memberships (for the users `membership_checks`
-names), the migration fingerprints, the findings of the head commit and the backup
+names), the approval fingerprints, the findings of the head commit and the backup
 status; this module decides. The rules (issue 5, "Counting approvals"):
 
 - each user's latest review state counts: COMMENTED does not change it, DISMISSED
   clears it, pending (draft) reviews are not submitted and do not count;
 - the pull request's author and accounts that are not users (bots) never count;
-- an approval counts only if the migration fingerprint at its commit equals the current
-  one (an unknown commit is stale: its migrations were never analysed);
+- an approval counts only if the approval fingerprint at its commit equals the current
+  one: the revisions, env.py, script.py.mako, alembic.ini, the setup's requirement files
+  and the repository modules they import (`bot.migrations.inputs`); an unknown commit is
+  stale, what it ran was never analysed;
 - a CHANGES_REQUESTED from an active member of a mapped team blocks until that member
   approves or the review is dismissed;
 - one person in two mapped teams satisfies both roles unless `distinct_approvers`;
@@ -201,7 +203,7 @@ def evaluate_gate(
     """The gate's verdict for a pull request whose base branch deploys to `environment`.
 
     `memberships[(team, login)]` is True only for an active member (missing: not a member).
-    `fingerprints` maps analysed commits to their migration fingerprint. `changes_migrations`
+    `fingerprints` maps analysed commits to their approval fingerprint. `changes_migrations`
     says whether the pull request changes any migration file: without, nothing is required.
     `backup` is None when the operator configured no backup status source.
     """
@@ -280,7 +282,7 @@ def _split_stale(
             reason = "migsafe never analysed that commit, so what it approved is unknown"
             stale.append(StaleApproval(review.user, review.commit_id, reason))
         else:
-            reason = "a migration changed since"
+            reason = "the migrations or what they run changed since"
             stale.append(StaleApproval(review.user, review.commit_id, reason))
     return fresh, stale
 

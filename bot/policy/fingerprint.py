@@ -1,10 +1,13 @@
-"""The migration fingerprint: one hash of the migration files at a commit.
+"""The approval fingerprint: one hash of what a check runs, at a commit.
 
-An approval counts only while the migrations it saw are the migrations now. Comparing
-fingerprints (not commit SHAs) lets unrelated pushes keep approvals, while any change
-to a migration file (content, name, a file added or removed) invalidates them.
+An approval counts only while what it saw run is what runs now. Comparing fingerprints
+(not commit SHAs) lets unrelated pushes keep approvals, while any change to a covered
+file (content, name, a file added or removed) invalidates them. Which files are covered
+(the revisions, `env.py`, `script.py.mako`, `alembic.ini`, the setup's requirement files
+and the repository modules they import) is `bot.migrations.inputs`' business; this
+module only hashes.
 
-Pure: file contents in, a hex digest out.
+Pure: per-file digests in, a hex digest out.
 """
 
 from __future__ import annotations
@@ -14,28 +17,30 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-_FORMAT = b"migsafe-migration-fingerprint-v1\n"  # a new format never equals an old digest
+# A new format never equals an old digest: after an upgrade that widens what is covered,
+# approvals given before it are stale once (fail safe), not silently kept.
+_FORMAT = b"migsafe-approval-fingerprint-v2\n"
+_TRUNCATED = b"truncated\n"
 
 
-def migration_fingerprint(files: Mapping[str, bytes], globs: Iterable[str] | None = None) -> str:
-    """sha256 over the sorted (path, sha256(content)) of the migration files in `files`.
-
-    `files` maps repository-relative paths to contents. With `globs` (e.g.
-    `policy.migration_globs(script_location)`), only the files matching one of them are
-    migrations and the others are ignored; without, every file given is a migration.
-    """
-    patterns = list(globs) if globs is not None else None
-    entries = sorted(
-        (normalize_path(path), hashlib.sha256(content).hexdigest())
-        for path, content in files.items()
-        if patterns is None or matches_any(path, patterns)
-    )
-    digest = hashlib.sha256(_FORMAT)
-    for path, content_hash in entries:
+def fingerprint(digests: Mapping[str, str], *, truncated: bool = False) -> str:
+    """sha256 over the sorted (path, digest) pairs: repository-relative paths to the
+    sha256 hex digest of each file. `truncated` (the import walk hit a bound) is part of
+    the hash, so a fingerprint that covers less never equals one that covers all."""
+    entries = sorted((normalize_path(path), digest) for path, digest in digests.items())
+    hasher = hashlib.sha256(_FORMAT)
+    for path, digest in entries:
         # NUL cannot occur in a path, so no two listings serialise alike.
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-        digest.update(content_hash.encode("ascii") + b"\n")
-    return digest.hexdigest()
+        hasher.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        hasher.update(digest.encode("ascii") + b"\n")
+    if truncated:
+        hasher.update(_TRUNCATED)
+    return hasher.hexdigest()
+
+
+def content_digest(content: bytes) -> str:
+    """The per-file digest `fingerprint` expects."""
+    return hashlib.sha256(content).hexdigest()
 
 
 def normalize_path(path: str) -> str:

@@ -111,8 +111,11 @@ def _context(verdict: GateVerdict, environment: str, base_branch: str) -> str:
         f"({_code(check_name(branch))}) is evaluated for it alone."
     )
     if verdict.roles:
-        text += " Approvals count only for the migrations they saw: a change to a migration "
-        text += "needs them again."
+        text += (
+            " Approvals count only for what they saw run: a change to a revision, `env.py`, "
+            "`script.py.mako`, `alembic.ini`, the setup's requirement files or a repository "
+            "module these import needs them again."
+        )
     return text
 
 

@@ -104,7 +104,7 @@ def environment_key(work_root: Path, settings: SandboxSettings) -> str:
         "python": [sys.executable, sys.version],
         "commands": list(settings.setup),
         "env": sorted(settings.env.items()),
-        "files": _input_files(work_root.resolve(), settings.setup),
+        "files": setup_input_files(work_root.resolve(), settings.setup),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -112,7 +112,7 @@ def environment_key(work_root: Path, settings: SandboxSettings) -> str:
 # -- the key's files -------------------------------------------------------------------------
 
 
-def _input_files(root: Path, commands: list[str]) -> dict[str, str]:
+def setup_input_files(root: Path, commands: list[str]) -> dict[str, str]:
     """Repository-relative path -> sha256 of the files the commands name, else the root's."""
     digests: dict[str, str] = {}
     for command in commands:

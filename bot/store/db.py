@@ -323,7 +323,8 @@ async def latest_analysis(
 async def migration_fingerprints(
     connection: psycopg.AsyncConnection[Any], *, repo: str, number: int
 ) -> dict[str, str]:
-    """The migration fingerprint of every analysed commit of the PR (latest analysis wins)."""
+    """The approval fingerprint (column `migration_fingerprint`, see bot.migrations.inputs)
+    of every analysed commit of the PR (latest analysis wins)."""
     cursor = await connection.execute(
         "SELECT DISTINCT ON (head_sha) head_sha, migration_fingerprint FROM analyses"
         " WHERE repo = %s AND number = %s AND migration_fingerprint IS NOT NULL"

@@ -1,8 +1,9 @@
 """The merge gate end to end (issue 5): a production pull request dropping a column waits
 for a backend-lead AND a product-owner team member; the author, non-members and pending
 members do not count; a push that edits the migration makes the approvals stale, an
-unrelated push keeps them; a `membership` event drops the cached membership and re-evaluates
-the gates waiting for approvals.
+unrelated push keeps them; an edit to `env.py` or to a module it imports makes them stale
+too (issue 11: the approval was for other code); a `membership` event drops the cached
+membership and re-evaluates the gates waiting for approvals.
 
 The gate's summaries of this run are docs/gate-walkthrough.md: a test fails when the file
 and the run differ; `MIGSAFE_WRITE_WALKTHROUGH=1 python -m pytest tests/e2e -k walkthrough`
@@ -18,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import (
     AUTHOR,
+    FIXTURES,
     ORG,
     REPO,
     VERSIONS,
@@ -84,7 +86,7 @@ async def test_walkthrough_production_drop_needs_both_roles_and_fresh_approvals(
     assert stale.conclusion == "action_required"
     stale_section = summary(stale).split("### Stale approvals")[1]
     assert "@lead" in stale_section and "@po" in stale_section
-    assert "a migration changed since" in stale_section
+    assert "the migrations or what they run changed since" in stale_section
     assert bot.failed_jobs() == []
 
     heads = {first_head: "first head", unrelated_head: "second head", edited_head: "third head"}
@@ -96,6 +98,43 @@ async def test_walkthrough_production_drop_needs_both_roles_and_fresh_approvals(
         f"docs/gate-walkthrough.md differs from this run: regenerate it with {WRITE_FLAG}=1 "
         "python -m pytest tests/e2e -k walkthrough"
     )
+
+
+async def test_an_edit_to_env_py_or_what_it_imports_makes_approvals_stale(
+    bot: Bot, backup_source: str
+) -> None:
+    seeded = seed_shop(bot.fake, head_migration(DROP))
+    await bot.pull_request("opened", seeded)
+    await bot.review(seeded, "lead", "APPROVED")
+    await bot.review(seeded, "po", "APPROVED")
+    assert bot.gate(seeded.head_sha).conclusion == "success"
+
+    # env.py now imports the application's models: the migration run executes that code.
+    env = (FIXTURES / "base" / "migrations" / "env.py").read_bytes()
+    imports_app = b"from app.models import PAGE_SIZE  # noqa: F401\n" + env
+    env_head = await bot.push(seeded, {"migrations/env.py": imports_app})
+    stale = bot.gate(env_head)
+    assert stale.conclusion == "action_required", summary(stale)
+    stale_section = summary(stale).split("### Stale approvals")[1]
+    assert "@lead" in stale_section and "@po" in stale_section
+    assert "the migrations or what they run changed since" in stale_section
+
+    await bot.review(seeded, "lead", "APPROVED")
+    await bot.review(seeded, "po", "APPROVED")
+    assert bot.gate(env_head).conclusion == "success"
+    # app/models.py is now imported by env.py: changing it changes what runs.
+    models_head = await bot.push(seeded, {"app/models.py": "PAGE_SIZE = 20\n"})
+    again = bot.gate(models_head)
+    assert again.conclusion == "action_required", summary(again)
+    assert "@lead" in summary(again).split("### Stale approvals")[1]
+
+    await bot.review(seeded, "lead", "APPROVED")
+    await bot.review(seeded, "po", "APPROVED")
+    readme_head = await bot.push(seeded, {"README.md": "# shop\n\nNothing runs this.\n"})
+    kept = bot.gate(readme_head)
+    assert kept.conclusion == "success", summary(kept)
+    assert "Stale approvals" not in summary(kept)
+    assert bot.failed_jobs() == []
 
 
 async def test_a_membership_event_drops_the_cached_membership_and_reevaluates(

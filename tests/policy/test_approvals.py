@@ -308,7 +308,7 @@ def test_roles_say_which_team_how_many_and_why() -> None:
 def test_stale_reasons_tell_a_changed_migration_from_an_unknown_commit() -> None:
     verdict = gate([review("alice", commit="c1"), review("bob", commit="c0")], current="c3")
     reasons = {s.user: s.reason for s in verdict.stale_approvals}
-    assert reasons["alice"] == "a migration changed since"
+    assert reasons["alice"] == "the migrations or what they run changed since"
     assert "never analysed" in reasons["bob"]
 
 

@@ -70,8 +70,9 @@ BLOCKED = """\
 **Blocked: needs approval from product-owner (my-org/product-owners).**
 
 Base branch `main` deploys to **production**: this check (`migsafe/approvals (main)`) \
-is evaluated for it alone. Approvals count only for the migrations they saw: a change to a \
-migration needs them again.
+is evaluated for it alone. Approvals count only for what they saw run: a change to a \
+revision, `env.py`, `script.py.mako`, `alembic.ini`, the setup's requirement files or a \
+repository module these import needs them again.
 
 ### Approvals
 
@@ -125,8 +126,8 @@ def test_stale_and_blocking_reviews_are_explained() -> None:
     )
     assert title == "Blocked: needs backend-lead approval; changes requested by @carol"
     assert (
-        "- @alice approved `1a2b3c4d5e6f`, but a migration changed since: it no longer counts, "
-        "a new review is needed"
+        "- @alice approved `1a2b3c4d5e6f`, but the migrations or what they run changed since: "
+        "it no longer counts, a new review is needed"
     ) in markdown
     assert (
         "- @carol (my-org/backend-leads) requested changes on `9f1c2d3e4b5a`: this blocks "
