@@ -19,11 +19,11 @@ import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from sqlalchemy.engine import URL
 
 PREFIX = "migsafe_sbx_"
 SANDBOX_URL_VARIABLE = "MIGSAFE_SANDBOX_URL"
@@ -66,16 +66,23 @@ class SandboxServer:
         return make_conninfo(**(self._params | overrides))
 
     def url(self, *, dbname: str, user: str, password: str) -> str:
-        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query."""
-        query = {
-            key: str(value)
+        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query.
+
+        Rendered here as SQLAlchemy's `URL.render_as_string(hide_password=False)` does, so
+        that the parent process does not import SQLAlchemy only to build a string for the
+        child (tests/sandbox/test_database_url.py compares the two)."""
+        query = sorted(
+            (key, str(value))
             for key, value in self._params.items()
             if key not in {"dbname", "user", "password"} and value is not None
-        }
-        url = URL.create(
-            "postgresql+psycopg", username=user, password=password, database=dbname, query=query
         )
-        return url.render_as_string(hide_password=False)
+        url = (
+            f"postgresql+psycopg://{quote(user, safe=' +')}:{quote(password, safe=' +')}"
+            f"@/{quote(dbname, safe=' +/')}"
+        )
+        if query:
+            url += "?" + "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in query)
+        return url
 
     def server_version(self) -> str:
         with self._lock:
