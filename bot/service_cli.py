@@ -3,26 +3,31 @@
 `add_commands(commands)` adds the three to bot.cli's sub-parsers. Without DATABASE_URL
 the state lives in the embedded cluster, migrated automatically at start-up; with it,
 `migsafe db upgrade` is a deployment step and serve/worker refuse an old schema.
+
+Importing this module must stay cheap: bot.cli imports it to build its parser, for every
+command (`migsafe --version`, `migsafe check`). The service stack (aiohttp, procrastinate,
+prometheus_client, gidgethub, jinja2, SQLAlchemy) is imported inside the commands that run
+it; tests/test_cli_imports.py holds the line.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bot.errors import UserError
-from bot.jobs import JobQueue
-from bot.policy.backup import BackupSourceSettings
-from bot.settings import DEFAULT_DATA_DIR, Settings, load_settings
-from bot.store import db
-from bot.webhooks.app import build_web_app
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.jobs import JobQueue
+    from bot.settings import Settings
+    from bot.store import db
 
 logger = logging.getLogger("migsafe.service")
 
@@ -54,6 +59,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def db_upgrade() -> int:
     """Needs only DATABASE_URL (or MIGSAFE_DATA_DIR for the embedded cluster)."""
+    from bot.settings import DEFAULT_DATA_DIR
+    from bot.store import db
+
     data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
     state = db.locate_state_database(os.environ.get("DATABASE_URL") or None, data_dir)
     try:
@@ -65,6 +73,12 @@ def db_upgrade() -> int:
 
 
 def serve(*, worker: bool = True) -> int:
+    from aiohttp import web
+
+    from bot.jobs import JobQueue
+    from bot.settings import load_settings
+    from bot.webhooks.app import build_web_app
+
     settings = load_settings()
     _check_backup_source()
     _configure_logging()
@@ -80,6 +94,10 @@ def serve(*, worker: bool = True) -> int:
 
 
 def worker() -> int:
+    import asyncio
+
+    from bot.settings import load_settings
+
     settings = load_settings()
     _check_backup_source()
     _configure_logging()
@@ -97,6 +115,8 @@ def worker() -> int:
 def _check_backup_source() -> None:
     """The gate reads MIGSAFE_BACKUP_* at each run: a bad value stops start-up instead (the
     UserError names the variable)."""
+    from bot.policy.backup import BackupSourceSettings
+
     BackupSourceSettings.from_env()
 
 
@@ -106,6 +126,8 @@ def _configure_logging() -> None:
 
 
 def _ready_state_database(settings: Settings) -> db.StateDatabase:
+    from bot.store import db
+
     state = db.open_state_database(settings)
     try:
         if state.cluster is not None:
@@ -122,6 +144,9 @@ def _lifecycle(
     queue: JobQueue, state: db.StateDatabase, settings: Settings, *, with_worker: bool
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """aiohttp cleanup context: the pool and the queue, and the worker beside the web."""
+    import asyncio
+
+    from bot.store import db
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         pool = await db.open_pool(state.conninfo)
@@ -150,6 +175,9 @@ def _lifecycle(
 
 
 async def _run_worker(settings: Settings, state: db.StateDatabase) -> None:
+    from bot.jobs import JobQueue
+    from bot.store import db
+
     pool = await db.open_pool(state.conninfo)
     queue = JobQueue(state.conninfo, settings=settings)
     try:

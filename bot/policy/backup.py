@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from bot.errors import UserError
 
 BackupFormat = Literal["auto", "pgbackrest", "walg", "migsafe"]
@@ -243,6 +241,8 @@ async def _run_command(command: str, timeout_s: float) -> bytes | BackupUnavaila
 
 
 async def _http_get(url: str, timeout_s: float) -> bytes | BackupUnavailable:
+    import aiohttp  # here: `migsafe check` reads this module, and only a gate asks over HTTP
+
     label = _safe_url(url)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from sqlalchemy.engine import URL
 
 from bot.sandbox.relay import RELAY_PORT
 
@@ -72,20 +72,27 @@ class SandboxServer:
         self, *, dbname: str, user: str, password: str, via_socket_dir: Path | None = None
     ) -> str:
         """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query; with
-        `via_socket_dir`, through the relay socket there instead (a contained child's way)."""
+        `via_socket_dir`, through the relay socket there instead (a contained child's way).
+
+        Rendered here as SQLAlchemy's `URL.render_as_string(hide_password=False)` does, so
+        that the parent process does not import SQLAlchemy only to build a string for the
+        child (tests/sandbox/test_database_url.py compares the two)."""
         params = dict(self._params)
         if via_socket_dir is not None:
             params = {k: v for k, v in params.items() if k not in {"host", "hostaddr", "port"}}
             params |= {"host": str(via_socket_dir), "port": RELAY_PORT}
-        query = {
-            key: str(value)
+        query = sorted(
+            (key, str(value))
             for key, value in params.items()
             if key not in {"dbname", "user", "password"} and value is not None
-        }
-        url = URL.create(
-            "postgresql+psycopg", username=user, password=password, database=dbname, query=query
         )
-        return url.render_as_string(hide_password=False)
+        url = (
+            f"postgresql+psycopg://{quote(user, safe=' +')}:{quote(password, safe=' +')}"
+            f"@/{quote(dbname, safe=' +/')}"
+        )
+        if query:
+            url += "?" + "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in query)
+        return url
 
     def address(self) -> tuple[str, int]:
         """Where the server listens: a host name or address, or a Unix socket directory."""

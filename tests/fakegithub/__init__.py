@@ -7,7 +7,10 @@
 
 The OpenAPI description and the payload examples are read at test time from the shared data
 folder (`../shared/github` beside the repository, or `$MIGSAFE_SHARED_DIR/github`); they are
-never copied into the project. Where the folder is absent, tests that need it skip.
+never copied into the project. Where the folder is absent (a fresh clone), the same data is
+built from the pinned npm packages it came from (`published`: fetched once, verified by
+SHA-256, cached); only where those cannot be fetched either do the tests that need it skip,
+with the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 
 SHARED_DIR_ENV = "MIGSAFE_SHARED_DIR"
 SKIP_REASON = (
-    "../shared/github not found: GitHub fakes need the OpenAPI description and payload examples"
+    "../shared/github not found and the pinned npm packages cannot be fetched: GitHub fakes "
+    "need the OpenAPI description and payload examples"
 )
 OPENAPI_RELATIVE = Path("openapi") / "api.github.com.trimmed.json"
 WEBHOOKS_RELATIVE = Path("webhooks")
@@ -43,10 +47,16 @@ def shared_github_dir() -> Path | None:
 
 
 def require_shared_github_dir() -> Path:
-    """The `github` data folder, or skip the calling test with a clear reason."""
+    """The `github` data folder: the shared one, else the one built from the pinned npm
+    packages; or skip the calling test with a clear reason where neither can be had."""
     import pytest
 
+    from tests.fakegithub.published import Unavailable, published_github_dir
+
     found = shared_github_dir()
-    if found is None:
-        pytest.skip(SKIP_REASON)
-    return found
+    if found is not None:
+        return found
+    try:
+        return published_github_dir()
+    except Unavailable as error:
+        pytest.skip(f"{SKIP_REASON} ({error})")

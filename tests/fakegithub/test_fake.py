@@ -20,13 +20,7 @@ from gidgethub import BadRequest, GitHubBroken
 from gidgethub.aiohttp import GitHubAPI
 from gidgethub.apps import get_installation_access_token, get_jwt
 
-from tests.fakegithub import (
-    SHARED_DIR_ENV,
-    SKIP_REASON,
-    payloads,
-    require_shared_github_dir,
-    shared_github_dir,
-)
+from tests.fakegithub import payloads, require_shared_github_dir
 from tests.fakegithub.conftest_plugin import SeededPull, seed_org, seed_pull_request
 from tests.fakegithub.openapi import GitHubDescription
 from tests.fakegithub.server import CheckRun, FakeGitHub
@@ -95,46 +89,6 @@ async def raw(
     async with session.request(method, fake.url + path, headers=headers, **kwargs) as response:
         headers = {k.lower(): v for k, v in response.headers.items()}
         return response.status, headers, await response.read()
-
-
-# ----- locating the shared data ------------------------------------------------------------
-
-
-def test_locator_finds_nothing_in_an_empty_shared_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))
-    assert shared_github_dir() is None
-    with pytest.raises(pytest.skip.Exception, match="GitHub fakes need the OpenAPI description"):
-        require_shared_github_dir()
-
-
-def test_fixture_tests_skip_with_the_reason_on_a_fresh_clone(tmp_path: Path) -> None:
-    require_shared_github_dir()  # this test itself needs a tree where the data exists
-    env = {**os.environ, SHARED_DIR_ENV: str(tmp_path)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            "tests/fakegithub/test_fake.py",
-            "-k",
-            "valid_flow or builders_validate",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "passed" not in result.stdout.splitlines()[-1]
-    assert "skipped" in result.stdout.splitlines()[-1]
-    assert SKIP_REASON in result.stdout
 
 
 # ----- violations ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,9 @@ from aiohttp.test_utils import TestClient
 from bot.jobs import Handlers, JobQueue, ServiceContext
 from bot.store import db
 from bot.webhooks.app import build_web_app
+from tests.fakegithub import WEBHOOKS_RELATIVE, require_shared_github_dir
 
 SECRET = "test-webhook-secret"
-WEBHOOKS = Path(__file__).resolve().parents[3] / "shared" / "github" / "webhooks"
 
 
 # -- handlers that record ----------------------------------------------------------------------
@@ -91,10 +90,9 @@ async def client(queue: JobQueue, aiohttp_client: Any) -> TestClient[Any, Any]:
 
 
 def example(name: str) -> dict[str, Any]:
-    """A real payload example from /work/shared/github/webhooks (octokit/webhooks)."""
-    path = WEBHOOKS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"the GitHub payload examples are absent ({WEBHOOKS})")
+    """A real payload example of octokit/webhooks (`../shared/github/webhooks`, else the
+    pinned npm package; the test skips where neither can be had)."""
+    path = require_shared_github_dir() / WEBHOOKS_RELATIVE / f"{name}.json"
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
