@@ -17,10 +17,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import hardening
 from bot.errors import UserError
 from bot.jobs import JobQueue
 from bot.policy.backup import BackupSourceSettings
-from bot.settings import DEFAULT_DATA_DIR, Settings, load_settings
+from bot.settings import Settings, default_data_dir, load_settings
 from bot.store import db
 from bot.webhooks.app import build_web_app
 
@@ -54,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def db_upgrade() -> int:
     """Needs only DATABASE_URL (or MIGSAFE_DATA_DIR for the embedded cluster)."""
-    data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or default_data_dir()).expanduser()
     state = db.locate_state_database(os.environ.get("DATABASE_URL") or None, data_dir)
     try:
         db.upgrade(state.conninfo)
@@ -65,9 +66,7 @@ def db_upgrade() -> int:
 
 
 def serve(*, worker: bool = True) -> int:
-    settings = load_settings()
-    _check_backup_source()
-    _configure_logging()
+    settings = start_up()
     state = _ready_state_database(settings)
     try:
         queue = JobQueue(state.conninfo, settings=settings)
@@ -80,9 +79,7 @@ def serve(*, worker: bool = True) -> int:
 
 
 def worker() -> int:
-    settings = load_settings()
-    _check_backup_source()
-    _configure_logging()
+    settings = start_up()
     state = _ready_state_database(settings)
     try:
         asyncio.run(_run_worker(settings, state))
@@ -92,6 +89,24 @@ def worker() -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def start_up() -> Settings:
+    """What serve and worker do first: read and check every setting, then put the secrets out
+    of reach of every other process before anything else runs (no repository code, no thread,
+    no connection yet). Validation comes first so that a bad setting changes nothing."""
+    settings = load_settings()
+    _check_backup_source()
+    sealed = hardening.make_non_dumpable()
+    removed = hardening.remove_secrets()
+    _configure_logging()
+    if not sealed:
+        logger.warning(
+            "could not make the process non-dumpable (prctl PR_SET_DUMPABLE): processes of "
+            "the same user can read its memory and its initial environment"
+        )
+    logger.debug("removed from the environment after reading: %s", ", ".join(removed) or "none")
+    return settings
 
 
 def _check_backup_source() -> None:

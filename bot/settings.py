@@ -22,8 +22,16 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 4
 DEFAULT_DATA_DIR = "~/.local/share/migsafe/pg"
+# As root the embedded cluster runs as the `postgres` user, which cannot enter /root (0700):
+# the state then lives where a system service's does.
+ROOT_DATA_DIR = "/var/lib/migsafe/pg"
 DEFAULT_REPORT_RETENTION_DAYS = 90
 MIN_PAGE_SECRET_CHARS = 32
+
+
+def default_data_dir() -> Path:
+    """Where the embedded cluster keeps the App's state when MIGSAFE_DATA_DIR is unset."""
+    return Path(ROOT_DATA_DIR if os.geteuid() == 0 else DEFAULT_DATA_DIR).expanduser()
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class Settings:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     # None: the embedded cluster, persistent in `data_dir` (see bot.store.db.open_state_database).
     database_url: str | None = field(default=None, repr=False)
-    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR).expanduser())
+    data_dir: Path = field(default_factory=default_data_dir)
     sandbox_url: str | None = field(default=None, repr=False)
     port: int = DEFAULT_PORT
     public_url: str | None = None
@@ -54,7 +62,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_secret=_required(env, "MIGSAFE_WEBHOOK_SECRET"),
         github_api_url=_http_url(env, "MIGSAFE_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
         database_url=_optional(env, "DATABASE_URL"),
-        data_dir=Path(env.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
+        data_dir=_data_dir(env),
         sandbox_url=_optional(env, "MIGSAFE_SANDBOX_URL"),
         port=_port(env),
         public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
@@ -66,6 +74,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "MIGSAFE_REPORT_RETENTION_DAYS", default=DEFAULT_REPORT_RETENTION_DAYS
         ),
     )
+
+
+def _data_dir(env: Mapping[str, str]) -> Path:
+    raw = _optional(env, "MIGSAFE_DATA_DIR")
+    return default_data_dir() if raw is None else Path(raw).expanduser()
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

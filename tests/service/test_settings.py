@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from bot.errors import UserError
-from bot.settings import DEFAULT_GITHUB_API_URL, load_settings
+from bot.settings import DEFAULT_GITHUB_API_URL, ROOT_DATA_DIR, load_settings
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
@@ -40,7 +41,9 @@ def test_minimal_environment_gets_the_defaults(environ: dict[str, str]) -> None:
     assert settings.github_api_url == DEFAULT_GITHUB_API_URL
     assert settings.port == 8000
     assert settings.database_url is None
-    assert settings.data_dir == Path("~/.local/share/migsafe/pg").expanduser()
+    home_default = Path("~/.local/share/migsafe/pg").expanduser()
+    # As root PostgreSQL runs as `postgres`, which cannot enter /root: a system directory.
+    assert settings.data_dir == (Path(ROOT_DATA_DIR) if os.geteuid() == 0 else home_default)
 
 
 def test_every_variable_is_read(environ: dict[str, str]) -> None:
