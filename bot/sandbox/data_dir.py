@@ -31,6 +31,9 @@ def prepare_location(data_dir: Path, server_user: pwd.struct_passwd | None) -> N
     """
     if data_dir.exists() and not data_dir.is_dir():
         raise UserError("not a directory", path=str(data_dir))
+    for parent in data_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{parent} is not a directory", path=str(data_dir))
     missing = [parent for parent in data_dir.parents if not parent.exists()]
     if server_user is not None:
         for parent in reversed(data_dir.parents):  # from / down: name the first one in the way
