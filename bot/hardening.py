@@ -28,7 +28,8 @@ PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 
 # Every variable of bot.settings that holds a secret or names where one is: the App's key
-# (text or file), the webhook and page secrets, and database URLs (they may carry passwords).
+# (text or file), the webhook and page secrets, and database URLs (they may carry passwords)
+# and libpq's PGPASSWORD (load_settings puts it in those URLs).
 SECRET_VARIABLES = (
     "MIGSAFE_PRIVATE_KEY",
     "MIGSAFE_PRIVATE_KEY_FILE",
@@ -36,6 +37,7 @@ SECRET_VARIABLES = (
     "MIGSAFE_PAGE_SECRET",
     "DATABASE_URL",
     "MIGSAFE_SANDBOX_URL",
+    "PGPASSWORD",
 )
 
 

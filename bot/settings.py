@@ -8,13 +8,16 @@ in `repr` (they are `field(repr=False)`), so logging a `Settings` is safe.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import UserError
 
@@ -61,9 +64,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         private_key=_private_key(env),
         webhook_secret=_required(env, "MIGSAFE_WEBHOOK_SECRET"),
         github_api_url=_http_url(env, "MIGSAFE_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
-        database_url=_optional(env, "DATABASE_URL"),
+        database_url=_database_url(env, "DATABASE_URL"),
         data_dir=_data_dir(env),
-        sandbox_url=_optional(env, "MIGSAFE_SANDBOX_URL"),
+        sandbox_url=_database_url(env, "MIGSAFE_SANDBOX_URL"),
         port=_port(env),
         public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
         worker_concurrency=_positive_int(
@@ -79,6 +82,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def _data_dir(env: Mapping[str, str]) -> Path:
     raw = _optional(env, "MIGSAFE_DATA_DIR")
     return default_data_dir() if raw is None else Path(raw).expanduser()
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    """The URL, with PGPASSWORD in it when it has no password of its own: libpq would read
+    that variable at each connection, so the service could not remove it from its
+    environment (bot.hardening), and every child would inherit it."""
+    url = _optional(env, name)
+    password = _optional(env, "PGPASSWORD")
+    if url is None or password is None:
+        return url
+    # postgresql+psycopg:// (SQLAlchemy's spelling) -> postgresql://, which libpq parses.
+    plain = re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)
+    try:
+        if conninfo_to_dict(plain).get("password"):
+            return url
+        return make_conninfo(plain, password=password)
+    except psycopg.ProgrammingError as error:
+        # psycopg's message may quote the URL, and with it a password: not shown.
+        raise UserError(f"{name} is not a valid PostgreSQL connection URL") from error
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.hardening import SECRET_VARIABLES
 
@@ -30,6 +30,7 @@ SHOP = REPO / "examples" / "shop"
 WEBHOOK_SECRET = "webhook-secret-that-must-not-leak"
 PAGE_SECRET = "page-secret-that-must-not-leak-0123456789"
 SANDBOX_PASSWORD = "sandbox-password-that-must-not-leak"
+PG_PASSWORD = "libpq-password-that-must-not-leak"
 
 # Opens (only: reading /proc/<pid>/mem at offset 0 fails even where allowed) the file given.
 OPEN_ONLY = 'exec 3< "$1" && echo opened'
@@ -87,13 +88,14 @@ def service_environ(private_key_pem: str, tmp_path: Path) -> dict[str, str]:
         "MIGSAFE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MIGSAFE_PAGE_SECRET": PAGE_SECRET,
         "MIGSAFE_SANDBOX_URL": f"postgresql://admin:{SANDBOX_PASSWORD}@sandbox.invalid/postgres",
+        "PGPASSWORD": PG_PASSWORD,
         "MIGSAFE_LOG_LEVEL": "DEBUG",  # not even the debug log may show a secret
     }
 
 
 def _secret_values(environ: dict[str, str]) -> list[str]:
     pem_body = environ["MIGSAFE_PRIVATE_KEY"].splitlines()[1]
-    return [pem_body, WEBHOOK_SECRET, PAGE_SECRET, SANDBOX_PASSWORD]
+    return [pem_body, WEBHOOK_SECRET, PAGE_SECRET, SANDBOX_PASSWORD, environ["PGPASSWORD"]]
 
 
 def _open_as(prefix: list[str], path: str) -> str:
@@ -127,12 +129,22 @@ def test_start_up_leaves_no_secret_for_a_child_to_inherit(
 
 
 @pytest.fixture
-def running_service(service_environ: dict[str, str], state_conninfo: str) -> Iterator[int]:
-    """The real `migsafe serve --no-worker` on the test cluster's state database; its pid."""
+def running_service(
+    service_environ: dict[str, str], state_conninfo: str
+) -> Iterator[tuple[int, int]]:
+    """The real `migsafe serve --no-worker` on the test cluster's state database, its
+    password given in PGPASSWORD; its pid and port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    environ = {**service_environ, "DATABASE_URL": state_conninfo, "PORT": str(port)}
+    params = conninfo_to_dict(state_conninfo)
+    state_password = str(params.pop("password"))
+    environ = {
+        **service_environ,
+        "DATABASE_URL": make_conninfo(**params),
+        "PGPASSWORD": state_password,
+        "PORT": str(port),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--no-worker"],
         env=environ,
@@ -143,11 +155,10 @@ def running_service(service_environ: dict[str, str], state_conninfo: str) -> Ite
     )
     try:
         _wait_until_healthy(process, port)
-        yield process.pid
+        yield process.pid, port
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)
-    state_password = str(conninfo_to_dict(state_conninfo)["password"])
     for value in [*_secret_values(environ), state_password]:
         assert value not in stderr
 
@@ -173,15 +184,26 @@ def _wait_until_healthy(process: subprocess.Popen[str], port: int) -> None:
 )
 @pytest.mark.parametrize("entry", ["environ", "mem"])
 def test_the_service_environ_and_memory_are_closed_to_the_same_user(
-    running_service: int, entry: str
+    running_service: tuple[int, int], entry: str
 ) -> None:
+    pid, _ = running_service
     # Control: the same user opens the entry of an ordinary process of its own, so the
     # refusal below is the service's doing.
     with subprocess.Popen(["sleep", "60"]) as ordinary:
         control = _open_as([], f"/proc/{ordinary.pid}/{entry}")
         ordinary.kill()
     assert control == "opened"
-    assert "Permission denied" in _open_as([], f"/proc/{running_service}/{entry}")
+    assert "Permission denied" in _open_as([], f"/proc/{pid}/{entry}")
+
+
+def test_the_service_keeps_using_pgpassword_after_removing_it(
+    running_service: tuple[int, int],
+) -> None:
+    """libpq reads PGPASSWORD at each connection: removed from the environment, it must have
+    gone into the URL (/readyz queries the state database on a new connection)."""
+    _, port = running_service
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+        assert response.status == 200
 
 
 @pytest.mark.parametrize("entry", ["environ", "mem"])
