@@ -113,12 +113,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_check(args: argparse.Namespace) -> int:
     from bot.check import CheckOptions, run_check
+    from bot.hardening import make_non_dumpable
     from bot.report import render
+    from bot.sandbox.database import SANDBOX_URL_VARIABLE
 
     if args.trust_repository:
         from bot.sandbox.isolation import trust_repository
 
         trust_repository("--trust-repository")
+    # The check holds the sandbox server's admin password (the embedded cluster's, or the
+    # URL's) while it runs the repository's code: keep it out of /proc/<pid>/environ and
+    # memory for processes of the same user, and out of every child's environment.
+    make_non_dumpable()
+    database_url = args.database_url or os.environ.pop(SANDBOX_URL_VARIABLE, None) or None
     result = run_check(
         CheckOptions(
             path=args.path,
@@ -128,7 +135,7 @@ def _run_check(args: argparse.Namespace) -> int:
             environment=args.environment,
             config=args.config,
             sandbox=not args.no_sandbox,
-            database_url=args.database_url,
+            database_url=database_url,
         )
     )
     to_terminal = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ

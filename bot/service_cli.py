@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot import hardening
 from bot.errors import UserError
 
 if TYPE_CHECKING:
@@ -59,10 +60,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def db_upgrade() -> int:
     """Needs only DATABASE_URL (or MIGSAFE_DATA_DIR for the embedded cluster)."""
-    from bot.settings import DEFAULT_DATA_DIR
+    from bot.settings import default_data_dir
     from bot.store import db
 
-    data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or default_data_dir()).expanduser()
     state = db.locate_state_database(os.environ.get("DATABASE_URL") or None, data_dir)
     try:
         db.upgrade(state.conninfo)
@@ -76,12 +77,9 @@ def serve(*, worker: bool = True) -> int:
     from aiohttp import web
 
     from bot.jobs import JobQueue
-    from bot.settings import load_settings
     from bot.webhooks.app import build_web_app
 
-    settings = load_settings()
-    _check_backup_source()
-    _configure_logging()
+    settings = start_up()
     state = _ready_state_database(settings)
     try:
         queue = JobQueue(state.conninfo, settings=settings)
@@ -96,11 +94,7 @@ def serve(*, worker: bool = True) -> int:
 def worker() -> int:
     import asyncio
 
-    from bot.settings import load_settings
-
-    settings = load_settings()
-    _check_backup_source()
-    _configure_logging()
+    settings = start_up()
     state = _ready_state_database(settings)
     try:
         asyncio.run(_run_worker(settings, state))
@@ -110,6 +104,26 @@ def worker() -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def start_up() -> Settings:
+    """What serve and worker do first: read and check every setting, then put the secrets out
+    of reach of every other process before anything else runs (no repository code, no thread,
+    no connection yet). Validation comes first so that a bad setting changes nothing."""
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    _check_backup_source()
+    sealed = hardening.make_non_dumpable()
+    removed = hardening.remove_secrets()
+    _configure_logging()
+    if not sealed:
+        logger.warning(
+            "could not make the process non-dumpable (prctl PR_SET_DUMPABLE): processes of "
+            "the same user can read its memory and its initial environment"
+        )
+    logger.debug("removed from the environment after reading: %s", ", ".join(removed) or "none")
+    return settings
 
 
 def _check_backup_source() -> None:

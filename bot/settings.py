@@ -8,13 +8,16 @@ in `repr` (they are `field(repr=False)`), so logging a `Settings` is safe.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import UserError
 
@@ -22,8 +25,16 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 4
 DEFAULT_DATA_DIR = "~/.local/share/migsafe/pg"
+# As root the embedded cluster runs as the `postgres` user, which cannot enter /root (0700):
+# the state then lives where a system service's does.
+ROOT_DATA_DIR = "/var/lib/migsafe/pg"
 DEFAULT_REPORT_RETENTION_DAYS = 90
 MIN_PAGE_SECRET_CHARS = 32
+
+
+def default_data_dir() -> Path:
+    """Where the embedded cluster keeps the App's state when MIGSAFE_DATA_DIR is unset."""
+    return Path(ROOT_DATA_DIR if os.geteuid() == 0 else DEFAULT_DATA_DIR).expanduser()
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class Settings:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     # None: the embedded cluster, persistent in `data_dir` (see bot.store.db.open_state_database).
     database_url: str | None = field(default=None, repr=False)
-    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR).expanduser())
+    data_dir: Path = field(default_factory=default_data_dir)
     sandbox_url: str | None = field(default=None, repr=False)
     port: int = DEFAULT_PORT
     public_url: str | None = None
@@ -53,9 +64,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         private_key=_private_key(env),
         webhook_secret=_required(env, "MIGSAFE_WEBHOOK_SECRET"),
         github_api_url=_http_url(env, "MIGSAFE_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
-        database_url=_optional(env, "DATABASE_URL"),
-        data_dir=Path(env.get("MIGSAFE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser(),
-        sandbox_url=_optional(env, "MIGSAFE_SANDBOX_URL"),
+        database_url=_database_url(env, "DATABASE_URL"),
+        data_dir=_data_dir(env),
+        sandbox_url=_database_url(env, "MIGSAFE_SANDBOX_URL"),
         port=_port(env),
         public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
         worker_concurrency=_positive_int(
@@ -66,6 +77,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "MIGSAFE_REPORT_RETENTION_DAYS", default=DEFAULT_REPORT_RETENTION_DAYS
         ),
     )
+
+
+def _data_dir(env: Mapping[str, str]) -> Path:
+    raw = _optional(env, "MIGSAFE_DATA_DIR")
+    return default_data_dir() if raw is None else Path(raw).expanduser()
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    """The URL, with PGPASSWORD in it when it has no password of its own: libpq would read
+    that variable at each connection, so the service could not remove it from its
+    environment (bot.hardening), and every child would inherit it."""
+    url = _optional(env, name)
+    password = _optional(env, "PGPASSWORD")
+    if url is None or password is None:
+        return url
+    # postgresql+psycopg:// (SQLAlchemy's spelling) -> postgresql://, which libpq parses.
+    plain = re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)
+    try:
+        if conninfo_to_dict(plain).get("password"):
+            return url
+        return make_conninfo(plain, password=password)
+    except psycopg.ProgrammingError as error:
+        # psycopg's message may quote the URL, and with it a password: not shown.
+        raise UserError(f"{name} is not a valid PostgreSQL connection URL") from error
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

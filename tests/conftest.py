@@ -1,3 +1,23 @@
 """Shared pytest configuration."""
 
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from bot import hardening
+
 pytest_plugins = ["tests.fakegithub.conftest_plugin", "tests.statedb"]
+
+
+@pytest.fixture(autouse=True)
+def _dumpable_again() -> Iterator[None]:
+    """Tests that call `migsafe check` in-process leave the test process non-dumpable (as the
+    CLI means to be): make it ordinary again, so that what a later test observes (a hostile
+    child failing to read its parent's /proc entries) does not depend on test order."""
+    yield
+    if sys.platform.startswith("linux") and not hardening.is_dumpable():
+        ctypes.CDLL(None).prctl(hardening.PR_SET_DUMPABLE, 1, 0, 0, 0)

@@ -25,6 +25,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from bot.errors import UserError
+from bot.sandbox.data_dir import DATA_MODE, create_private_file, prepare_location
 
 ADMIN_USER = "migsafe_admin"
 PORT = 5432  # Only names the socket file; the socket directory is private.
@@ -182,23 +183,38 @@ class EmbeddedCluster:
         return run_dir
 
     def _prepare_data_dir(self, data_dir: Path, run_dir: Path) -> None:
+        if self._persistent:
+            prepare_location(data_dir, _server_user_entry() if os.geteuid() == 0 else None)
         if (data_dir / "PG_VERSION").is_file():
             _give_to_server_user(data_dir, recursive=True)
-            self._password = (data_dir / PASSWORD_FILE).read_text().strip()
+            # A copied or restored directory may have come back with wider modes.
+            data_dir.chmod(DATA_MODE)
+            password_file = data_dir / PASSWORD_FILE
+            try:
+                password_file.chmod(0o600)
+                self._password = password_file.read_text().strip()
+            except OSError as error:
+                message = f"cannot read {PASSWORD_FILE}: {error.strerror} (not created by migsafe?)"
+                raise UserError(message, path=str(data_dir)) from error
             self._recover_stale_postmaster(data_dir)
             return
         if data_dir.exists() and any(data_dir.iterdir()):
             raise UserError("not empty and not a PostgreSQL data directory", path=str(data_dir))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        data_dir.chmod(0o700)
+        try:
+            data_dir.mkdir(exist_ok=True)
+        except OSError as error:
+            message = f"cannot create the data directory: {error.strerror}"
+            raise UserError(message, path=str(data_dir)) from error
+        data_dir.chmod(DATA_MODE)
         _give_to_server_user(data_dir)
         self._initdb(data_dir, run_dir)
 
     def _initdb(self, data_dir: Path, run_dir: Path) -> None:
         self._password = secrets.token_hex(24)
+        # The run directory is enterable by others (for the socket) and this name is known:
+        # the file must be 0600 from its creation on.
         password_file = run_dir / "initdb.password"
-        password_file.write_text(self._password)
-        password_file.chmod(0o600)
+        create_private_file(password_file, self._password)
         _give_to_server_user(password_file)
         try:
             self._server_command(
@@ -209,8 +225,8 @@ class EmbeddedCluster:
         finally:
             password_file.unlink(missing_ok=True)
         kept = data_dir / PASSWORD_FILE
-        kept.write_text(self._password)
-        kept.chmod(0o600)
+        create_private_file(kept, self._password)
+        _give_to_server_user(kept)  # as on every later start (recursive): one owner for all
 
     def _recover_stale_postmaster(self, data_dir: Path) -> None:
         """A crashed run may have left its postmaster running, or only its postmaster.pid."""
@@ -290,15 +306,19 @@ def _as_server_user() -> list[str]:
     return ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
 
 
-def _give_to_server_user(path: Path, *, recursive: bool = False) -> None:
-    if os.geteuid() != 0:
-        return
+def _server_user_entry() -> pwd.struct_passwd:
     try:
-        entry = pwd.getpwnam(SERVER_USER)
+        return pwd.getpwnam(SERVER_USER)
     except KeyError as error:
         raise UserError(
             f"running as root needs the unprivileged OS user {SERVER_USER!r} to run PostgreSQL"
         ) from error
+
+
+def _give_to_server_user(path: Path, *, recursive: bool = False) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = _server_user_entry()
     paths = [path]
     if recursive:
         paths += [Path(root) / name for root, dirs, files in os.walk(path) for name in dirs + files]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.errors import UserError
-from bot.settings import DEFAULT_GITHUB_API_URL, load_settings
+from bot.settings import DEFAULT_GITHUB_API_URL, ROOT_DATA_DIR, load_settings
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
@@ -40,7 +42,9 @@ def test_minimal_environment_gets_the_defaults(environ: dict[str, str]) -> None:
     assert settings.github_api_url == DEFAULT_GITHUB_API_URL
     assert settings.port == 8000
     assert settings.database_url is None
-    assert settings.data_dir == Path("~/.local/share/migsafe/pg").expanduser()
+    home_default = Path("~/.local/share/migsafe/pg").expanduser()
+    # As root PostgreSQL runs as `postgres`, which cannot enter /root: a system directory.
+    assert settings.data_dir == (Path(ROOT_DATA_DIR) if os.geteuid() == 0 else home_default)
 
 
 def test_every_variable_is_read(environ: dict[str, str]) -> None:
@@ -121,6 +125,33 @@ def test_a_key_that_is_not_rsa_is_refused(environ: dict[str, str]) -> None:
     environ["MIGSAFE_PRIVATE_KEY"] = _pem(ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(UserError, match="must be an RSA private key"):
         load_settings(environ)
+
+
+def test_pgpassword_goes_into_the_urls_without_a_password(environ: dict[str, str]) -> None:
+    """So that the service can remove it from its environment (libpq reads it there)."""
+    environ |= {
+        "PGPASSWORD": "from-pgpassword",
+        "DATABASE_URL": "postgresql+psycopg://bot@db/migsafe",
+        "MIGSAFE_SANDBOX_URL": "postgresql://admin:own-password@sandbox/postgres",
+    }
+    settings = load_settings(environ)
+    assert settings.database_url is not None
+    assert conninfo_to_dict(settings.database_url) == {
+        "user": "bot",
+        "host": "db",
+        "dbname": "migsafe",
+        "password": "from-pgpassword",
+    }
+    assert settings.sandbox_url == "postgresql://admin:own-password@sandbox/postgres"
+
+
+def test_a_url_libpq_cannot_parse_is_named_without_the_password(
+    environ: dict[str, str],
+) -> None:
+    environ |= {"PGPASSWORD": "hunter2", "DATABASE_URL": "postgresql://bot@db/migsafe?bogus=1"}
+    with pytest.raises(UserError) as raised:
+        load_settings(environ)
+    assert str(raised.value) == "DATABASE_URL is not a valid PostgreSQL connection URL"
 
 
 def test_repr_shows_no_secret(environ: dict[str, str]) -> None:
