@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.analysis.model import Finding, Severity
 from bot.migrations.model import MigrationFile
 from bot.report import (
+    judged_lines,
     location,
     ordered,
     plural,
@@ -49,7 +50,9 @@ def render_text(
 ) -> str:
     """The terminal report; `contacts` and `backup` complete the emergency procedure."""
     paint = _Painter(color)
-    lines = [paint.verdict(verdict(result), result.exit_code), ""]
+    lines = [paint.verdict(verdict(result), result.exit_code)]
+    lines += [f"{label}: {clean(text)}" for label, text in judged_lines(result)]
+    lines.append("")
     for title, findings in _groups(result):
         lines.append(paint.bold(title))
         lines.extend(_finding_lines(findings, paint) if findings else ["  no findings"])

@@ -105,3 +105,12 @@ def test_findings_of_a_revision_missing_from_the_history_get_their_own_group() -
     lines = render_text(sample_result(findings=[stray])).splitlines()
     assert "revision 9999" in lines
     assert "  warning  rename-table  m" in lines
+
+
+def test_what_was_judged_and_why_follows_the_verdict() -> None:
+    lines = render_text(sample_result()).splitlines()
+    assert lines[1:4] == [
+        "Policy: .github/migsafe.yml at main (merge-base 3f2c1a0)",
+        "Environment: production — branches: main → production in .github/migsafe.yml",
+        "Revisions: 1 new since main (merge-base 3f2c1a0); 2 existing",
+    ]
