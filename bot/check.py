@@ -6,6 +6,8 @@ analysis itself is pure and lives in `bot.analysis`.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -14,6 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
@@ -44,7 +49,7 @@ from bot.policy.environments import (
     timeout_limits_ms,
 )
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
-from bot.sandbox.database import shared_server
+from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
 from bot.sandbox.environment import prepare_environment
 from bot.sandbox.isolation import ContainedChild
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
@@ -58,6 +63,10 @@ from bot.scope import (
     explicit_base,
     load_check_policy,
 )
+
+# A password in a URL (scheme://user:password@) or a key=value string (password=...).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 # Folders never copied into the dry-run's working copy: large, and never migration code.
 _NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
@@ -326,6 +335,9 @@ def _planned_sandbox(
     if not any(f.new for f in files):
         yield _SandboxPlan(skipped="no new revisions")
         return
+    if _sandbox_url(options) is not None:
+        # A bad or unreachable server is bad input, said before anything runs.
+        _sandbox_server(options)
     settings = policy.sandbox
     prepared = None
     if settings.setup:
@@ -363,9 +375,61 @@ def _sandbox(
     if plan.request is None or plan.child is None:
         return plan.setup_failed, plan.skipped
     plan.request.pending_dry_run = declared
-    outcome = run_sandbox(plan.request, shared_server(options.database_url), plan.child)
+    outcome = run_sandbox(plan.request, _sandbox_server(options), plan.child)
     outcome.report.protections += plan.setup_protections
     return outcome, None
+
+
+def _sandbox_url(options: CheckOptions) -> str | None:
+    return options.database_url or os.environ.get(SANDBOX_URL_VARIABLE) or None
+
+
+def _sandbox_server(options: CheckOptions) -> SandboxServer:
+    """The sandbox's server, connected: UserError (one line, no password) when its URL is
+    not a connection string or the server cannot be reached; the embedded cluster's own
+    errors (no initdb) are UserErrors already."""
+    url = _sandbox_url(options)
+    if options.database_url:
+        named = "--database-url"
+    elif url:
+        named = f"${SANDBOX_URL_VARIABLE}"
+    else:
+        named = "the embedded PostgreSQL cluster"
+    try:
+        server = shared_server(url)
+        server.server_version()  # connects (once; the connection is kept)
+    except psycopg.ProgrammingError as error:  # libpq could not parse it
+        raise UserError(
+            f"{named}: not a PostgreSQL URL or key=value connection string "
+            f"({_redacted(str(error), url)})"
+        ) from None
+    except psycopg.Error as error:
+        raise UserError(
+            f"{named}: cannot connect to the sandbox server: {_redacted(str(error), url)}"
+        ) from None
+    return server
+
+
+def _redacted(message: str, url: str | None) -> str:
+    """libpq's message on one line, without the password it may quote from the URL."""
+    text = _URL_PASSWORD.sub(r"\1***@", message)
+    text = _KEYWORD_PASSWORD.sub(r"\1***", text)
+    password = _password_of(url)
+    if password:
+        text = text.replace(password, "***")
+    return " ".join(text.split())
+
+
+def _password_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        value = conninfo_to_dict(re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)).get(
+            "password"
+        )
+    except psycopg.Error:
+        return None
+    return str(value) if value else None
 
 
 def _setup_failed(error: str) -> SandboxOutcome:
@@ -480,7 +544,10 @@ def _dry_run_findings(dry: DryRun) -> list[Finding]:
             Finding(
                 rule="dry-run-failed",
                 severity=Severity.ERROR,
-                message=f"alembic could not produce the offline SQL: {dry.error}",
+                message="alembic could not produce the offline SQL: "
+                f"{dry.error_summary or dry.error.strip() or 'no error text'}",
+                path=dry.error_path,
+                line=dry.error_line,
                 source="project",
             )
         )

@@ -141,7 +141,9 @@ def merge_base(repo_root: Path, ref: str, other: str) -> str | None:
 def branch_name(repo_root: Path, ref: str) -> str | None:
     """The branch `ref` names (`main` for main, refs/heads/main, origin/main); None when it
     names no branch (a commit, a tag)."""
-    full = _try_git(repo_root, ["rev-parse", "--symbolic-full-name", "--end-of-options", ref])
+    if ref.startswith("-"):
+        return None
+    full = _try_git(repo_root, ["rev-parse", "--symbolic-full-name", ref])
     if not full:
         return None
     if full.startswith("refs/heads/"):

@@ -135,6 +135,7 @@ def _dry_run(result: CheckResult) -> JsonObject:
         "error": dry_run.error,
         "protections": list(dry_run.protections),
         "statements": [_statement(s) for s in [*dry_run.upgrade, *dry_run.downgrade]],
+        "error_summary": dry_run.error_summary,
     }
 
 

@@ -334,7 +334,8 @@ class _Document:
             error = dry_run.error.strip()
             if len(error) > ERROR_TAIL_CHARS:
                 error = "…" + error[-ERROR_TAIL_CHARS:]
-            parts.append(f"**The dry-run failed:**\n\n{_fence(error, 'text')}")
+            summary = f" {_code(dry_run.error_summary)}" if dry_run.error_summary else ""
+            parts.append(f"**The dry-run failed:**{summary}\n\n{_fence(error, 'text')}")
         if dry_run.protections:
             protections = ", ".join(_escape_inline(p) for p in dry_run.protections)
             parts.append(f"Ran under: {protections}.")

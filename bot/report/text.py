@@ -158,9 +158,12 @@ def _sandbox_lines(result: CheckResult) -> list[str]:
 def _dry_run_summary(result: CheckResult) -> str:
     dry_run = result.dry_run
     if dry_run.error is not None:
-        # The last line of a traceback names the exception; the first says nothing.
-        lines = [line for line in clean(dry_run.error).splitlines() if line.strip()]
-        return f"Dry-run failed: {lines[-1].strip() if lines else 'no error text'}"
+        if dry_run.error_summary:
+            summary = dry_run.error_summary
+        else:  # a result not summarised by the dry-run (built by hand): its last line
+            lines = [line for line in dry_run.error.splitlines() if line.strip()]
+            summary = lines[-1].strip() if lines else "no error text"
+        return f"Dry-run failed: {clean(summary)} (full error: --format json or markdown)"
     up = plural(len(dry_run.upgrade), "statement")
     return (
         f"Dry-run: {up} up, {len(dry_run.downgrade)} down"

@@ -190,7 +190,16 @@ def failed_dry_run_result() -> CheckResult:
                 source="project",
             )
         ],
-        dry_run=DryRun(error="Traceback (most recent call last):\nNameError: name 'sa'"),
+        dry_run=DryRun(
+            error="Traceback (most recent call last):\n"
+            f'  File "/tmp/tree/{CLEANUP}", line 14, in upgrade\n'
+            "NameError: name 'sa'\n"
+            "--- child stderr (last lines) ---\n"
+            "INFO  [alembic.runtime.migration] Will assume transactional DDL.",
+            error_summary=f"NameError: name 'sa' (at {CLEANUP}:14, during upgrade)",
+            error_path=CLEANUP,
+            error_line=14,
+        ),
     )
 
 

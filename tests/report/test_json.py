@@ -100,6 +100,7 @@ def test_keys_come_in_their_documented_order_with_indent_2() -> None:
         "error",
         "protections",
         "statements",
+        "error_summary",
     ]
     assert text.startswith('{\n  "migsafe_version": ')
 

@@ -168,7 +168,11 @@ def test_details_summary_is_html_escaped() -> None:
 
 def test_a_failed_dry_run_shows_its_error_text() -> None:
     markdown = render_markdown(failed_dry_run_result())
-    assert "**The dry-run failed:**\n\n```text\nTraceback (most recent call last):" in markdown
+    assert (
+        "**The dry-run failed:** `NameError: name 'sa' (at "
+        "migrations/versions/0003_orders_cleanup.py:14, during upgrade)`\n\n"
+        "```text\nTraceback (most recent call last):"
+    ) in markdown
     assert "<details>" not in markdown
     assert "0 statements up" not in markdown
 

@@ -72,7 +72,11 @@ def test_the_dry_run_sql_itself_is_not_in_the_text_report() -> None:
 
 def test_a_failed_dry_run_shows_the_exception_line_of_its_error() -> None:
     text = render_text(failed_dry_run_result())
-    assert "Dry-run failed: NameError: name 'sa'" in text.splitlines()
+    assert (
+        "Dry-run failed: NameError: name 'sa' (at migrations/versions/0003_orders_cleanup.py:14,"
+        " during upgrade) (full error: --format json or markdown)"
+    ) in text.splitlines()
+    assert "Will assume transactional DDL" not in text
 
 
 def test_no_ansi_escapes_without_color() -> None:
