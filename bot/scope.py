@@ -103,6 +103,7 @@ def load_check_policy(
             text = read_file_at_ref(top, base.commit, rel)
             if text is not None:
                 policy = parse_policy(text, f"{base.ref}:{rel}", known_rule_ids=known_rule_ids)
+                policy = _rebased(policy, directory, repo_root, f"{base.ref}:{rel}")
                 return policy, PolicyOrigin(rel, base.ref, f"{rel} at {base.describe()}")
     for directory in directories:
         path = directory / POLICY_PATH
@@ -118,8 +119,30 @@ def load_check_policy(
         if not path.is_file():
             continue
         policy = load_policy(path, source=shown, known_rule_ids=known_rule_ids)
-        return policy, PolicyOrigin(shown, None, shown)
+        return _rebased(policy, directory, repo_root, shown), PolicyOrigin(shown, None, shown)
     return Policy.default(), PolicyOrigin(None, None, DEFAULTS_TEXT)
+
+
+def _rebased(policy: Policy, policy_root: Path, repo_root: Path, source: str) -> Policy:
+    """The policy's Alembic paths, relative to the directory its `.github/` is in, made
+    relative to `repo_root` (PATH, a folder below it) where the project is looked for."""
+    alembic = policy.alembic
+    if policy_root == repo_root or (alembic.config is None and alembic.script_location is None):
+        return policy
+    changes: dict[str, str] = {}
+    for key in ("config", "script_location"):
+        value = getattr(alembic, key)
+        if value is None:
+            continue
+        target = policy_root / value
+        if not target.is_relative_to(repo_root):
+            raise UserError(
+                f"alembic.{key} {value!r} is outside {repo_root}: run migsafe check on "
+                f"{policy_root} instead",
+                path=source,
+            )
+        changes[key] = target.relative_to(repo_root).as_posix() or "."
+    return policy.model_copy(update={"alembic": alembic.model_copy(update=changes)})
 
 
 def _upward(start: Path, top: Path) -> Iterator[Path]:

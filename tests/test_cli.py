@@ -411,6 +411,8 @@ def test_the_sandbox_settles_timeouts_the_offline_sql_cannot_show(capsys, fixtur
 # --- what is judged, and why (issue 12, item 4) ------------------------------------------
 
 ROOT_POLICY = """version: 1
+alembic:
+  config: backend/alembic.ini  # relative to the root, also when checking backend/
 branches:
   main: production
   release/*: staging
