@@ -83,7 +83,7 @@ class CheckOptions:
     policy: Policy | None = None  # already read (the service reads it from the base branch)
     environment: str | None = None
     environment_reason: str | None = None  # where a given `environment` came from; None: --env
-    config: Path | None = None  # policy file; default .github/migsafe.yml of PATH
+    config: Path | None = None  # policy file; default: found from PATH up (bot.scope)
     sandbox: bool = True  # apply the change to a throwaway PostgreSQL
     database_url: str | None = None  # sandbox server; default MIGSAFE_SANDBOX_URL / embedded
     dry_run_timeout_s: float = 120.0
