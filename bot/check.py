@@ -6,6 +6,8 @@ analysis itself is pure and lives in `bot.analysis`.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -14,6 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
@@ -31,20 +36,37 @@ from bot.analysis.rules.static import static_findings
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
 from bot.migrations.dryrun import dry_run
-from bot.migrations.gitref import export_tree, read_file_at_ref, scan_files_at_ref
+from bot.migrations.gitref import export_tree, scan_files_at_ref
 from bot.migrations.model import DryRun, MigrationFile
 from bot.migrations.project import AlembicProject, find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
-from bot.policy.config import POLICY_PATH, Policy, load_policy, load_repo_policy, parse_policy
-from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, timeout_limits_ms
-from bot.result import CheckResult
-from bot.sandbox.database import shared_server
+from bot.policy.config import Policy
+from bot.policy.environments import (
+    approval_roles,
+    check_environment,
+    severity_for,
+    timeout_limits_ms,
+)
+from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
+from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
 from bot.sandbox.environment import prepare_environment
 from bot.sandbox.isolation import ContainedChild, ContainmentUnavailable, containment_mode
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child
+from bot.scope import (
+    GitBase,
+    NoGitBase,
+    choose_environment,
+    default_base,
+    explicit_base,
+    load_check_policy,
+)
+
+# A password in a URL (scheme://user:password@) or a key=value string (password=...).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 # Folders never copied into the dry-run's working copy: large, and never migration code.
 _NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
@@ -56,12 +78,15 @@ class CheckOptions:
     base_ref: str | None = None  # git ref: new = revisions at head but not at this ref
     from_revision: str | None = None  # Alembic revision: new = everything after it
     head_ref: str | None = None  # git ref to check instead of the work tree
+    all_revisions: bool = False  # every revision is new (--all)
     base_tree: Path | None = None  # new = revisions not in this tree (the service's base)
     policy: Policy | None = None  # already read (the service reads it from the base branch)
     environment: str | None = None
-    config: Path | None = None  # policy file; default .github/migsafe.yml of PATH
+    environment_reason: str | None = None  # where a given `environment` came from; None: --env
+    config: Path | None = None  # policy file; default: found from PATH up (bot.scope)
     sandbox: bool = True  # apply the change to a throwaway PostgreSQL
     database_url: str | None = None  # sandbox server; default MIGSAFE_SANDBOX_URL / embedded
+    database_url_origin: str = "--database-url"  # how errors name where the URL came from
     dry_run_timeout_s: float = 120.0
     sandbox_timeout_s: float = 300.0
 
@@ -70,12 +95,12 @@ def run_check(options: CheckOptions) -> CheckResult:
     repo_root = options.path.resolve()
     if not repo_root.is_dir():
         raise UserError("not a directory", path=str(options.path))
-    if options.base_ref and options.from_revision:
-        raise UserError("--base and --from both say where the change starts: give one")
-    policy = options.policy or _load_policy(repo_root, options)
-    environment = options.environment or policy.environment
-    if environment not in ENVIRONMENTS:
-        raise UserError(f"unknown environment '{environment}' (one of {', '.join(ENVIRONMENTS)})")
+    starts = [options.base_ref, options.from_revision, options.all_revisions]
+    if sum(bool(start) for start in starts) > 1:
+        raise UserError("--base, --from and --all each say which revisions are new: give one")
+    git_base = _git_base(repo_root, options)
+    policy, policy_origin = _policy(repo_root, options, git_base)
+    environment = _environment(policy, policy_origin, options, git_base)
     with (
         _working_copy(repo_root, options.head_ref) as work_root,
         _named_as_user_gave(
@@ -89,7 +114,9 @@ def run_check(options: CheckOptions) -> CheckResult:
         )
         files = scan_project(project)
         graph = RevisionGraph(files)
-        new_ids = _new_revisions(graph, project, repo_root, options, policy)
+        new_ids, revisions_origin = _new_revisions(
+            graph, project, repo_root, options, policy, policy_origin, git_base
+        )
         for file in files:
             file.new = file.revision in new_ids
         base = graph.base_point(new_ids)
@@ -111,17 +138,17 @@ def run_check(options: CheckOptions) -> CheckResult:
             sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
             dry = _awaited(pending)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
-    findings = _analyze(ordered, graph, dry, policy, environment)
+    findings = _analyze(ordered, graph, dry, policy, environment.name)
     if refused:
         findings.append(_not_contained(refused))
     if sandbox is not None:
-        observed = _apply_policy(sandbox.findings, policy, environment)
+        observed = _apply_policy(sandbox.findings, policy, environment.name)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
-    findings = _suppressed(findings, ordered, policy, environment)
+    findings = _suppressed(findings, ordered, policy, environment.name)
     findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),
-        environment=environment,
+        environment=environment.name,
         revisions=ordered,
         base=base,
         heads=heads,
@@ -132,6 +159,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         script_location=_relative(project.script_location, work_root),
         sandbox=sandbox.report if sandbox else None,
         sandbox_skipped=skipped,
+        judged=Judged(policy_origin, environment, revisions_origin),
     )
 
 
@@ -146,19 +174,34 @@ def _suppressed(
     return marked[: len(findings)] + _apply_policy(problems, policy, environment)
 
 
-def _load_policy(repo_root: Path, options: CheckOptions) -> Policy:
-    """The explicit --config, else the base ref's policy (a change can't loosen its own rules),
-    else the work tree's, else the checklist's defaults."""
-    known = set(RULES)
-    if options.config is not None:
-        if not options.config.is_file():
-            raise UserError("policy file not found", path=str(options.config))
-        return load_policy(options.config, known_rule_ids=known)
+def _git_base(repo_root: Path, options: CheckOptions) -> GitBase | NoGitBase | None:
+    """`--base`; else, when nothing else says which revisions are new, the merge-base with
+    the default branch (or why there is none); None when --from / --all / a base tree say."""
     if options.base_ref:
-        text = read_file_at_ref(repo_root, options.base_ref, POLICY_PATH)
-        if text is not None:
-            return parse_policy(text, f"{options.base_ref}:{POLICY_PATH}", known_rule_ids=known)
-    return load_repo_policy(repo_root, known_rule_ids=known)
+        return explicit_base(repo_root, options.base_ref)
+    if options.from_revision or options.all_revisions or options.base_tree is not None:
+        return None
+    return default_base(repo_root, options.head_ref)
+
+
+def _policy(
+    repo_root: Path, options: CheckOptions, git_base: GitBase | NoGitBase | None
+) -> tuple[Policy, PolicyOrigin]:
+    if options.policy is not None:
+        return options.policy, PolicyOrigin(None, None, "given to the check by its caller")
+    return load_check_policy(repo_root, options.config, git_base, set(RULES))
+
+
+def _environment(
+    policy: Policy,
+    policy_origin: PolicyOrigin,
+    options: CheckOptions,
+    git_base: GitBase | NoGitBase | None,
+) -> EnvironmentChoice:
+    if options.environment is not None and options.environment_reason is not None:
+        name = check_environment(options.environment)
+        return EnvironmentChoice(name, "caller", options.environment_reason)
+    return choose_environment(policy, policy_origin, flag=options.environment, base=git_base)
 
 
 @contextmanager
@@ -190,12 +233,35 @@ def _new_revisions(
     repo_root: Path,
     options: CheckOptions,
     policy: Policy,
-) -> set[str]:
+    policy_origin: PolicyOrigin,
+    git_base: GitBase | NoGitBase | None,
+) -> tuple[set[str], NewRevisions]:
+    """The revisions the rules judge, and against what: --all, --from, --base, the service's
+    base tree, the policy's `alembic.base_revision`, the merge-base with the default branch,
+    else (no git base) the latest revision of each head."""
+    new: set[str]
+    total = len(graph.by_id)
+    if options.all_revisions:
+        new = set(graph.by_id)
+        return new, NewRevisions("all", len(new), 0, f"{len(new)} new (--all); 0 existing")
     if options.from_revision:
-        return set(graph.new_since(graph.resolve(options.from_revision)))
-    if options.base_ref:
-        at_base = scan_files_at_ref(repo_root, options.base_ref, project)
-        return set(graph.new_compared_to({f.revision for f in at_base}))
+        new = set(graph.new_since(graph.resolve(options.from_revision)))
+        text = f"{len(new)} new after {options.from_revision} (--from); {total - len(new)} existing"
+        return new, NewRevisions(
+            "from", len(new), total - len(new), text, revision=options.from_revision
+        )
+    if isinstance(git_base, GitBase) and (options.base_ref or not policy.alembic.base_revision):
+        at_base = scan_files_at_ref(repo_root, git_base.commit, project)
+        new = set(graph.new_compared_to({f.revision for f in at_base}))
+        existing = total - len(new)
+        return new, NewRevisions(
+            "base" if options.base_ref else "merge-base",
+            len(new),
+            existing,
+            f"{len(new)} new since {git_base.describe()}; {existing} existing",
+            git_ref=git_base.ref,
+            commit=git_base.commit,
+        )
     if options.base_tree is not None:
         base_project = find_project(
             options.base_tree,
@@ -203,10 +269,27 @@ def _new_revisions(
             script_location=policy.alembic.script_location,
         )
         at_base = scan_project(base_project)
-        return set(graph.new_compared_to({f.revision for f in at_base}))
+        new = set(graph.new_compared_to({f.revision for f in at_base}))
+        existing = total - len(new)
+        text = f"{len(new)} new against the base branch's tree; {existing} existing"
+        return new, NewRevisions("base-tree", len(new), existing, text)
     if policy.alembic.base_revision:
-        return set(graph.new_since(graph.resolve(policy.alembic.base_revision)))
-    return set(graph.by_id)
+        revision = policy.alembic.base_revision
+        new = set(graph.new_since(graph.resolve(revision)))
+        existing = total - len(new)
+        where = f" in {policy_origin.path}" if policy_origin.path else ""
+        text = (
+            f"{len(new)} new after {revision} (alembic.base_revision{where}); {existing} existing"
+        )
+        return new, NewRevisions("base-revision", len(new), existing, text, revision=revision)
+    new = set(graph.mark_new(graph.heads()))
+    existing = total - len(new)
+    why = git_base.reason if isinstance(git_base, NoGitBase) else "no base to compare with"
+    text = (
+        f"{len(new)} new: the latest revision of each head ({why}; --base, --from or --all"
+        f" say otherwise); {existing} existing"
+    )
+    return new, NewRevisions("latest", len(new), existing, text)
 
 
 def _awaited(pending: Future[DryRun] | None) -> DryRun:
@@ -264,6 +347,9 @@ def _planned_sandbox(
     if not any(f.new for f in files):
         yield _SandboxPlan(skipped="no new revisions")
         return
+    if _sandbox_url(options) is not None:
+        # A bad or unreachable server is bad input, said before anything runs.
+        _sandbox_server(options)
     settings = policy.sandbox
     prepared = None
     if settings.setup:
@@ -301,7 +387,7 @@ def _sandbox(
     if plan.request is None or plan.child is None:
         return plan.setup_failed, plan.skipped
     plan.request.pending_dry_run = declared
-    outcome = run_sandbox(plan.request, shared_server(options.database_url), plan.child)
+    outcome = run_sandbox(plan.request, _sandbox_server(options), plan.child)
     outcome.report.protections += plan.setup_protections
     return outcome, None
 
@@ -327,6 +413,58 @@ def _not_contained(reason: str) -> Finding:
         ),
         source="sandbox",
     )
+
+
+def _sandbox_url(options: CheckOptions) -> str | None:
+    return options.database_url or os.environ.get(SANDBOX_URL_VARIABLE) or None
+
+
+def _sandbox_server(options: CheckOptions) -> SandboxServer:
+    """The sandbox's server, connected: UserError (one line, no password) when its URL is
+    not a connection string or the server cannot be reached; the embedded cluster's own
+    errors (no initdb) are UserErrors already."""
+    url = _sandbox_url(options)
+    if options.database_url:
+        named = options.database_url_origin
+    elif url:
+        named = f"${SANDBOX_URL_VARIABLE}"
+    else:
+        named = "the embedded PostgreSQL cluster"
+    try:
+        server = shared_server(url)
+        server.server_version()  # connects (once; the connection is kept)
+    except psycopg.ProgrammingError as error:  # libpq could not parse it
+        raise UserError(
+            f"{named}: not a PostgreSQL URL or key=value connection string "
+            f"({_redacted(str(error), url)})"
+        ) from None
+    except psycopg.Error as error:
+        raise UserError(
+            f"{named}: cannot connect to the sandbox server: {_redacted(str(error), url)}"
+        ) from None
+    return server
+
+
+def _redacted(message: str, url: str | None) -> str:
+    """libpq's message on one line, without the password it may quote from the URL."""
+    text = _URL_PASSWORD.sub(r"\1***@", message)
+    text = _KEYWORD_PASSWORD.sub(r"\1***", text)
+    password = _password_of(url)
+    if password:
+        text = text.replace(password, "***")
+    return " ".join(text.split())
+
+
+def _password_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        value = conninfo_to_dict(re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)).get(
+            "password"
+        )
+    except psycopg.Error:
+        return None
+    return str(value) if value else None
 
 
 def _setup_failed(error: str) -> SandboxOutcome:
@@ -441,7 +579,10 @@ def _dry_run_findings(dry: DryRun) -> list[Finding]:
             Finding(
                 rule="dry-run-failed",
                 severity=Severity.ERROR,
-                message=f"alembic could not produce the offline SQL: {dry.error}",
+                message="alembic could not produce the offline SQL: "
+                f"{dry.error_summary or dry.error.strip() or 'no error text'}",
+                path=dry.error_path,
+                line=dry.error_line,
                 source="project",
             )
         )

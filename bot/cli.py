@@ -51,20 +51,28 @@ def _parser() -> argparse.ArgumentParser:
         default=".",
         type=Path,
         metavar="PATH",
-        help="repository root (default: .)",
+        help="the repository root, or a folder of it such as backend/ (default: .)",
     )
     start = check.add_mutually_exclusive_group()
     start.add_argument(
         "--base",
         dest="base_ref",
         metavar="GIT_REF",
-        help="new = revisions at --head but not at this git ref",
+        help="new = revisions at --head but not at this git ref; its environment is the "
+        "policy's branches: entry for it",
     )
     start.add_argument(
         "--from",
         dest="from_revision",
         metavar="REVISION",
         help="new = every revision after this Alembic revision",
+    )
+    start.add_argument(
+        "--all",
+        dest="all_revisions",
+        action="store_true",
+        help="new = every revision (default: the revisions since the merge-base with the "
+        "default branch; outside git, the latest revision of each head)",
     )
     check.add_argument(
         "--head",
@@ -76,13 +84,15 @@ def _parser() -> argparse.ArgumentParser:
         "--env",
         dest="environment",
         choices=("local", "ci", "staging", "production"),
-        help="environment of the policy matrix (default: the policy file's, else ci)",
+        help="environment of the policy matrix (default: the policy's branches: entry for the "
+        "base branch, else its environment, else ci)",
     )
     check.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
-        help="policy file (default: PATH/.github/migsafe.yml)",
+        help="policy file (default: the first .github/migsafe.yml from PATH up to the "
+        "repository root, as it is at the git base)",
     )
     check.add_argument("--format", default="text", choices=FORMATS)
     check.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
@@ -125,17 +135,21 @@ def _run_check(args: argparse.Namespace) -> int:
     # URL's) while it runs the repository's code: keep it out of /proc/<pid>/environ and
     # memory for processes of the same user, and out of every child's environment.
     make_non_dumpable()
-    database_url = args.database_url or os.environ.pop(SANDBOX_URL_VARIABLE, None) or None
+    from_environment = os.environ.pop(SANDBOX_URL_VARIABLE, None) or None
+    database_url = args.database_url or from_environment
+    origin = "--database-url" if args.database_url else f"${SANDBOX_URL_VARIABLE}"
     result = run_check(
         CheckOptions(
             path=args.path,
             base_ref=args.base_ref,
             from_revision=args.from_revision,
+            all_revisions=args.all_revisions,
             head_ref=args.head_ref,
             environment=args.environment,
             config=args.config,
             sandbox=not args.no_sandbox,
             database_url=database_url,
+            database_url_origin=origin,
         )
     )
     to_terminal = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ

@@ -3,11 +3,57 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot import __version__
 from bot.analysis.model import Finding, RuleInfo, Severity
 from bot.migrations.model import DryRun, MigrationFile
 from bot.sandbox.model import SandboxReport
+
+EnvironmentOrigin = Literal["flag", "branches", "policy", "default", "caller"]
+RevisionsOrigin = Literal[
+    "all", "from", "base", "merge-base", "base-tree", "base-revision", "latest"
+]
+
+
+@dataclass(frozen=True)
+class PolicyOrigin:
+    """Which policy file the check applied."""
+
+    path: str | None  # as shown to the user; None: no file, the checklist's defaults
+    git_ref: str | None  # read at this git ref (the base) instead of the work tree
+    text: str  # one line, e.g. ".github/migsafe.yml at main (merge-base 3f2c1a0)"
+
+
+@dataclass(frozen=True)
+class EnvironmentChoice:
+    """The environment the check was judged for, and where it came from."""
+
+    name: str
+    origin: EnvironmentOrigin
+    text: str  # one line, e.g. "branches: main → production in .github/migsafe.yml"
+
+
+@dataclass(frozen=True)
+class NewRevisions:
+    """Which revisions count as new (judged by the rules), against what."""
+
+    origin: RevisionsOrigin
+    new: int
+    existing: int
+    text: str  # one line, e.g. "2 new since main (merge-base 3f2c1a0); 14 existing"
+    git_ref: str | None = None  # the base ref compared with (base, merge-base)
+    commit: str | None = None  # the commit compared with (base, merge-base)
+    revision: str | None = None  # the Alembic revision the new ones follow (from, base-revision)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What a check judged and why: never a silent default."""
+
+    policy: PolicyOrigin
+    environment: EnvironmentChoice
+    revisions: NewRevisions
 
 
 @dataclass
@@ -24,6 +70,7 @@ class CheckResult:
     script_location: str | None = None  # repository-relative Alembic script directory
     sandbox: SandboxReport | None = None  # None: not run (--no-sandbox, or nothing new)
     sandbox_skipped: str | None = None  # why the sandbox did not run
+    judged: Judged | None = None  # the policy, environment and new revisions, and why
     version: str = __version__
 
     @property

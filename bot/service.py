@@ -296,6 +296,8 @@ async def _check(
             base_tree=base_tree,
             policy=policy,
             environment=environment_for_branch(policy, pull["base"]["ref"]),
+            environment_reason=f"the pull request's base branch {pull['base']['ref']}"
+            " (the policy's branches:, else its default_environment)",
             sandbox=sandbox,
             database_url=ctx.settings.sandbox_url if ctx.settings else None,
         )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -450,3 +453,306 @@ def test_trust_repository_runs_uncontained_and_says_so(tmp_path: Path) -> None:
     assert "ALTER TABLE orders DROP COLUMN legacy_code" in report["dry_run"]["upgrade_sql"]
     protections = report["dry_run"]["protections"]
     assert protections[0].startswith("containment: NONE: the repository is trusted")
+
+
+# --- what is judged, and why (issue 12, item 4) ------------------------------------------
+
+ROOT_POLICY = """version: 1
+alembic:
+  config: backend/alembic.ini  # relative to the root, also when checking backend/
+branches:
+  main: production
+  release/*: staging
+"""
+
+
+def git_out(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def backend_repo(tmp_path: Path) -> Path:
+    """A repository with its Alembic project in backend/ and its policy at the root: main
+    holds 0001 and 0002; the branch `feature` adds 0003; main then moves on without it."""
+    repo = tmp_path / "repo"
+    backend = repo / "backend"
+    shutil.copytree(SHOP, backend)
+    shutil.rmtree(backend / ".github")  # the only policy is the root's
+    (repo / ".github").mkdir()
+    (repo / ".github" / "migsafe.yml").write_text(ROOT_POLICY)
+    risky = backend / RISKY
+    held = risky.read_text()
+    risky.unlink()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    risky.write_text(held)
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "risky")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README").write_text("main moves on\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "unrelated")
+    git(repo, "checkout", "-q", "feature")
+    return repo
+
+
+def test_default_base_is_the_merge_base_with_main_and_the_rules_speak(capsys, backend_repo):
+    """`cd backend && migsafe check`: the root's policy is found, main's `branches:` entry
+    gives production, and only 0003 is new, so its destructive changes are errors."""
+    merge_base = git_out(backend_repo, "merge-base", "HEAD", "main")
+    assert merge_base != git_out(backend_repo, "rev-parse", "main")
+    code, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    assert code == 1
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+    assert ("drop-column", RISKY, 25, "error") in locations(report)
+    assert report["environment"] == "production"
+    judged = report["judged"]
+    assert judged["policy"] == {
+        "path": ".github/migsafe.yml",
+        "git_ref": "main",
+        "text": f".github/migsafe.yml at main (merge-base {merge_base[:7]})",
+    }
+    assert judged["environment"]["origin"] == "branches"
+    assert judged["environment"]["text"].startswith("branches: main → production")
+    assert judged["revisions"] == {
+        "origin": "merge-base",
+        "new": 1,
+        "existing": 2,
+        "git_ref": "main",
+        "commit": merge_base,
+        "revision": None,
+        "text": f"1 new since main (merge-base {merge_base[:7]}); 2 existing",
+    }
+
+
+def test_the_text_report_says_what_it_judged(capsys, backend_repo):
+    merge_base = git_out(backend_repo, "merge-base", "HEAD", "main")[:7]
+    _, out, _ = run(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    lines = out.splitlines()
+    assert lines[0].startswith("migsafe: ") and "environment production" in lines[0]
+    assert lines[1] == f"Policy: .github/migsafe.yml at main (merge-base {merge_base})"
+    assert lines[2].startswith("Environment: production — branches: main → production in ")
+    assert lines[3] == f"Revisions: 1 new since main (merge-base {merge_base}); 2 existing"
+
+
+def test_a_policy_the_change_adds_does_not_replace_the_bases(capsys, backend_repo):
+    (backend_repo / "backend" / ".github").mkdir()
+    (backend_repo / "backend" / ".github" / "migsafe.yml").write_text("version: 1\n")
+    _, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    assert report["judged"]["policy"]["path"] == ".github/migsafe.yml"
+    assert report["judged"]["policy"]["git_ref"] == "main"
+    assert report["environment"] == "production"
+
+
+def test_the_nearest_policy_from_path_up_to_the_repository_root_applies(capsys, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(SHOP, repo / "backend")
+    (repo / "backend" / ".github" / "migsafe.yml").write_text("version: 1\nenvironment: local\n")
+    (repo / ".github").mkdir()
+    (repo / ".github" / "migsafe.yml").write_text("version: 1\nenvironment: staging\n")
+    git(repo, "init", "-q", "-b", "main")  # a repository without commits: no base to read at
+    _, report = findings_of(capsys, str(repo / "backend"), "--no-sandbox")
+    assert report["judged"]["policy"] == {
+        "path": "backend/.github/migsafe.yml",
+        "git_ref": None,
+        "text": "backend/.github/migsafe.yml",
+    }
+    assert report["environment"] == "local"
+    assert "no default branch" in report["judged"]["revisions"]["text"]
+    (repo / "backend" / ".github" / "migsafe.yml").unlink()
+    _, report = findings_of(capsys, str(repo / "backend"), "--no-sandbox")
+    assert report["judged"]["policy"]["path"] == ".github/migsafe.yml"
+    assert report["environment"] == "staging"
+
+
+def test_the_default_branch_is_origin_head_when_there_is_one(capsys, backend_repo):
+    git(backend_repo, "branch", "-q", "-m", "main", "trunk")
+    git(backend_repo, "update-ref", "refs/remotes/origin/trunk", "trunk")
+    git(backend_repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
+    _, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    assert report["judged"]["revisions"]["git_ref"] == "origin/trunk"
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "environment", "origin"),
+    [
+        (["--base", "main"], "production", "branches"),
+        (["--base", "origin/main"], "production", "branches"),
+        (["--base", "release/2.0"], "staging", "branches"),
+        (["--base", "main", "--env", "ci"], "ci", "flag"),
+        (["--from", "0002"], "ci", "default"),
+    ],
+)
+def test_base_takes_the_environment_from_branches_unless_env_is_given(
+    capsys, backend_repo, argv, environment, origin
+):
+    git(backend_repo, "update-ref", "refs/remotes/origin/main", "main")
+    git(backend_repo, "branch", "-q", "release/2.0", "main")
+    _, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox", *argv)
+    assert (report["environment"], report["judged"]["environment"]["origin"]) == (
+        environment,
+        origin,
+    )
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+
+
+def test_all_judges_every_revision(capsys, backend_repo):
+    _, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox", "--all")
+    assert all(r["new"] for r in report["revisions"])
+    assert report["judged"]["revisions"]["origin"] == "all"
+    assert report["judged"]["revisions"]["text"] == "3 new (--all); 0 existing"
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, str(backend_repo), "--all", "--from", "0001")
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_on_the_default_branch_only_uncommitted_revisions_are_new(capsys, backend_repo):
+    held = (backend_repo / "backend" / RISKY).read_text()
+    git(backend_repo, "checkout", "-q", "main")
+    code, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    assert report["judged"]["revisions"]["text"].startswith("0 new since main (merge-base ")
+    assert (code, report["findings"]) == (0, [])
+    (backend_repo / "backend" / RISKY).write_text(held)
+    code, report = findings_of(capsys, str(backend_repo / "backend"), "--no-sandbox")
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+    assert code == 1
+
+
+def test_outside_git_the_latest_revision_of_each_head_is_new(capsys, tmp_path):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    (repo / ".github" / "migsafe.yml").write_text("version: 1\nenvironment: staging\n")
+    code, report = findings_of(capsys, str(repo), "--no-sandbox")
+    assert code == 1
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0003"]
+    revisions = report["judged"]["revisions"]
+    assert revisions["origin"] == "latest"
+    assert revisions["text"].startswith("1 new: the latest revision of each head (not in a git")
+    assert revisions["text"].endswith("; 2 existing")
+    assert report["judged"]["policy"]["path"] == ".github/migsafe.yml"
+    assert report["judged"]["environment"] == {
+        "name": "staging",
+        "origin": "policy",
+        "text": "environment: staging in .github/migsafe.yml",
+    }
+    assert ("drop-column", RISKY, 25, "error") in locations(report)
+
+
+def test_without_a_policy_file_the_report_says_so(capsys, tmp_path):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    shutil.rmtree(repo / ".github")
+    _, out, _ = run(capsys, str(repo), "--no-sandbox")
+    assert "Policy: none: the checklist's defaults" in out.splitlines()
+
+
+# --- bad input: one line, exit 2 (issue 12, item 7) --------------------------------------
+
+
+def cli(*argv: str, env: dict[str, str] | None = None, wrap: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """The real entry point in a fresh interpreter (the worktree's `bot`)."""
+    environment = {k: v for k, v in os.environ.items() if k != "MIGSAFE_SANDBOX_URL"}
+    environment.update(env or {})
+    return subprocess.run(
+        [*(wrap or []), sys.executable, "-m", "bot.cli", "check", *argv],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_exit_2(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert lines[0].startswith("migsafe: error: ")
+    for text in expected:
+        assert text in lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("garbage", "not a PostgreSQL URL or key=value connection string"),
+        ("postgresql://u:s3cret@[::1", "not a PostgreSQL URL"),
+        ("postgresql://u:s3cret@127.0.0.1:{port}/db", "cannot connect to the sandbox server"),
+        ("host=/nonexistent password=s3cret", "cannot connect to the sandbox server"),
+    ],
+)
+def test_a_bad_or_unreachable_database_url_is_one_line_and_exit_2(url, expected):
+    done = cli(str(SHOP), "--database-url", url.format(port=free_port()))
+    assert_one_line_exit_2(done, "--database-url: ", expected)
+    assert "s3cret" not in done.stderr
+
+
+def test_a_bad_sandbox_url_from_the_environment_names_the_variable():
+    done = cli(str(SHOP), env={"MIGSAFE_SANDBOX_URL": f"postgresql://127.0.0.1:{free_port()}/x"})
+    assert_one_line_exit_2(done, "$MIGSAFE_SANDBOX_URL: cannot connect")
+
+
+def test_missing_initdb_is_one_line_and_exit_2(tmp_path):
+    """The embedded cluster without PostgreSQL's server binaries: /usr/lib/postgresql is
+    hidden in a private mount namespace (where that is allowed), PATH has none either."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    hide = [
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        f'mount --bind {empty} /usr/lib/postgresql 2>/dev/null || true; exec "$@"',
+        "sh",
+    ]
+    env = {"PATH": "/usr/bin:/bin"}
+    probe = subprocess.run(
+        [*hide, sys.executable, "-c", "from bot.sandbox.cluster import find_binaries as f; f()"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode == 0 or "UserError" not in probe.stderr:
+        pytest.skip(f"cannot hide the PostgreSQL binaries here: {probe.stderr[-200:]}")
+    done = cli(str(SHOP), env=env, wrap=hide)
+    assert_one_line_exit_2(done, "PostgreSQL server binaries not found (initdb")
+
+
+def test_a_dry_run_failure_names_the_exception_and_the_file_line(capsys, tmp_path):
+    """env.py reads a variable the dry-run child does not have: the summary is the KeyError at
+    env.py's line, not the last line Alembic logged."""
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    env_py = repo / "migrations" / "env.py"
+    source = env_py.read_text().replace(
+        "def run_migrations_offline() -> None:\n",
+        "def run_migrations_offline() -> None:\n    import os\n\n    os.environ['DATABASE_URL']\n",
+    )
+    env_py.write_text(source)
+    line = source.splitlines().index("    os.environ['DATABASE_URL']") + 1
+    code, report = findings_of(capsys, str(repo), "--no-sandbox")
+    assert code == 1
+    expected = f"KeyError: 'DATABASE_URL' (at migrations/env.py:{line}, during upgrade)"
+    assert report["dry_run"]["error_summary"] == expected
+    [failed] = [f for f in report["findings"] if f["rule"] == "dry-run-failed"]
+    assert failed["message"] == f"alembic could not produce the offline SQL: {expected}"
+    assert (failed["path"], failed["line"]) == ("migrations/env.py", line)
+    _, out, _ = run(capsys, str(repo), "--no-sandbox")
+    assert f"Dry-run failed: {expected} (full error: --format json or markdown)" in out
+    assert "Will assume transactional DDL" not in out

@@ -9,7 +9,10 @@ The repository's env.py and migrations run only in an isolated child (`_child.py
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -28,10 +31,57 @@ from bot.sandbox.isolation import (
 CHILD_SCRIPT = Path(__file__).with_name("_child.py")
 STDERR_TAIL_LINES = 20
 PHASES: tuple[Phase, ...] = ("upgrade", "downgrade")
+_TRACEBACK_HEADER = "Traceback (most recent call last):"
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
 class _MalformedResult(Exception):
     """The child's result file is not what `_child.py` writes."""
+
+
+@dataclass(frozen=True)
+class FailureSummary:
+    """The last traceback of a failure text: its exception line and its deepest frame in
+    the repository."""
+
+    exception: str
+    path: str | None  # relative to the project directory, '/' separated
+    line: int | None
+
+    def text(self, phase: str | None = None) -> str:
+        where = [f"at {self.path}:{self.line}"] if self.path else []
+        where += [f"during {phase}"] if phase else []
+        return f"{self.exception} ({', '.join(where)})" if where else self.exception
+
+
+def summarize_traceback(text: str, project_dir: Path) -> FailureSummary | None:
+    """The exception line of the last Python traceback in `text` and the deepest of its frames
+    inside `project_dir` (outside site-packages); None when `text` holds no traceback.
+
+    Tolerates a traceback whose beginning was cut (a tail of the text)."""
+    lines = text.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.strip() == _TRACEBACK_HEADER]
+    block = lines[headers[-1] + 1 :] if headers else lines
+    frames = [(i, match) for i, line in enumerate(block) if (match := _FRAME.match(line))]
+    if not frames:
+        return None
+    after = block[frames[-1][0] + 1 :]
+    exception = next((line.strip() for line in after if line[:1].strip()), None)
+    if exception is None:
+        return None
+    root = os.path.realpath(project_dir)
+    for _, frame in reversed(frames):
+        relative = _inside(frame["file"], root)
+        if relative is not None:
+            return FailureSummary(exception, relative, int(frame["line"]))
+    return FailureSummary(exception, None, None)
+
+
+def _inside(filename: str, root: str) -> str | None:
+    real = os.path.realpath(filename)
+    if not real.startswith(root + os.sep) or "site-packages" in Path(real).parts:
+        return None
+    return Path(os.path.relpath(real, root)).as_posix()
 
 
 def dry_run(
@@ -63,7 +113,9 @@ def dry_run(
         python=python,
         readable_paths=[project_dir],
     )
-    return _dry_run_from(raw, isolated, timeout_s, limits or Limits())
+    result = _dry_run_from(raw, isolated, timeout_s, limits or Limits())
+    _summarize(result, raw, isolated, project_dir)
+    return result
 
 
 def _request(
@@ -100,6 +152,46 @@ def _dry_run_from(
         return result
     result.error = _error_text(raw is not None, child_error, isolated, timeout_s, limits)
     return result
+
+
+def _summarize(
+    result: DryRun, raw: bytes | None, isolated: IsolatedResult, project_dir: Path
+) -> None:
+    """`error_summary` (and the place) of a failed dry-run: the exception Alembic or the
+    migration raised, not the last line the child logged."""
+    if result.error is None:
+        return
+    headline = result.error.splitlines()[0] if result.error.strip() else "dry-run failed"
+    child_error, phase = _child_failure(raw)
+    if child_error is not None:
+        summary = summarize_traceback(child_error, project_dir)
+        if summary is not None:
+            result.error_summary = summary.text(phase)
+            result.error_path, result.error_line = summary.path, summary.line
+            return
+    summary = summarize_traceback(isolated.stderr, project_dir)
+    if summary is None:
+        result.error_summary = headline
+        return
+    result.error_summary = f"{headline}: {summary.text()}"
+    result.error_path, result.error_line = summary.path, summary.line
+
+
+def _child_failure(raw: bytes | None) -> tuple[str | None, str | None]:
+    """The child's own error text and the phase that failed, when its result says so."""
+    try:
+        data = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+        return None, None
+    phases = data.get("phases")
+    phases = phases if isinstance(phases, dict) else {}
+    failed = next(
+        (p for p in PHASES if not isinstance(phases.get(p), dict) or not phases[p].get("complete")),
+        None,
+    )
+    return data["error"], failed
 
 
 def _error_text(

@@ -109,6 +109,51 @@ def resolve_commit(repo_root: Path, ref: str) -> str:
     return commit.stdout.decode().strip()
 
 
+def git_toplevel(path: Path) -> Path | None:
+    """The top of the git work tree holding `path`; None outside git (or without git)."""
+    top = _try_git(path, ["rev-parse", "--show-toplevel"])
+    return Path(top).resolve() if top else None
+
+
+def default_branch(repo_root: Path) -> str | None:
+    """The branch a change merges into: origin/HEAD's branch, else main, else master (local,
+    then origin's); None when there is none."""
+    remote_head = _try_git(repo_root, ["symbolic-ref", "--quiet", "refs/remotes/origin/HEAD"])
+    if remote_head and remote_head.startswith("refs/remotes/"):
+        return remote_head.removeprefix("refs/remotes/")
+    for ref in (
+        "refs/heads/main",
+        "refs/heads/master",
+        "refs/remotes/origin/main",
+        "refs/remotes/origin/master",
+    ):
+        if _try_git(repo_root, ["rev-parse", "--verify", "--quiet", ref]) is not None:
+            return ref.removeprefix("refs/heads/").removeprefix("refs/remotes/")
+    return None
+
+
+def merge_base(repo_root: Path, ref: str, other: str) -> str | None:
+    """The commit where `ref` and `other` meet; None when they share no history (or one of them
+    does not exist, e.g. a branch without commits, or a shallow clone)."""
+    return _try_git(repo_root, ["merge-base", "--end-of-options", ref, other])
+
+
+def branch_name(repo_root: Path, ref: str) -> str | None:
+    """The branch `ref` names (`main` for main, refs/heads/main, origin/main); None when it
+    names no branch (a commit, a tag)."""
+    if ref.startswith("-"):
+        return None
+    full = _try_git(repo_root, ["rev-parse", "--symbolic-full-name", ref])
+    if not full:
+        return None
+    if full.startswith("refs/heads/"):
+        return full.removeprefix("refs/heads/")
+    if full.startswith("refs/remotes/"):
+        _remote, _, name = full.removeprefix("refs/remotes/").partition("/")
+        return name or None
+    return None
+
+
 # --- git plumbing ----------------------------------------------------------------------------
 
 
@@ -120,6 +165,18 @@ def _require_repository(repo_root: Path) -> None:
         raise UserError(
             f"{repo_root} is not inside a git work tree; --base and --head read revisions from git"
         )
+
+
+def _try_git(repo_root: Path, args: list[str]) -> str | None:
+    """The output of a git query (one line, stripped); None when git fails or is missing."""
+    if not repo_root.is_dir():
+        return None
+    try:
+        result = _run_git(repo_root, args)
+    except UserError:
+        return None
+    output = result.stdout.decode("utf-8", "replace").strip()
+    return output if result.returncode == 0 and output else None
 
 
 def _tree_entries(repo_root: Path, commit: str, rel_dirs: list[str]) -> list[_Entry]:

@@ -194,9 +194,10 @@ class AlembicSettings(_Strict):
     base_revision: RevisionId | None = Field(
         default=None,
         description=(
-            "The revision already deployed: without `--from` / `--base`, `migsafe check` "
-            'judges the revisions after it. Quote it ("0002"): YAML reads 0002 as a number. '
-            "Default: every revision is new."
+            "The revision already deployed: without `--from` / `--base` / `--all`, "
+            "`migsafe check` judges the revisions after it. Quote it "
+            '("0002"): YAML reads 0002 as a number. Default: inside git, the revisions since '
+            "the merge-base with the default branch; outside git, the latest of each head."
         ),
         examples=["0002", "ae1027a6acf"],
     )
@@ -414,7 +415,11 @@ class Policy(_Strict):
         examples=[["migrations/versions/*.py"]],
     )
     environment: EnvName = Field(
-        default="ci", description="Environment of `migsafe check` when `--env` is not given."
+        default="ci",
+        description=(
+            "Environment of `migsafe check` when `--env` is not given and `branches` does not "
+            "map its base branch."
+        ),
     )
     branches: dict[BranchPattern, EnvName] = Field(
         default={},

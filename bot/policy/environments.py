@@ -170,14 +170,20 @@ def environment_for_branch(policy: Policy, branch: str) -> EnvName:
     An exact `branches:` key wins; then the first pattern (fnmatch, case-sensitive)
     in file order; else `default_environment`. `refs/heads/` is ignored.
     """
+    matched = branch_mapping(policy, branch)
+    return matched[1] if matched else policy.default_environment
+
+
+def branch_mapping(policy: Policy, branch: str) -> tuple[str, EnvName] | None:
+    """The `branches:` entry (key, environment) that maps `branch`; None when none does."""
     name = branch.removeprefix("refs/heads/")
     exact = policy.branches.get(name)
     if exact is not None:
-        return exact
+        return name, exact
     for pattern, env in policy.branches.items():
         if fnmatchcase(name, pattern):
-            return env
-    return policy.default_environment
+            return pattern, env
+    return None
 
 
 def timeout_limits_ms(policy: Policy) -> tuple[float, float]:

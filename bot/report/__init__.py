@@ -66,6 +66,19 @@ def verdict(result: CheckResult) -> str:
     return f"migsafe: {counts} — environment {result.environment} — exit {result.exit_code}"
 
 
+def judged_lines(result: CheckResult) -> list[tuple[str, str]]:
+    """(label, text) for what the check judged and why: policy, environment, revisions."""
+    judged = result.judged
+    if judged is None:
+        return []
+    environment = judged.environment
+    return [
+        ("Policy", judged.policy.text),
+        ("Environment", f"{environment.name} — {environment.text}"),
+        ("Revisions", judged.revisions.text),
+    ]
+
+
 def rollback_commands(result: CheckResult) -> list[str]:
     """The command(s) that undo the change: back to each revision it starts from."""
     if not result.base:

@@ -44,6 +44,32 @@ def to_document(result: CheckResult) -> JsonObject:
         "dry_run": _dry_run(result),
         "sandbox": sandbox_view.to_json(result),
         "rules": _rules(result),
+        "judged": _judged(result),
+    }
+
+
+def _judged(result: CheckResult) -> JsonObject | None:
+    """What the check judged and why (docs/json-output.md, `judged`)."""
+    judged = result.judged
+    if judged is None:
+        return None
+    policy, environment, revisions = judged.policy, judged.environment, judged.revisions
+    return {
+        "policy": {"path": policy.path, "git_ref": policy.git_ref, "text": policy.text},
+        "environment": {
+            "name": environment.name,
+            "origin": environment.origin,
+            "text": environment.text,
+        },
+        "revisions": {
+            "origin": revisions.origin,
+            "new": revisions.new,
+            "existing": revisions.existing,
+            "git_ref": revisions.git_ref,
+            "commit": revisions.commit,
+            "revision": revisions.revision,
+            "text": revisions.text,
+        },
     }
 
 
@@ -109,6 +135,7 @@ def _dry_run(result: CheckResult) -> JsonObject:
         "error": dry_run.error,
         "protections": list(dry_run.protections),
         "statements": [_statement(s) for s in [*dry_run.upgrade, *dry_run.downgrade]],
+        "error_summary": dry_run.error_summary,
     }
 
 

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from bot.analysis.model import Finding, Statement
 from bot.report import (
     approval_findings,
+    judged_lines,
     location,
     ordered,
     plural,
@@ -176,6 +177,7 @@ class _Document:
     def render(self) -> str:
         sections = [
             f"**{_escape_inline(verdict(self.result))}**",
+            self._judged(),
             self._revisions(),
             self._table(),
             self._approvals(),
@@ -186,6 +188,11 @@ class _Document:
             self.cut_note(),
         ]
         return "\n\n".join(s for s in sections if s) + "\n"
+
+    def _judged(self) -> str:
+        """What was judged and why, one line each (a Markdown line break between them)."""
+        lines = [f"{label}: {_escape_inline(text)}" for label, text in judged_lines(self.result)]
+        return "  \n".join(lines)
 
     def _revisions(self) -> str:
         new = self.result.new_revisions
@@ -327,7 +334,8 @@ class _Document:
             error = dry_run.error.strip()
             if len(error) > ERROR_TAIL_CHARS:
                 error = "…" + error[-ERROR_TAIL_CHARS:]
-            parts.append(f"**The dry-run failed:**\n\n{_fence(error, 'text')}")
+            summary = f" {_code(dry_run.error_summary)}" if dry_run.error_summary else ""
+            parts.append(f"**The dry-run failed:**{summary}\n\n{_fence(error, 'text')}")
         if dry_run.protections:
             protections = ", ".join(_escape_inline(p) for p in dry_run.protections)
             parts.append(f"Ran under: {protections}.")

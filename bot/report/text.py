@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.analysis.model import Finding, Severity
 from bot.migrations.model import MigrationFile
 from bot.report import (
+    judged_lines,
     location,
     ordered,
     plural,
@@ -49,7 +50,9 @@ def render_text(
 ) -> str:
     """The terminal report; `contacts` and `backup` complete the emergency procedure."""
     paint = _Painter(color)
-    lines = [paint.verdict(verdict(result), result.exit_code), ""]
+    lines = [paint.verdict(verdict(result), result.exit_code)]
+    lines += [f"{label}: {clean(text)}" for label, text in judged_lines(result)]
+    lines.append("")
     for title, findings in _groups(result):
         lines.append(paint.bold(title))
         lines.extend(_finding_lines(findings, paint) if findings else ["  no findings"])
@@ -155,9 +158,12 @@ def _sandbox_lines(result: CheckResult) -> list[str]:
 def _dry_run_summary(result: CheckResult) -> str:
     dry_run = result.dry_run
     if dry_run.error is not None:
-        # The last line of a traceback names the exception; the first says nothing.
-        lines = [line for line in clean(dry_run.error).splitlines() if line.strip()]
-        return f"Dry-run failed: {lines[-1].strip() if lines else 'no error text'}"
+        if dry_run.error_summary:
+            summary = dry_run.error_summary
+        else:  # a result not summarised by the dry-run (built by hand): its last line
+            lines = [line for line in dry_run.error.splitlines() if line.strip()]
+            summary = lines[-1].strip() if lines else "no error text"
+        return f"Dry-run failed: {clean(summary)} (full error: --format json or markdown)"
     up = plural(len(dry_run.upgrade), "statement")
     return (
         f"Dry-run: {up} up, {len(dry_run.downgrade)} down"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.analysis.model import Statement
-from bot.migrations.dryrun import dry_run
+from bot.migrations.dryrun import FailureSummary, dry_run, summarize_traceback
 from bot.migrations.model import DryRun
 from bot.sandbox.isolation import Limits
 
@@ -199,6 +199,57 @@ def test_a_failing_migration_becomes_an_error_naming_file_and_line(tmp_path: Pat
         f"(at versions/h1_fails.py:{line}, during upgrade)"
     )
     assert [s.sql for s in result.upgrade if s.path] == ["SELECT 1"]  # what ran before
+    expected = f"RuntimeError: broken migration h1 (at versions/h1_fails.py:{line}, during upgrade)"
+    assert result.error_summary == expected
+    assert (result.error_path, result.error_line) == ("versions/h1_fails.py", line)
+
+
+def test_a_timeout_is_summarised_by_what_happened(tmp_path: Path) -> None:
+    result = _run(_copy("infinite_loop", tmp_path), timeout_s=2)
+    assert result.error_summary == "dry-run timed out after 2 s"
+    assert result.error_path is None
+
+
+CHAINED = """alembic failed: ValueError: inner (at versions/a.py:3, during upgrade)
+Traceback (most recent call last):
+  File "{root}/versions/a.py", line 3, in upgrade
+    int("x")
+ValueError: inner
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/usr/lib/python3/site-packages/alembic/runtime/migration.py", line 616, in run
+    step.migration_fn(**kw)
+  File "{root}/env.py", line 20, in run_migrations_offline
+    context.run_migrations()
+  File "{root}/.venv/lib/python3.11/site-packages/lib.py", line 9, in helper
+    raise KeyError(name)
+KeyError: 'DATABASE_URL'
+INFO  [alembic.runtime.migration] Will assume transactional DDL.
+"""
+
+
+def test_the_summary_is_the_last_tracebacks_exception_at_its_deepest_repository_frame(
+    tmp_path: Path,
+) -> None:
+    summary = summarize_traceback(CHAINED.format(root=tmp_path), tmp_path)
+    assert summary is not None
+    assert summary.text("upgrade") == "KeyError: 'DATABASE_URL' (at env.py:20, during upgrade)"
+
+
+def test_a_cut_traceback_a_syntax_error_and_no_traceback(tmp_path: Path) -> None:
+    cut = f'  File "{tmp_path}/versions/b.py", line 7, in upgrade\n    x(\nNameError: x\n'
+    assert summarize_traceback(cut, tmp_path) == FailureSummary("NameError: x", "versions/b.py", 7)
+    syntax = (
+        f'Traceback (most recent call last):\n  File "{tmp_path}/versions/c.py", line 2\n'
+        "    def (\n        ^\nSyntaxError: invalid syntax\n"
+    )
+    summary = summarize_traceback(syntax, tmp_path)
+    assert summary == FailureSummary("SyntaxError: invalid syntax", "versions/c.py", 2)
+    outside = 'Traceback (most recent call last):\n  File "/elsewhere.py", line 1\nOSError: no\n'
+    assert summarize_traceback(outside, tmp_path) == FailureSummary("OSError: no", None, None)
+    assert summarize_traceback("Killed\n", tmp_path) is None
 
 
 def test_an_infinite_loop_is_killed_at_the_time_limit(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis.model import Family, Finding, RuleInfo, Severity, Statement
 from bot.migrations.model import DryRun, MigrationFile
-from bot.result import CheckResult
+from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 
 VERSIONS = "migrations/versions"
 CLEANUP = f"{VERSIONS}/0003_orders_cleanup.py"
@@ -134,6 +134,24 @@ def revisions() -> list[MigrationFile]:
     ]
 
 
+JUDGED = Judged(
+    policy=PolicyOrigin(
+        ".github/migsafe.yml", "main", ".github/migsafe.yml at main (merge-base 3f2c1a0)"
+    ),
+    environment=EnvironmentChoice(
+        "production", "branches", "branches: main → production in .github/migsafe.yml"
+    ),
+    revisions=NewRevisions(
+        "merge-base",
+        1,
+        2,
+        "1 new since main (merge-base 3f2c1a0); 2 existing",
+        git_ref="main",
+        commit="3f2c1a0" + "0" * 33,
+    ),
+)
+
+
 def sample_result(**changes: object) -> CheckResult:
     """A production check of one risky new revision; keyword arguments replace fields."""
     upgrade, downgrade = statements()
@@ -154,6 +172,7 @@ def sample_result(**changes: object) -> CheckResult:
         rules=dict(RULES),
         approvals_required=["backend-lead", "product-owner"],
         script_location="migrations",
+        judged=JUDGED,
     )
     for name, value in changes.items():
         setattr(result, name, value)
@@ -171,7 +190,16 @@ def failed_dry_run_result() -> CheckResult:
                 source="project",
             )
         ],
-        dry_run=DryRun(error="Traceback (most recent call last):\nNameError: name 'sa'"),
+        dry_run=DryRun(
+            error="Traceback (most recent call last):\n"
+            f'  File "/tmp/tree/{CLEANUP}", line 14, in upgrade\n'
+            "NameError: name 'sa'\n"
+            "--- child stderr (last lines) ---\n"
+            "INFO  [alembic.runtime.migration] Will assume transactional DDL.",
+            error_summary=f"NameError: name 'sa' (at {CLEANUP}:14, during upgrade)",
+            error_path=CLEANUP,
+            error_line=14,
+        ),
     )
 
 

@@ -29,6 +29,7 @@ TOP_LEVEL_KEYS = [
     "dry_run",
     "sandbox",
     "rules",
+    "judged",
 ]
 FINDING_KEYS = [
     "rule",
@@ -99,6 +100,7 @@ def test_keys_come_in_their_documented_order_with_indent_2() -> None:
         "error",
         "protections",
         "statements",
+        "error_summary",
     ]
     assert text.startswith('{\n  "migsafe_version": ')
 
@@ -277,3 +279,31 @@ def test_findings_round_trip_through_json() -> None:
     result = sample_result()
     doc = document(result)
     assert [finding_from_json(f) for f in doc["findings"]] == result.findings
+
+
+def test_judged_says_which_policy_environment_and_revisions_and_why() -> None:
+    doc = document(sample_result())
+    assert doc["judged"] == {
+        "policy": {
+            "path": ".github/migsafe.yml",
+            "git_ref": "main",
+            "text": ".github/migsafe.yml at main (merge-base 3f2c1a0)",
+        },
+        "environment": {
+            "name": "production",
+            "origin": "branches",
+            "text": "branches: main → production in .github/migsafe.yml",
+        },
+        "revisions": {
+            "origin": "merge-base",
+            "new": 1,
+            "existing": 2,
+            "git_ref": "main",
+            "commit": "3f2c1a0" + "0" * 33,
+            "revision": None,
+            "text": "1 new since main (merge-base 3f2c1a0); 2 existing",
+        },
+    }
+    unjudged = document(sample_result(judged=None))
+    validator().validate(unjudged)
+    assert unjudged["judged"] is None

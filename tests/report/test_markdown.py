@@ -31,6 +31,15 @@ def test_starts_with_the_verdict_line() -> None:
     )
 
 
+def test_what_was_judged_and_why_follows_the_verdict() -> None:
+    lines = render_markdown(sample_result()).splitlines()
+    assert lines[2:5] == [
+        "Policy: .github/migsafe.yml at main (merge-base 3f2c1a0)  ",
+        "Environment: production — branches: main → production in .github/migsafe.yml  ",
+        "Revisions: 1 new since main (merge-base 3f2c1a0); 2 existing",
+    ]
+
+
 def test_table_has_a_row_per_finding_most_severe_first_suppressed_last() -> None:
     rows = table_rows(render_markdown(sample_result()))
     assert rows[0] == "| Severity | Rule | Location | Message |"
@@ -159,7 +168,11 @@ def test_details_summary_is_html_escaped() -> None:
 
 def test_a_failed_dry_run_shows_its_error_text() -> None:
     markdown = render_markdown(failed_dry_run_result())
-    assert "**The dry-run failed:**\n\n```text\nTraceback (most recent call last):" in markdown
+    assert (
+        "**The dry-run failed:** `NameError: name 'sa' (at "
+        "migrations/versions/0003_orders_cleanup.py:14, during upgrade)`\n\n"
+        "```text\nTraceback (most recent call last):"
+    ) in markdown
     assert "<details>" not in markdown
     assert "0 statements up" not in markdown
 

@@ -72,7 +72,11 @@ def test_the_dry_run_sql_itself_is_not_in_the_text_report() -> None:
 
 def test_a_failed_dry_run_shows_the_exception_line_of_its_error() -> None:
     text = render_text(failed_dry_run_result())
-    assert "Dry-run failed: NameError: name 'sa'" in text.splitlines()
+    assert (
+        "Dry-run failed: NameError: name 'sa' (at migrations/versions/0003_orders_cleanup.py:14,"
+        " during upgrade) (full error: --format json or markdown)"
+    ) in text.splitlines()
+    assert "Will assume transactional DDL" not in text
 
 
 def test_no_ansi_escapes_without_color() -> None:
@@ -105,3 +109,12 @@ def test_findings_of_a_revision_missing_from_the_history_get_their_own_group() -
     lines = render_text(sample_result(findings=[stray])).splitlines()
     assert "revision 9999" in lines
     assert "  warning  rename-table  m" in lines
+
+
+def test_what_was_judged_and_why_follows_the_verdict() -> None:
+    lines = render_text(sample_result()).splitlines()
+    assert lines[1:4] == [
+        "Policy: .github/migsafe.yml at main (merge-base 3f2c1a0)",
+        "Environment: production — branches: main → production in .github/migsafe.yml",
+        "Revisions: 1 new since main (merge-base 3f2c1a0); 2 existing",
+    ]

@@ -60,7 +60,9 @@ def test_the_pinned_queue_schema_is_the_installed_one() -> None:
 
 
 def test_migsafe_passes_its_own_checks_in_production() -> None:
-    result = run_check(CheckOptions(path=STORE, environment="production", sandbox=False))
+    result = run_check(
+        CheckOptions(path=STORE, environment="production", sandbox=False, all_revisions=True)
+    )
     errors = [finding for finding in result.findings if finding.severity.value == "error"]
     assert errors == []
     assert result.exit_code == 0
