@@ -278,6 +278,7 @@ def _planned_sandbox(
         child_env=dict(settings.env),
         timeout_s=options.sandbox_timeout_s,
         python=prepared.python if prepared else sys.executable,
+        max_database_bytes=settings.max_database_bytes,
     )
     setup = [f"setup: {p}" for p in prepared.protections] if prepared else []
     with sandbox_child(request) as child:
