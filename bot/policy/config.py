@@ -96,7 +96,8 @@ def parse_size_bytes(value: str | int) -> int | None:
     match = re.match(_SIZE_PATTERN, value) if isinstance(value, str) else None
     if match is None:
         return None
-    return int(match.group(1)) * 1024 ** _SIZE_UNITS[match.group(2) or "B"]
+    shift = 10 * _SIZE_UNITS[match.group(2) or "B"]
+    return int(match.group(1)) << shift
 
 
 def _size(value: object) -> object:
