@@ -366,34 +366,33 @@ def run_sandbox(
         report.protections = list(process.protections)
         try:
             with create_sandbox(server) as sandbox:
+                report.protections.append(
+                    "database: a role of its own, verified in pg_roles (no superuser, "
+                    "CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS), connection limit "
+                    f"{CONNECTION_LIMIT}, size limit {format_bytes(request.max_database_bytes)}"
+                )
                 _run_steps(_Run(request, sandbox, process, report, findings, fresh_child))
-        except psycopg.errors.TooManyConnections as error:
-            # Between settling and connecting, the child's process took the role's one
-            # connection: a connection of the migration's own, outliving its step.
-            info = rules.SANDBOX_SIDE_CONNECTION
-            findings.append(
-                Finding(
-                    rule=info.id,
-                    severity=info.default_severity,
-                    message="a process of the migration connected to the sandbox database "
-                    "between steps, while migsafe's own checks needed the role's connection: "
-                    f"{str(error).strip()}",
-                    source="sandbox",
-                )
-            )
         except (psycopg.Error, SandboxDatabaseError) as error:
-            # The server, not the migration: say so plainly.
-            info = rules.SANDBOX_FAILED
-            findings.append(
-                Finding(
-                    rule=info.id,
-                    severity=info.default_severity,
-                    message=f"sandbox database error: {str(error).strip()}",
-                    source="sandbox",
-                )
-            )
+            findings.append(_database_failure(str(error).strip()))
     report.duration_s = time.perf_counter() - started
     return SandboxOutcome(report, findings)
+
+
+def _database_failure(error: str) -> Finding:
+    """The run ended on a database error: the server's, not the migration's (sandbox-failed),
+    unless the role's one connection was taken when migsafe's own session needed it."""
+    if _REFUSED in error:
+        # Between settling and connecting, the child's process took the role's connection:
+        # a connection of the migration's own, outliving its step.
+        info = rules.SANDBOX_SIDE_CONNECTION
+        message = (
+            "a process of the migration connected to the sandbox database between steps, "
+            f"when migsafe's own checks needed the role's one connection: {error}"
+        )
+    else:
+        info = rules.SANDBOX_FAILED
+        message = f"sandbox database error: {error}"
+    return Finding(rule=info.id, severity=info.default_severity, message=message, source="sandbox")
 
 
 def _run_steps(run: _Run) -> None:
