@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import yaml
 
-from bot.analysis.model import Finding
+from bot.analysis.model import Finding, Severity
 from bot.check import CheckOptions, run_check
 from bot.report import render
 from bot.result import CheckResult
@@ -64,13 +64,14 @@ def check(sandbox_server: SandboxServer, tmp_path: Path) -> Iterator[Check]:
     """run_check with the sandbox on the session's cluster; afterwards (the part every hostile
     test shares) no sandbox is left on the server and a harmless change checks cleanly."""
 
-    def run(project: Path, *, timeout_s: float) -> CheckResult:
+    def run(project: Path, *, timeout_s: float, environment: str | None = None) -> CheckResult:
         options = CheckOptions(
             path=project,
             sandbox=True,
             database_url=sandbox_server.admin_conninfo,
             sandbox_timeout_s=timeout_s,
             dry_run_timeout_s=60,
+            environment=environment,
         )
         return run_check(options)
 
@@ -291,3 +292,47 @@ def test_a_migration_waiting_on_another_sessions_lock_is_stopped(
     (waited,) = [s for s in result.sandbox.trace if s.error]
     assert waited.lock_timeout == "1s" and 1.0 <= waited.duration_s < 3.0
     assert _step(result, "upgrade to head").duration_s < 1 + 5 + SLACK_S
+
+
+def test_a_side_connection_beside_alembics_is_refused(check: Check, tmp_path: Path) -> None:
+    """The sandbox role may hold one connection: the migration's second one, opened while
+    Alembic's is open, fails, and the report says what happened."""
+    project = _project(tmp_path, "side_connection", base_revision="s1")
+    result = check(project, timeout_s=60, environment="production")
+    finding = _upgrade_failure(result)
+    assert "too many connections for role" in finding.message, finding.message
+    (side,) = [f for f in result.findings if f.rule == "sandbox-side-connection"]
+    assert side.severity is Severity.ERROR and not side.suppressed
+    assert side.message.startswith(
+        "the migration opened a second database connection while Alembic's was open, "
+        "and the server refused it (the sandbox role may hold 1)"
+    )
+    assert _protection(result, "database:").startswith("database: a role of its own, verified")
+    assert "connection limit 1, size limit 1 GiB" in _protection(result, "database:")
+
+
+def test_changes_through_a_side_connection_are_undeclared_and_need_approval(
+    check: Check, tmp_path: Path
+) -> None:
+    """Once Alembic's connection is closed, the migration's own connection changes a column's
+    type and drops a unique index, with nothing of it in the offline SQL: the parent's schema
+    diff shows both, and each is an undeclared change that blocks until approved."""
+    project = _project(tmp_path, "side_connection_after", base_revision="s1")
+    result = check(project, timeout_s=60, environment="production")
+    assert result.sandbox is not None
+    assert _step(result, "upgrade to head").outcome == "passed"
+    assert "column public.accounts.amount: type integer → bigint" in result.sandbox.schema_diff
+    undeclared = sorted(
+        (f for f in result.findings if f.rule == "undeclared-change"), key=lambda f: f.message
+    )
+    assert [f.message for f in undeclared] == [
+        "column accounts.amount: type integer → bigint, but the dry-run's SQL never declared it",
+        "index ix_accounts_email removed (was: CREATE UNIQUE INDEX ix_accounts_email ON "
+        "public.accounts USING btree (email)), but the dry-run's SQL never declared it",
+    ]
+    for finding in undeclared:
+        assert finding.severity is Severity.ERROR and finding.blocking
+        assert finding.approval_roles, finding
+        assert finding.source == "sandbox"
+    assert result.exit_code == 1
+    assert result.approvals_required
