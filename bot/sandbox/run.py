@@ -373,12 +373,12 @@ def run_sandbox(
                 )
                 _run_steps(_Run(request, sandbox, process, report, findings, fresh_child))
         except (psycopg.Error, SandboxDatabaseError) as error:
-            findings.append(_database_failure(str(error).strip()))
+            findings.append(database_failure(str(error).strip()))
     report.duration_s = time.perf_counter() - started
     return SandboxOutcome(report, findings)
 
 
-def _database_failure(error: str) -> Finding:
+def database_failure(error: str) -> Finding:
     """The run ended on a database error: the server's, not the migration's (sandbox-failed),
     unless the role's one connection was taken when migsafe's own session needed it."""
     if _REFUSED in error:
