@@ -453,11 +453,12 @@ def _run_steps(run: _Run) -> None:
                 "upgrade again",
                 reason="the upgrade failed",
             )
+            # Whether it failed is the child's word: what it left behind is measured all the
+            # same (a connection of its own commits whatever Alembic's rolls back).
+            _undeclared(run, base_schema, _head_schema(run, base_schema))
             return
     head_versions = run.versions()
-    with run.admin() as admin:
-        head_schema = take_snapshot(admin)
-    run.report.schema_diff = [describe(c) for c in diff_schema(base_schema, head_schema)]
+    head_schema = _head_schema(run, base_schema)
     run.findings += rules.observed_findings(
         trace,
         run.report.lock_spans,
@@ -604,6 +605,14 @@ def _rollback_findings(run: _Run, lost: list[DataLoss]) -> list[str]:
         run.fail("rollback-data-loss", loss.describe())
         details.append(f"data lost in {loss.table}")
     return details
+
+
+def _head_schema(run: _Run, base: SchemaSnapshot) -> SchemaSnapshot:
+    """The schema after the upgrade to head, and its difference from the base's."""
+    with run.admin() as admin:
+        head = take_snapshot(admin)
+    run.report.schema_diff = [describe(c) for c in diff_schema(base, head)]
+    return head
 
 
 def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:

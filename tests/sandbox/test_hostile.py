@@ -336,3 +336,23 @@ def test_changes_through_a_side_connection_are_undeclared_and_need_approval(
         assert finding.source == "sandbox"
     assert result.exit_code == 1
     assert result.approvals_required
+
+
+def test_changes_left_by_an_upgrade_said_to_fail_are_measured_all_the_same(
+    check: Check, tmp_path: Path
+) -> None:
+    """The child's word that the upgrade failed skips the later steps, not the parent's
+    comparison of what the database holds now with what the SQL declared."""
+    project = _project(
+        tmp_path, "side_connection_after", env={"THEN_FAIL": "1"}, base_revision="s1"
+    )
+    result = check(project, timeout_s=60, environment="production")
+    finding = _upgrade_failure(result)
+    assert "nothing to see here" in finding.message
+    undeclared = sorted(f.message for f in result.findings if f.rule == "undeclared-change")
+    assert [message.split(",")[0] for message in undeclared] == [
+        "column accounts.amount: type integer → bigint",
+        "index ix_accounts_email removed (was: CREATE UNIQUE INDEX ix_accounts_email ON "
+        "public.accounts USING btree (email))",
+    ]
+    assert result.approvals_required
