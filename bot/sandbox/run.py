@@ -453,10 +453,11 @@ def _run_steps(run: _Run) -> None:
                 "upgrade again",
                 reason="the upgrade failed",
             )
-            # Whether it failed is the child's word: what it left behind is measured all the
-            # same (a connection of its own commits whatever Alembic's rolls back).
-            _undeclared(run, base_schema, _head_schema(run, base_schema))
-            return
+    if not result.ok:
+        # Whether it failed is the child's word: what it left behind is measured all the
+        # same (a connection of its own commits whatever Alembic's rolls back).
+        _measure_failed_upgrade(run, base_schema)
+        return
     head_versions = run.versions()
     head_schema = _head_schema(run, base_schema)
     run.findings += rules.observed_findings(
@@ -607,12 +608,36 @@ def _rollback_findings(run: _Run, lost: list[DataLoss]) -> list[str]:
     return details
 
 
-def _head_schema(run: _Run, base: SchemaSnapshot) -> SchemaSnapshot:
+def _head_schema(
+    run: _Run, base: SchemaSnapshot, *, lock_timeout: str | None = None
+) -> SchemaSnapshot:
     """The schema after the upgrade to head, and its difference from the base's."""
+    run.settle("when migsafe read the schema")
     with run.admin() as admin:
+        if lock_timeout:
+            admin.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(lock_timeout))
         head = take_snapshot(admin)
     run.report.schema_diff = [describe(c) for c in diff_schema(base, head)]
     return head
+
+
+_FAILED_UPGRADE_LOCK_TIMEOUT = "3s"
+
+
+def _measure_failed_upgrade(run: _Run, base: SchemaSnapshot) -> None:
+    """undeclared-change for what a failed upgrade left behind. The child's sessions are
+    ended first, so only a session from outside the check can make the catalogs wait: then
+    the measurement is given up, and that is a finding too (fail closed)."""
+    try:
+        head = _head_schema(run, base, lock_timeout=_FAILED_UPGRADE_LOCK_TIMEOUT)
+    except psycopg.errors.LockNotAvailable as error:
+        run.fail(
+            "sandbox-failed",
+            "what the failed upgrade left in the database could not be compared with the "
+            f"dry-run's SQL: {str(error).strip()}",
+        )
+        return
+    _undeclared(run, base, head)
 
 
 def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:
