@@ -375,6 +375,7 @@ def _planned_sandbox(
         child_env=dict(settings.env),
         timeout_s=options.sandbox_timeout_s,
         python=prepared.python if prepared else sys.executable,
+        max_database_bytes=settings.max_database_bytes,
     )
     setup = [f"setup: {p}" for p in prepared.protections] if prepared else []
     with sandbox_child(request) as child:
@@ -491,10 +492,11 @@ def _reconcile_timeouts(
     findings: list[Finding], observed: list[Finding], sandbox: SandboxOutcome, policy: Policy
 ) -> list[Finding]:
     """One finding per missing timeout. env.py may set timeouts on the connection, where the
-    offline SQL never shows them: when the sandbox saw a compliant one in effect on the
-    revision's lock-taking statements (positive evidence, not the absence of a finding),
-    the dry-run's finding becomes a notice; when it saw them missing too, the dry-run's
-    finding (with its advice) stands alone."""
+    offline SQL never shows them: when the sandbox's trace reports a compliant one in effect
+    on the revision's lock-taking statements, the dry-run's finding says so, but keeps its
+    severity. The trace comes from the process that runs the repository's code, which could
+    write anything into it: what the child reports may add findings, never lift one. When
+    the trace saw them missing too, the dry-run's finding (with its advice) stands alone."""
     report = sandbox.report
     upgraded = any(s.name == "upgrade to head" and s.outcome == "passed" for s in report.steps)
     limits = dict(
@@ -534,10 +536,10 @@ def _seen_in_effect(finding: Finding) -> Finding:
     setting = _setting_of(finding.rule)
     return replace(
         finding,
-        severity=Severity.NOTICE,
-        message=f"the offline SQL sets no {setting}, but the sandbox saw a compliant one in "
-        "effect on the migration's connection (set by env.py)",
-        advice=None,
+        message=f"{finding.message} (the sandbox's trace reports a compliant {setting} in "
+        "effect on the migration's connection, set by env.py; that report comes from the "
+        "process running the repository's code and cannot lift the finding: set it in the "
+        "migration's SQL, or have env.py emit it in offline mode too)",
     )
 
 

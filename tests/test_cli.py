@@ -392,18 +392,26 @@ SANDBOX_FIXTURES = ROOT / "tests" / "fixtures" / "sandbox"
 
 
 @pytest.mark.parametrize(
-    ("fixture", "severity"),
+    ("fixture", "seen_in_effect"),
     [
-        ("env_sets_timeouts", "notice"),  # env.py sets them on the connection: seen in effect
-        ("alter_then_backfill", "error"),  # no timeout anywhere: the dry-run's finding stands
+        ("env_sets_timeouts", True),  # env.py sets them on the connection: the trace says so
+        ("alter_then_backfill", False),  # no timeout anywhere: the dry-run's finding alone
     ],
 )
-def test_the_sandbox_settles_timeouts_the_offline_sql_cannot_show(capsys, fixture, severity):
-    _, report = findings_of(
+def test_what_the_sandbox_child_reports_about_timeouts_never_lifts_the_finding(
+    capsys, fixture, seen_in_effect
+):
+    """The trace comes from the process running the repository's code: a compliant
+    lock_timeout it reports is said in the finding, which stays an error."""
+    code, report = findings_of(
         capsys, str(SANDBOX_FIXTURES / fixture), "--from", "0001", "--env", "production"
     )
     [lock] = [f for f in report["findings"] if f["rule"] == "missing-lock-timeout"]
-    assert lock["severity"] == severity
+    assert lock["severity"] == "error" and code == 1
+    reported = "the sandbox's trace reports a compliant lock_timeout in effect"
+    assert (reported in lock["message"]) is seen_in_effect, lock["message"]
+    if seen_in_effect:
+        assert "cannot lift the finding" in lock["message"]
     # Never two findings for one missing timeout.
     assert not [f for f in report["findings"] if f["rule"] == "lock-timeout-not-set"]
 

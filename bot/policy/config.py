@@ -56,6 +56,10 @@ _REVISION = r"^[A-Za-z0-9_.+@-]+$"  # alembic ids are free-form; no spaces, noth
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _CUSTOM_SETTING = r"^[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)+$"
 _DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$"
+_SIZE_PATTERN = r"^\s*(\d+)\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$"
+# PostgreSQL's memory units are powers of 1024 (kB, MB, GB, TB); so are the IEC ones.
+_SIZE_UNITS = {"B": 0, "kB": 1, "KB": 1, "MB": 2, "GB": 3, "TB": 4}
+_SIZE_UNITS |= {"KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
 
 
 # --- constrained scalars: each check raises one message that names the bad value ---
@@ -80,6 +84,28 @@ def _duration(value: object) -> object:
         raise ValueError(
             f"must be a positive PostgreSQL duration such as 30s, 5min or 24h (got {value!r})"
         )
+    return str(value).strip()
+
+
+def parse_size_bytes(value: str | int) -> int | None:
+    """A size as the policy file writes it, in bytes: an integer (bytes), or a number with a
+    unit, PostgreSQL's (kB, MB, GB, TB) or IEC's (KiB, MiB, GiB, TiB), all powers of 1024
+    ("1GB" == "1GiB" == 1073741824). None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.match(_SIZE_PATTERN, value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    shift = 10 * _SIZE_UNITS[match.group(2) or "B"]
+    return int(match.group(1)) << shift
+
+
+def _size(value: object) -> object:
+    size = None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        size = parse_size_bytes(value)
+    if size is None or size <= 0:
+        raise ValueError(f"must be a positive size such as 512MB or 1GiB (got {value!r})")
     return str(value).strip()
 
 
@@ -129,6 +155,18 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _DURATION_PATTERN},
+                {"type": "integer", "exclusiveMinimum": 0},
+            ]
+        }
+    ),
+]
+ByteSize = Annotated[
+    str,
+    BeforeValidator(_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _SIZE_PATTERN},
                 {"type": "integer", "exclusiveMinimum": 0},
             ]
         }
@@ -382,6 +420,21 @@ class SandboxSettings(_Strict):
     tenant_column: Identifier = Field(
         default="tenant_id", description="The column holding each row's tenant."
     )
+    max_database_size: ByteSize = Field(
+        default="1GiB",
+        description=(
+            "The largest the sandbox database may grow (measured after each step); beyond it "
+            "the run stops with `sandbox-size-limit`. Bytes, or a number with a unit: kB, "
+            "MB, GB, TB (PostgreSQL's, powers of 1024) or KiB, MiB, GiB, TiB."
+        ),
+        examples=["1GiB", "512MB"],
+    )
+
+    @property
+    def max_database_bytes(self) -> int:
+        size = parse_size_bytes(self.max_database_size)
+        assert size is not None  # validated
+        return size
 
     @field_validator("tenant_tables", mode="before")
     @classmethod

@@ -33,7 +33,8 @@ DOWNGRADE_BROKEN = (
     "rollback-schema-mismatch",
     "rollback-data-loss",
 )
-# The upgrade destroys data: no downgrade can bring it back, whatever it does.
+# The upgrade destroys data, or changed the schema in a way its SQL never declared: no
+# downgrade can be trusted to bring it back, whatever it does.
 UPGRADE_DESTROYS = ("drop-table", "drop-column", "truncate-table", "undeclared-change")
 _LOW_VALUE_LOCKS = ("AccessShareLock", "RowShareLock")
 # Table names that are safe inside a shell command; others are named, not put in commands.

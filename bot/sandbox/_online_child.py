@@ -14,15 +14,21 @@ Reply: ok, error, statements [...], commits [...], version_table, external_trans
 Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
 drift: the differences between the database and env.py's target_metadata, as `alembic check`
 finds them, one line each; null when env.py set no target_metadata.
+
+The sandbox role may hold one connection at a time, and migsafe's own sessions need it
+between requests: after each request every Engine that connected during it is disposed, so
+that no pooled connection (an env.py engine with a QueuePool) outlives the request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 import traceback
+import weakref
 from typing import Any
 
 # Relation locks of the migration's own backend. Indexes, sequences and TOAST tables are
@@ -160,10 +166,15 @@ class Session:
         self.tracer: Tracer | None = None
         self.contexts = _record_contexts(MigrationContext)
         self.compare_options: dict[str, Any] | None = None  # env.py's, at the last upgrade
+        self.engines: weakref.WeakSet[Any] = weakref.WeakSet()  # connected during a request
+        event.listen(Engine, "engine_connect", self.connected)
         event.listen(Engine, "before_cursor_execute", self.before)
         event.listen(Engine, "after_cursor_execute", self.after)
         event.listen(Engine, "handle_error", self.failed)
         event.listen(Engine, "commit", self.committed)
+
+    def connected(self, conn: Any, *args: Any) -> None:
+        self.engines.add(conn.engine)
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if self.tracer is not None:
@@ -182,9 +193,19 @@ class Session:
             self.tracer.committed(conn)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request["command"] == "compare":
-            return self.compare(request["url"])
-        return self.migrate(request)
+        try:
+            if request["command"] == "compare":
+                return self.compare(request["url"])
+            return self.migrate(request)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Close the pooled connections of every engine used during the request."""
+        for engine in list(self.engines):
+            with contextlib.suppress(Exception):  # an engine the migration broke: its own
+                engine.dispose()
+        self.engines.clear()
 
     def migrate(self, request: dict[str, Any]) -> dict[str, Any]:
         from alembic import command

@@ -5,6 +5,14 @@ Every sandbox is guarded by a session-level advisory lock held by the creating p
 admin connection: `cleanup_leftovers` drops only prefixed databases/roles whose lock is free,
 so a crashed check is cleaned up without touching the live sandboxes of another process
 sharing the server.
+
+The role is checked in pg_roles right after it is created, and the sandbox is refused (fail
+closed) unless it is exactly what the checks rely on: no superuser, no CREATEROLE, CREATEDB,
+REPLICATION or BYPASSRLS, member of no other role, and a CONNECTION LIMIT of
+`CONNECTION_LIMIT`. One connection is all a migration needs (Alembic's); the sandbox child
+opens no other while it runs one request, and migsafe's own sessions as the role never
+overlap the child's (`Sandbox.settle` ends whatever the child left behind first). A second
+connection a migration opens beside Alembic's is therefore refused by the server.
 """
 
 from __future__ import annotations
@@ -33,16 +41,37 @@ SANDBOX_URL_VARIABLE = "MIGSAFE_SANDBOX_URL"
 FORCE_DROP_MIN_VERSION = 130000  # DROP DATABASE ... WITH (FORCE)
 CONNECT_TIMEOUT_S = 10
 PLAIN_DROP_ATTEMPTS = 20
+# Connections the sandbox role may hold at once: Alembic's, or one of migsafe's own sessions.
+CONNECTION_LIMIT = 1
+SETTLE_GRACE_S = 1.0  # a backend whose client closed the connection is gone well within this
+SETTLE_TIMEOUT_S = 10.0  # terminated backends take a moment to go
+SETTLE_POLL_S = 0.01
 
 logger = logging.getLogger(__name__)
 
 _LOCK_KEY = "hashtextextended({}, 0)"
+_ROLE_ATTRIBUTES = """
+SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
+       r.rolconnlimit, r.rolcanlogin,
+       ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+             WHERE m.member = r.oid ORDER BY 1)
+FROM pg_roles r WHERE r.rolname = %s
+"""
+_ROLE_SESSIONS = "SELECT pid FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()"
 _LEFTOVERS = """
 SELECT datname AS name FROM pg_database WHERE starts_with(datname, %(prefix)s)
 UNION
 SELECT rolname FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
 ORDER BY 1
 """
+
+
+class SandboxDatabaseError(RuntimeError):
+    """The sandbox's database or role cannot be used as the checks require."""
+
+
+class UnsafeRoleError(SandboxDatabaseError):
+    """The sandbox role is not what the checks rely on (see `verify_role`): no sandbox."""
 
 
 class SandboxServer:
@@ -130,6 +159,7 @@ class SandboxServer:
             admin.execute(sql.SQL(f"SELECT pg_advisory_lock({_LOCK_KEY})").format(name))
             try:
                 self._create_role_and_database(admin, name, password)
+                verify_role(admin, name)
                 self._secure_public_schema(name)
             except BaseException:
                 with contextlib.suppress(psycopg.Error):  # Keep the original error.
@@ -162,6 +192,42 @@ class SandboxServer:
                     unlock = sql.SQL(f"SELECT pg_advisory_unlock({_LOCK_KEY})").format(name)
                     admin.execute(unlock)
 
+    def database_size(self, name: str) -> int:
+        """pg_database_size of a sandbox, in bytes, read over the admin connection."""
+        with self._lock:
+            row = self._admin().execute("SELECT pg_database_size(%s)", (name,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def end_sessions(self, role: str) -> int:
+        """Wait until `role` has no session left on the server: a session still there after
+        `SETTLE_GRACE_S` (a client that closed its connection is gone by then) is terminated.
+        Returns how many had to be terminated."""
+        deadline = time.monotonic() + SETTLE_GRACE_S
+        pids = self._sessions_of(role)
+        while pids and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL_S)
+            pids = self._sessions_of(role)
+        if not pids:
+            return 0
+        with self._lock:
+            for pid in pids:
+                with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                    self._admin().execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while self._sessions_of(role) & pids:
+            if time.monotonic() > deadline:
+                raise SandboxDatabaseError(
+                    f"sessions {sorted(pids)} of role {role} did not end "
+                    f"within {SETTLE_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(SETTLE_POLL_S)
+        return len(pids)
+
+    def _sessions_of(self, role: str) -> set[int]:
+        with self._lock:
+            rows = self._admin().execute(_ROLE_SESSIONS, (role,)).fetchall()
+        return {int(row[0]) for row in rows}
+
     def try_claim(self, name: str) -> bool:
         """Take the advisory lock of a sandbox no live process holds (a leftover)."""
         with self._lock:
@@ -193,8 +259,8 @@ class SandboxServer:
         admin.execute(
             sql.SQL(
                 "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
-                " NOBYPASSRLS PASSWORD {}"
-            ).format(ident, sql.Literal(pw))
+                " NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {}"
+            ).format(ident, sql.Literal(CONNECTION_LIMIT), sql.Literal(pw))
         )
         admin.execute(
             sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(ident, ident)
@@ -262,6 +328,16 @@ class Sandbox:
             dbname=self.name, user=self.name, password=self.password, via_socket_dir=socket_dir
         )
 
+    def settle(self) -> int:
+        """No session of the role is left (see `SandboxServer.end_sessions`): before each
+        request to the child and each of migsafe's own sessions as the role, so that the two
+        never hold the role's one connection at once. How many had to be terminated."""
+        return self.server.end_sessions(self.role)
+
+    def size(self) -> int:
+        """The database's size in bytes (pg_database_size, over the admin connection)."""
+        return self.server.database_size(self.name)
+
     def drop(self) -> None:
         if not self._dropped:
             self._dropped = True
@@ -292,6 +368,39 @@ def create_sandbox(server: SandboxServer) -> Sandbox:
     password = secrets.token_urlsafe(24)
     server.create(name, password)
     return Sandbox(server, name, password)
+
+
+def verify_role(admin: psycopg.Connection[Any], name: str) -> None:
+    """Raise UnsafeRoleError unless pg_roles shows the sandbox role as created: a login role
+    that is no superuser, cannot create roles or databases, replicate or bypass row level
+    security, is a member of no other role, and has the connection limit of CONNECTION_LIMIT.
+    (Something on the server, or a role of that name already there, could make it otherwise:
+    then no repository code runs against it.)"""
+    row = admin.execute(_ROLE_ATTRIBUTES, (name,)).fetchone()
+    if row is None:
+        raise UnsafeRoleError(f"the sandbox role {name} is not in pg_roles after CREATE ROLE")
+    superuser, createrole, createdb, replication, bypassrls, limit, login, member_of = row
+    wrong = [
+        attribute
+        for attribute, granted in (
+            ("SUPERUSER", superuser),
+            ("CREATEROLE", createrole),
+            ("CREATEDB", createdb),
+            ("REPLICATION", replication),
+            ("BYPASSRLS", bypassrls),
+        )
+        if granted
+    ]
+    if not login:
+        wrong.append("NOLOGIN")
+    if limit != CONNECTION_LIMIT:
+        wrong.append(f"CONNECTION LIMIT {limit} (not {CONNECTION_LIMIT})")
+    if member_of:
+        wrong.append(f"member of {', '.join(member_of)}")
+    if wrong:
+        raise UnsafeRoleError(
+            f"the sandbox role {name} is not a plain restricted role: {'; '.join(wrong)}"
+        )
 
 
 def new_name() -> str:

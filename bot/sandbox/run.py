@@ -8,7 +8,16 @@ Steps (each reported with its outcome and duration):
 5. upgrade again (a migration that works only once);
 6. findings from the trace: locks, rewrites, timeouts as observed.
 The parent reads the catalogs itself: what gates the merge never rests on what the
-migration code says about itself.
+migration code says about itself. What the child reports (its trace, its drift lines, its
+errors) can only add findings: the schema diff behind `undeclared-change`, the database's
+size after each step (`sandbox-size-limit`), the rollback's schema and checksums, indexes and
+row level security are all measured by the parent.
+
+The sandbox role may hold one connection (`bot.sandbox.database.CONNECTION_LIMIT`). Before
+each request to the child and each of the parent's own sessions as the role, no session of
+the role is left (`Sandbox.settle`); one the child left open after its request is ended and is
+`sandbox-side-connection`, like a second connection the server refused while Alembic's was
+open.
 """
 
 from __future__ import annotations
@@ -24,9 +33,16 @@ from typing import Any
 
 import psycopg
 
-from bot.analysis.model import ActionKind, Finding, Statement
+from bot.analysis.model import Finding, Statement
 from bot.analysis.rules import sandbox as rules
-from bot.sandbox.database import Sandbox, SandboxServer, create_sandbox
+from bot.sandbox.database import (
+    CONNECTION_LIMIT,
+    Sandbox,
+    SandboxDatabaseError,
+    SandboxServer,
+    create_sandbox,
+)
+from bot.sandbox.declared import undeclared_changes
 from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
@@ -47,6 +63,16 @@ ADMIN_OPTIONS = (
     f"{_OWN_LIMITS} -c search_path=pg_catalog,pg_temp -c default_transaction_read_only=off"
 )
 _CHILD = Path(__file__).with_name("_online_child.py")
+DEFAULT_MAX_DATABASE_BYTES = 1024**3  # the policy's sandbox.max_database_size
+STEP_NAMES = (
+    "upgrade to the base",
+    "upgrade to head",
+    "post-migration checks",
+    "rollback to the base",
+    "upgrade again",
+)
+# PostgreSQL's words (SQLSTATE 53300) when a role's CONNECTION LIMIT refuses a connection.
+_REFUSED = "too many connections for role"
 
 
 @dataclass
@@ -67,6 +93,7 @@ class SandboxRequest:
     timeout_s: float = 300.0  # wall clock per step of the child
     limits: Limits = field(default_factory=Limits)
     python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
+    max_database_bytes: int = DEFAULT_MAX_DATABASE_BYTES  # checked after each step
 
 
 @dataclass
@@ -104,9 +131,13 @@ class _Run:
         self.report = report
         self.findings = findings
         self.version_table = "alembic_version"  # as env.py configures it; seen on each run
+        self.oversized = False  # the database outgrew request.max_database_bytes
+        self.side_connections: set[str] = set()  # what was reported already
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
+        """A step of the report, timed; afterwards the database's size is measured (not
+        when the step raised: the run is over then)."""
         step = Step(name=name, outcome="passed")
         self.report.steps.append(step)  # now: the steps it skips come after it
         started = time.perf_counter()
@@ -114,6 +145,56 @@ class _Run:
             yield step
         finally:
             step.duration_s = time.perf_counter() - started
+        self.measure_size(step)
+
+    def measure_size(self, step: Step) -> None:
+        """pg_database_size, by the parent over its admin connection, against the limit."""
+        if self.oversized:
+            return
+        size, limit = self.sandbox.size(), self.request.max_database_bytes
+        if size <= limit:
+            return
+        self.oversized = True
+        message = (
+            f"the sandbox database measured {format_bytes(size)} after the step '{step.name}', "
+            f"over the limit of {format_bytes(limit)} (sandbox.max_database_size)"
+        )
+        step.outcome = "failed"
+        step.detail = "; ".join(filter(None, [step.detail, message]))
+        self.fail("sandbox-size-limit", message)
+
+    def stop_if_oversized(self) -> bool:
+        """After a step: when the database outgrew the limit, the steps not run are skipped."""
+        if not self.oversized:
+            return False
+        done = {step.name for step in self.report.steps}
+        remaining = [name for name in STEP_NAMES if name not in done]
+        self.skip(*remaining, reason="the database outgrew the size limit")
+        return True
+
+    def settle(self, when: str) -> None:
+        """No session of the role is left before the next one (the child's or the parent's);
+        one the child's process kept open is ended, and reported once."""
+        ended = self.sandbox.settle()
+        if ended and "left open" not in self.side_connections:
+            self.side_connections.add("left open")
+            self.fail(
+                "sandbox-side-connection",
+                f"{ended} connection(s) of the migration's process to the sandbox database "
+                f"were still open {when}, after Alembic's had closed: migsafe ended them",
+            )
+
+    def refused(self, error: str | None) -> None:
+        """The server refused a connection of the child's beyond the role's limit."""
+        if error and _REFUSED in error and "refused" not in self.side_connections:
+            self.side_connections.add("refused")
+            self.fail(
+                "sandbox-side-connection",
+                "the migration opened a second database connection while Alembic's was open, "
+                f"and the server refused it (the sandbox role may hold {CONNECTION_LIMIT}): "
+                "what a migration does outside Alembic's connection is outside its "
+                "transaction, its offline SQL and the trace",
+            )
 
     def skip(self, *names: str, reason: str) -> None:
         self.report.steps += [Step(n, "skipped", detail=reason) for n in names]
@@ -129,6 +210,7 @@ class _Run:
 
     def child(self, command: str, target: str, *, trace: bool) -> _ChildRun:
         request = self.request
+        self.settle(f"before the {command} to {target}")
         reply = self.process.request(
             {
                 "command": command,
@@ -142,12 +224,14 @@ class _Run:
                 "env": {"DATABASE_URL": self.child_url},
             }
         )
+        self.settle(f"after the {command} to {target}")
         if reply.timed_out:
             return _ChildRun(False, f"killed after {request.timeout_s:.0f} s (wall clock limit)")
         result = reply.message
         if result is None:
             return _ChildRun(False, reply.ended)
         self.version_table = _text(result.get("version_table")) or self.version_table
+        self.refused(_text(result.get("error")))
         return _ChildRun(
             result.get("ok") is True,
             _text(result.get("error")),
@@ -160,7 +244,9 @@ class _Run:
     def model_drift(self) -> tuple[list[str] | None, str | None]:
         """The database against env.py's target_metadata, compared in the child as `alembic
         check` does: (differences, or None when env.py sets no target_metadata; error)."""
+        self.settle("before the comparison with the models")
         reply = self.process.request({"command": "compare", "url": self.child_url})
+        self.settle("after the comparison with the models")
         if reply.message is None:
             # The models' code (include_object...) took the child down: the rollback steps
             # still run, in a new child, so that hanging the comparison skips none of them.
@@ -179,6 +265,7 @@ class _Run:
     def versions(self) -> frozenset[str]:
         """The revisions the database is at, read by the parent itself (as the owner: the
         version table could be anything, a view calling a function included)."""
+        self.settle("when migsafe read the version table")
         with psycopg.connect(self.sandbox.conninfo, autocommit=True, options=_OWN_LIMITS) as owner:
             return _versions(owner, self.version_table)
 
@@ -211,6 +298,7 @@ class _Run:
         """A session as the sandbox's own role, owner of all the migrations created: seeding,
         checksums, EXPLAIN, the tenant test. BYPASSRLS meanwhile, so that FORCE ROW LEVEL
         SECURITY hides no row from the checks (and is off again for the migration runs)."""
+        self.settle("when migsafe's checks began")
         bypass = self._bypass_rls(True)
         try:
             with psycopg.connect(
@@ -288,19 +376,33 @@ def run_sandbox(
         report.protections = list(process.protections)
         try:
             with create_sandbox(server) as sandbox:
-                _run_steps(_Run(request, sandbox, process, report, findings, fresh_child))
-        except psycopg.Error as error:  # the server, not the migration: say so plainly
-            info = rules.SANDBOX_FAILED
-            findings.append(
-                Finding(
-                    rule=info.id,
-                    severity=info.default_severity,
-                    message=f"sandbox database error: {str(error).strip()}",
-                    source="sandbox",
+                report.protections.append(
+                    "database: a role of its own, verified in pg_roles (no superuser, "
+                    "CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS), connection limit "
+                    f"{CONNECTION_LIMIT}, size limit {format_bytes(request.max_database_bytes)}"
                 )
-            )
+                _run_steps(_Run(request, sandbox, process, report, findings, fresh_child))
+        except (psycopg.Error, SandboxDatabaseError) as error:
+            findings.append(database_failure(str(error).strip()))
     report.duration_s = time.perf_counter() - started
     return SandboxOutcome(report, findings)
+
+
+def database_failure(error: str) -> Finding:
+    """The run ended on a database error: the server's, not the migration's (sandbox-failed),
+    unless the role's one connection was taken when migsafe's own session needed it."""
+    if _REFUSED in error:
+        # Between settling and connecting, the child's process took the role's connection:
+        # a connection of the migration's own, outliving its step.
+        info = rules.SANDBOX_SIDE_CONNECTION
+        message = (
+            "a process of the migration connected to the sandbox database between steps, "
+            f"when migsafe's own checks needed the role's one connection: {error}"
+        )
+    else:
+        info = rules.SANDBOX_FAILED
+        message = f"sandbox database error: {error}"
+    return Finding(rule=info.id, severity=info.default_severity, message=message, source="sandbox")
 
 
 def _run_steps(run: _Run) -> None:
@@ -328,6 +430,8 @@ def _run_steps(run: _Run) -> None:
                 return
         if not request.base:
             step.detail = "no base revisions: the change starts from an empty database"
+    if run.stop_if_oversized():
+        return
     with run.admin() as admin:
         base_schema = take_snapshot(admin)
     with run.owner() as owner:
@@ -359,11 +463,13 @@ def _run_steps(run: _Run) -> None:
                 "upgrade again",
                 reason="the upgrade failed",
             )
-            return
+    if not result.ok:
+        # Whether it failed is the child's word: what it left behind is measured all the
+        # same (a connection of its own commits whatever Alembic's rolls back).
+        _measure_failed_upgrade(run, base_schema)
+        return
     head_versions = run.versions()
-    with run.admin() as admin:
-        head_schema = take_snapshot(admin)
-    run.report.schema_diff = [describe(c) for c in diff_schema(base_schema, head_schema)]
+    head_schema = _head_schema(run, base_schema)
     run.findings += rules.observed_findings(
         trace,
         run.report.lock_spans,
@@ -372,6 +478,8 @@ def _run_steps(run: _Run) -> None:
         statement_timeout_max_ms=request.statement_timeout_max_ms,
     )
     _undeclared(run, base_schema, head_schema)
+    if run.stop_if_oversized():  # the head's changes are judged all the same
+        return
 
     with run.step("post-migration checks") as step:
         problems, models = _check_models(run)
@@ -382,6 +490,8 @@ def _run_steps(run: _Run) -> None:
             )
         step.detail = "; ".join([*(problems or [_CHECKS_PASSED]), *([models] if models else [])])
         step.outcome = "failed" if problems else "passed"
+    if run.stop_if_oversized():
+        return
 
     with run.step("rollback to the base") as step:
         result = run.child("downgrade", base_target or "base", trace=False)
@@ -405,6 +515,8 @@ def _run_steps(run: _Run) -> None:
             step.outcome, step.detail = "failed", "; ".join(details)
         else:
             step.detail = "schema restored, seeded data intact"
+    if run.stop_if_oversized():
+        return
 
     with run.step("upgrade again") as step:
         result = run.child("upgrade", "heads", trace=False)
@@ -506,33 +618,55 @@ def _rollback_findings(run: _Run, lost: list[DataLoss]) -> list[str]:
     return details
 
 
+def _head_schema(
+    run: _Run, base: SchemaSnapshot, *, lock_timeout: str | None = None
+) -> SchemaSnapshot:
+    """The schema after the upgrade to head, and its difference from the base's."""
+    run.settle("when migsafe read the schema")
+    with run.admin() as admin:
+        if lock_timeout:
+            admin.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(lock_timeout))
+        head = take_snapshot(admin)
+    run.report.schema_diff = [describe(c) for c in diff_schema(base, head)]
+    return head
+
+
+_FAILED_UPGRADE_LOCK_TIMEOUT = "3s"
+
+
+def _measure_failed_upgrade(run: _Run, base: SchemaSnapshot) -> None:
+    """undeclared-change for what a failed upgrade left behind. The child's sessions are
+    ended first, so only a session from outside the check can make the catalogs wait: then
+    the measurement is given up, and that is a finding too (fail closed)."""
+    try:
+        head = _head_schema(run, base, lock_timeout=_FAILED_UPGRADE_LOCK_TIMEOUT)
+    except psycopg.errors.LockNotAvailable as error:
+        run.fail(
+            "sandbox-failed",
+            "what the failed upgrade left in the database could not be compared with the "
+            f"dry-run's SQL: {str(error).strip()}",
+        )
+        return
+    _undeclared(run, base, head)
+
+
 def _undeclared(run: _Run, base: SchemaSnapshot, head: SchemaSnapshot) -> None:
-    """A table or column that vanished without a DROP (or rename) in the dry-run's SQL."""
+    """Every change of the schema (measured: the parent's snapshots) that the dry-run's
+    offline SQL did not declare (see `bot.sandbox.declared`). The trace only names the
+    statement that most likely made it."""
     request = run.request
     declared = request.pending_dry_run() if request.pending_dry_run else request.dry_run_upgrade
-    declared_tables, declared_columns = _declared_drops(declared)
-    for change in diff_schema(base, head):
-        if change.kind != "removed" or change.object_type not in ("table", "column"):
-            continue
-        name = rules.bare(change.name)
-        if change.object_type == "table" and name not in declared_tables:
-            run.fail(
-                "undeclared-change",
-                f"table {name} disappeared, but the dry-run's SQL never dropped or renamed it",
-                _statement_mentioning(run.report.trace, name),
-            )
-        if change.object_type == "column" and name not in declared_columns:
-            table, column = name.rsplit(".", 1)
-            if table not in declared_tables:
-                run.fail(
-                    "undeclared-change",
-                    f"column {name} disappeared, but the dry-run's SQL never dropped or renamed it",
-                    _statement_mentioning(run.report.trace, table, column),
-                )
+    upgrade = [statement for statement in declared if statement.phase == "upgrade"]
+    for found in undeclared_changes(diff_schema(base, head), upgrade, base, head):
+        run.fail(
+            "undeclared-change",
+            found.message,
+            _statement_mentioning(run.report.trace, *found.names),
+        )
 
 
 def _statement_mentioning(trace: list[TracedStatement], *names: str) -> dict[str, Any] | None:
-    """The traced statement that most likely removed an object: the last one naming it."""
+    """The traced statement that most likely made a change: the last one naming it."""
     wanted = [rules.bare(n).rsplit(".", 1)[-1].lower() for n in names]
     for statement in reversed(trace):
         if all(name in statement.sql.lower() for name in wanted):
@@ -540,17 +674,16 @@ def _statement_mentioning(trace: list[TracedStatement], *names: str) -> dict[str
     return None
 
 
-def _declared_drops(statements: list[Statement]) -> tuple[set[str], set[str]]:
-    tables: set[str] = set()
-    columns: set[str] = set()
-    for statement in statements:
-        for action in statement.actions:
-            table = rules.bare(action.table or "")
-            if action.kind in (ActionKind.DROP_TABLE, ActionKind.RENAME_TABLE):
-                tables.add(table)
-            elif action.kind in (ActionKind.DROP_COLUMN, ActionKind.RENAME_COLUMN):
-                columns.add(f"{table}.{action.column}")
-    return tables, columns
+def format_bytes(size: int) -> str:
+    """1073741824 -> "1 GiB", 1536 -> "1.5 KiB"."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{size} B"
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _check_indexes(

@@ -12,14 +12,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.sandbox.cluster import EmbeddedCluster
 from bot.sandbox.database import (
+    CONNECTION_LIMIT,
     PREFIX,
     Sandbox,
     SandboxServer,
+    UnsafeRoleError,
     cleanup_leftovers,
     create_sandbox,
     new_name,
     reserved_name,
     shared_server,
+    verify_role,
 )
 
 
@@ -57,6 +60,129 @@ def test_role_is_confined(sandbox_server: SandboxServer) -> None:
         )
     assert rows == [(False, False, False, False, False, True)]
     assert sandbox.name.startswith(PREFIX)
+
+
+def test_role_may_hold_one_connection_and_is_member_of_no_role(
+    sandbox_server: SandboxServer,
+) -> None:
+    with create_sandbox(sandbox_server) as sandbox:
+        rows = _admin_rows(
+            sandbox_server,
+            "SELECT r.rolconnlimit, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid)"
+            " FROM pg_roles r WHERE r.rolname = %s",
+            sandbox.role,
+        )
+    assert CONNECTION_LIMIT == 1
+    assert rows == [(1, 0)]
+
+
+def test_a_second_connection_as_the_role_is_refused(sandbox_server: SandboxServer) -> None:
+    with (
+        create_sandbox(sandbox_server) as sandbox,
+        psycopg.connect(sandbox.conninfo) as first,
+    ):
+        with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
+            psycopg.connect(sandbox.conninfo)
+        engine = sqlalchemy.create_engine(sandbox.url, poolclass=sqlalchemy.pool.NullPool)
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="too many connections"):
+            engine.connect()
+        assert first.execute("SELECT 1").fetchone() == (1,)  # the first one is unharmed
+
+
+@pytest.mark.parametrize(
+    ("alteration", "named"),
+    [
+        ("SUPERUSER", "SUPERUSER"),
+        ("CREATEDB", "CREATEDB"),
+        ("CREATEROLE", "CREATEROLE"),
+        ("REPLICATION", "REPLICATION"),
+        ("BYPASSRLS", "BYPASSRLS"),
+        ("CONNECTION LIMIT -1", "CONNECTION LIMIT -1 (not 1)"),
+        ("NOLOGIN", "NOLOGIN"),
+    ],
+)
+def test_a_role_that_is_not_restricted_fails_verification(
+    sandbox_server: SandboxServer, alteration: str, named: str
+) -> None:
+    with (
+        create_sandbox(sandbox_server) as sandbox,
+        psycopg.connect(sandbox_server.admin_conninfo, autocommit=True) as admin,
+    ):
+        verify_role(admin, sandbox.role)  # as created: passes
+        role = sql.Identifier(sandbox.role)
+        admin.execute(sql.SQL("ALTER ROLE {} " + alteration).format(role))
+        with pytest.raises(UnsafeRoleError, match="is not a plain restricted role") as raised:
+            verify_role(admin, sandbox.role)
+    assert named in str(raised.value)
+
+
+def test_a_role_granted_another_role_fails_verification(sandbox_server: SandboxServer) -> None:
+    with (
+        create_sandbox(sandbox_server) as sandbox,
+        psycopg.connect(sandbox_server.admin_conninfo, autocommit=True) as admin,
+    ):
+        role = sql.Identifier(sandbox.role)
+        admin.execute(sql.SQL("GRANT pg_read_server_files TO {}").format(role))
+        with pytest.raises(UnsafeRoleError, match="member of pg_read_server_files"):
+            verify_role(admin, sandbox.role)
+
+
+class _CarelessServer(SandboxServer):
+    """A server on which the sandbox role comes out a superuser (as on a server where the
+    admin's CREATE ROLE is altered behind its back): nothing may run against it."""
+
+    @staticmethod
+    def _create_role_and_database(admin: psycopg.Connection[object], name: str, pw: str) -> None:
+        SandboxServer._create_role_and_database(admin, name, pw)
+        admin.execute(sql.SQL("ALTER ROLE {} SUPERUSER").format(sql.Identifier(name)))
+
+
+def test_an_unsafe_role_is_refused_and_dropped(embedded_cluster: EmbeddedCluster) -> None:
+    server = _CarelessServer(embedded_cluster.conninfo())
+    try:
+        with pytest.raises(UnsafeRoleError, match="SUPERUSER"):
+            create_sandbox(server)
+        assert server.leftover_names() == []
+    finally:
+        server.close()
+
+
+def test_settle_ends_a_session_left_open_and_waits_for_closed_ones(
+    sandbox_server: SandboxServer,
+) -> None:
+    with create_sandbox(sandbox_server) as sandbox:
+        psycopg.connect(sandbox.conninfo).close()  # closed: its backend goes on its own
+        assert sandbox.settle() == 0
+        left = psycopg.connect(sandbox.conninfo, autocommit=True)
+        try:
+            assert sandbox.settle() == 1
+            sessions = _admin_rows(
+                sandbox_server,
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                sandbox.role,
+            )
+            assert sessions == [(0,)]
+            with pytest.raises(psycopg.OperationalError):
+                left.execute("SELECT 1")
+        finally:
+            left.close()
+        with psycopg.connect(sandbox.conninfo) as again:  # the one connection is free again
+            assert again.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_size_is_the_databases_size_in_bytes(sandbox_server: SandboxServer) -> None:
+    with create_sandbox(sandbox_server) as sandbox:
+        empty = sandbox.size()
+        with psycopg.connect(sandbox.conninfo, autocommit=True) as connection:
+            connection.execute(
+                "CREATE TABLE filler AS SELECT md5(g::text) || repeat('x', 900) AS t"
+                " FROM generate_series(1, 5000) g"
+            )
+        grown = sandbox.size()
+        expected = _admin_rows(sandbox_server, "SELECT pg_database_size(%s)", sandbox.name)
+    assert 1024**2 < empty < 64 * 1024**2
+    assert grown - empty > 4 * 1024**2  # 5000 rows of ~1 KB
+    assert expected == [(grown,)]
 
 
 def test_role_creates_tables_in_its_own_database(sandbox_server: SandboxServer) -> None:

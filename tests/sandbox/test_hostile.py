@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import yaml
 
-from bot.analysis.model import Finding
+from bot.analysis.model import Finding, Severity
 from bot.check import CheckOptions, run_check
 from bot.report import render
 from bot.result import CheckResult
@@ -64,13 +64,14 @@ def check(sandbox_server: SandboxServer, tmp_path: Path) -> Iterator[Check]:
     """run_check with the sandbox on the session's cluster; afterwards (the part every hostile
     test shares) no sandbox is left on the server and a harmless change checks cleanly."""
 
-    def run(project: Path, *, timeout_s: float) -> CheckResult:
+    def run(project: Path, *, timeout_s: float, environment: str | None = None) -> CheckResult:
         options = CheckOptions(
             path=project,
             sandbox=True,
             database_url=sandbox_server.admin_conninfo,
             sandbox_timeout_s=timeout_s,
             dry_run_timeout_s=60,
+            environment=environment,
         )
         return run_check(options)
 
@@ -325,3 +326,67 @@ def test_a_migration_trying_every_way_out_gets_nowhere(
     assert not (tmp_path / "written-by-the-migration").exists()
     assert _processes_with(marker) == []
     assert not (Path("/tmp") / marker).exists()
+
+
+def test_a_side_connection_beside_alembics_is_refused(check: Check, tmp_path: Path) -> None:
+    """The sandbox role may hold one connection: the migration's second one, opened while
+    Alembic's is open, fails, and the report says what happened."""
+    project = _project(tmp_path, "side_connection", base_revision="s1")
+    result = check(project, timeout_s=60, environment="production")
+    finding = _upgrade_failure(result)
+    assert "too many connections for role" in finding.message, finding.message
+    (side,) = [f for f in result.findings if f.rule == "sandbox-side-connection"]
+    assert side.severity is Severity.ERROR and not side.suppressed
+    assert side.message.startswith(
+        "the migration opened a second database connection while Alembic's was open, "
+        "and the server refused it (the sandbox role may hold 1)"
+    )
+    assert _protection(result, "database:").startswith("database: a role of its own, verified")
+    assert "connection limit 1, size limit 1 GiB" in _protection(result, "database:")
+
+
+def test_changes_through_a_side_connection_are_undeclared_and_need_approval(
+    check: Check, tmp_path: Path
+) -> None:
+    """Once Alembic's connection is closed, the migration's own connection changes a column's
+    type and drops a unique index, with nothing of it in the offline SQL: the parent's schema
+    diff shows both, and each is an undeclared change that blocks until approved."""
+    project = _project(tmp_path, "side_connection_after", base_revision="s1")
+    result = check(project, timeout_s=60, environment="production")
+    assert result.sandbox is not None
+    assert _step(result, "upgrade to head").outcome == "passed"
+    assert "column public.accounts.amount: type integer → bigint" in result.sandbox.schema_diff
+    undeclared = sorted(
+        (f for f in result.findings if f.rule == "undeclared-change"), key=lambda f: f.message
+    )
+    assert [f.message for f in undeclared] == [
+        "column accounts.amount: type integer → bigint, but the dry-run's SQL never declared it",
+        "index ix_accounts_email removed (was: CREATE UNIQUE INDEX ix_accounts_email ON "
+        "public.accounts USING btree (email)), but the dry-run's SQL never declared it",
+    ]
+    for finding in undeclared:
+        assert finding.severity is Severity.ERROR and finding.blocking
+        assert finding.approval_roles, finding
+        assert finding.source == "sandbox"
+    assert result.exit_code == 1
+    assert result.approvals_required
+
+
+def test_changes_left_by_an_upgrade_said_to_fail_are_measured_all_the_same(
+    check: Check, tmp_path: Path
+) -> None:
+    """The child's word that the upgrade failed skips the later steps, not the parent's
+    comparison of what the database holds now with what the SQL declared."""
+    project = _project(
+        tmp_path, "side_connection_after", env={"THEN_FAIL": "1"}, base_revision="s1"
+    )
+    result = check(project, timeout_s=60, environment="production")
+    finding = _upgrade_failure(result)
+    assert "nothing to see here" in finding.message
+    undeclared = sorted(f.message for f in result.findings if f.rule == "undeclared-change")
+    assert [message.split(",")[0] for message in undeclared] == [
+        "column accounts.amount: type integer → bigint",
+        "index ix_accounts_email removed (was: CREATE UNIQUE INDEX ix_accounts_email ON "
+        "public.accounts USING btree (email))",
+    ]
+    assert result.approvals_required

@@ -28,7 +28,15 @@ from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
 from bot.sandbox.isolation import contained_python, scrubbed_env
 from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
-from bot.sandbox.run import SandboxOutcome, SandboxRequest, admin_connection, run_sandbox
+from bot.sandbox.run import (
+    DEFAULT_MAX_DATABASE_BYTES,
+    SandboxOutcome,
+    SandboxRequest,
+    admin_connection,
+    database_failure,
+    format_bytes,
+    run_sandbox,
+)
 from bot.sandbox.snapshot import take_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
@@ -50,7 +58,11 @@ RunSandbox = Callable[..., SandboxOutcome]
 
 
 def sandbox_request(
-    work_root: Path, *, new: Iterable[str] = ("0002",), rls: RlsSettings | None = None
+    work_root: Path,
+    *,
+    new: Iterable[str] = ("0002",),
+    rls: RlsSettings | None = None,
+    max_bytes: int = DEFAULT_MAX_DATABASE_BYTES,
 ) -> SandboxRequest:
     """The request `bot.check._sandbox` builds, for a working copy whose `new` revisions
     are the change."""
@@ -79,6 +91,7 @@ def sandbox_request(
         dry_run_upgrade=dry.upgrade,
         rls=rls or RlsSettings(),
         timeout_s=TIMEOUT_S,
+        max_database_bytes=max_bytes,
     )
 
 
@@ -103,13 +116,17 @@ def sandbox(
     outcomes: dict[str, SandboxOutcome] = {}
 
     def run(
-        name: str, *, new: Iterable[str] = ("0002",), rls: RlsSettings | None = None
+        name: str,
+        *,
+        new: Iterable[str] = ("0002",),
+        rls: RlsSettings | None = None,
+        max_bytes: int = DEFAULT_MAX_DATABASE_BYTES,
     ) -> SandboxOutcome:
-        key = f"{name} {sorted(new)} {rls}"
+        key = f"{name} {sorted(new)} {rls} {max_bytes}"
         if key not in outcomes:
             work_root = tmp_path_factory.mktemp(name) / "tree"
             shutil.copytree(FIXTURES / name, work_root)
-            request = sandbox_request(work_root, new=new, rls=rls)
+            request = sandbox_request(work_root, new=new, rls=rls, max_bytes=max_bytes)
             outcomes[key] = run_sandbox(request, sandbox_server)
             left_after[name] = leftovers(sandbox_server)
         return outcomes[key]
@@ -422,6 +439,71 @@ def test_declared_drop_is_no_undeclared_change(sandbox: RunSandbox) -> None:
     outcome = sandbox("drop_column_readded")
     assert "undeclared-change" not in rules_of(outcome)
     assert "column public.accounts.email removed" in outcome.report.schema_diff[0]
+
+
+def test_a_type_change_made_only_online_is_an_undeclared_change(sandbox: RunSandbox) -> None:
+    outcome = sandbox("grows")
+    finding = only(outcome, "undeclared-change")
+    assert finding.message == (
+        "column accounts.amount: type integer → bigint, but the dry-run's SQL never declared it"
+    )
+    assert finding.statement == "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint"
+
+
+# -- database limits ------------------------------------------------------------------------------
+
+SIZE_LIMIT = 16 * 1024**2
+
+
+def test_a_database_over_the_size_limit_stops_the_run(sandbox: RunSandbox) -> None:
+    outcome = sandbox("grows", max_bytes=SIZE_LIMIT)
+    finding = only(outcome, "sandbox-size-limit")
+    assert finding.severity is Severity.ERROR
+    prefix = "the sandbox database measured "
+    suffix = (
+        " after the step 'upgrade to head', over the limit of 16 MiB (sandbox.max_database_size)"
+    )
+    assert finding.message.startswith(prefix) and finding.message.endswith(suffix), finding.message
+    measured = finding.message.removeprefix(prefix).removesuffix(suffix)
+    number, unit = measured.split()
+    assert unit == "MiB" and 30 < float(number) < 64  # the ~30 MB the migration loaded
+    assert outcomes_of(outcome) == [
+        ("upgrade to the base", "passed"),
+        ("upgrade to head", "failed"),
+        ("post-migration checks", "skipped"),
+        ("rollback to the base", "skipped"),
+        ("upgrade again", "skipped"),
+    ]
+    assert step_named(outcome, "rollback to the base").detail == (
+        "the database outgrew the size limit"
+    )
+    # What the head changed is judged all the same.
+    assert "undeclared-change" in rules_of(outcome)
+
+
+def test_the_default_size_limit_is_one_gib(sandbox: RunSandbox) -> None:
+    outcome = sandbox("grows")
+    assert DEFAULT_MAX_DATABASE_BYTES == 1024**3 and format_bytes(1024**3) == "1 GiB"
+    assert "sandbox-size-limit" not in rules_of(outcome)
+    assert outcomes_of(outcome) == [(name, "passed") for name in STEPS]
+
+
+def test_bytes_are_named_in_binary_units() -> None:
+    assert [format_bytes(n) for n in (0, 1023, 1536, 16 * 1024**2, 3 * 1024**4)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "16 MiB",
+        "3072 GiB",
+    ]
+
+
+def test_a_sandbox_database_error_names_a_refused_connection_as_a_side_connection() -> None:
+    refused = database_failure('connection failed: FATAL:  too many connections for role "r"')
+    assert refused.rule == "sandbox-side-connection"
+    assert refused.message.startswith("a process of the migration connected to the sandbox")
+    other = database_failure("connection failed: server closed the connection")
+    assert other.rule == "sandbox-failed"
 
 
 # -- cleanup --------------------------------------------------------------------------------------

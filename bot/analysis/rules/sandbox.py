@@ -159,10 +159,35 @@ UNDECLARED_CHANGE = _info(
     "undeclared-change",
     Family.DESTRUCTIVE,
     Severity.ERROR,
-    "the database lost a table or column that the dry-run's SQL never dropped",
-    "migsafe compares what the catalogs say changed with what the offline SQL declared. "
-    "A table or column that disappears without a DROP in the dry-run (SQL built at run "
-    "time, or code that behaves differently online) is treated as a destructive change.",
+    "the schema changed in a way the dry-run's SQL never declared",
+    "migsafe compares what the catalogs say changed between the base and the head (tables, "
+    "columns and their types, nullability and defaults, indexes, constraints, row level "
+    "security, policies, views, triggers, sequences, types) with what the offline SQL "
+    "declared. A change no statement of the dry-run declares (SQL built at run time, a "
+    "second connection of the migration's own, or code that behaves differently online) "
+    "escaped every rule that reads the SQL, so it needs approval like a destructive change. "
+    "Make the migration emit what it does through `op` in offline mode too.",
+)
+SANDBOX_SIDE_CONNECTION = _info(
+    "sandbox-side-connection",
+    Family.META,
+    Severity.ERROR,
+    "the migration opened a database connection of its own beside Alembic's",
+    "The sandbox role may hold one connection at a time: Alembic's. A second one, opened "
+    "while Alembic's is open, is refused by the server; one still open after a step is "
+    "ended by migsafe. What a migration does over a connection of its own is outside "
+    "Alembic's transaction, its offline SQL and the trace: in a deploy it commits even when "
+    "the migration fails. Run every statement through `op` (`op.execute`, `op.get_bind()`).",
+)
+SANDBOX_SIZE_LIMIT = _info(
+    "sandbox-size-limit",
+    Family.META,
+    Severity.ERROR,
+    "the sandbox database outgrew the policy's size limit",
+    "After each step migsafe measures the sandbox database (`pg_database_size`). A database "
+    "that grows past `sandbox.max_database_size` (default 1 GiB) stops the run: the "
+    "migration writes far more than a schema change on a few seeded rows needs. Move "
+    "bulk data loads out of the migration, or raise the limit in the policy file.",
 )
 SANDBOX_FAILED = _info(
     "sandbox-failed",
@@ -192,6 +217,8 @@ RULE_INFOS: dict[str, RuleInfo] = {
         RLS_NO_POLICY,
         TENANT_ISOLATION_BROKEN,
         UNDECLARED_CHANGE,
+        SANDBOX_SIDE_CONNECTION,
+        SANDBOX_SIZE_LIMIT,
         SANDBOX_FAILED,
     )
 }
