@@ -762,7 +762,7 @@ def contained_child(
         )
         if relay is not None:
             child.protections.insert(
-                1, "database: only through a socket relayed by migsafe to this check's database"
+                1, "database access: only a socket relayed by migsafe to this check's database"
             )
         yield child
 
