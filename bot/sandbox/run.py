@@ -26,6 +26,15 @@ import psycopg
 
 from bot.analysis.model import ActionKind, Finding, Statement
 from bot.analysis.rules import sandbox as rules
+from bot.migrations.childscript import alembic_spec, child_script
+from bot.migrations.database_env import (
+    DatabaseParams,
+    child_variables,
+    redact,
+    redacted,
+    sandbox_params,
+    variable_names,
+)
 from bot.sandbox.database import Sandbox, SandboxServer, create_sandbox
 from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
@@ -67,6 +76,17 @@ class SandboxRequest:
     timeout_s: float = 300.0  # wall clock per step of the child
     limits: Limits = field(default_factory=Limits)
     python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
+    # How the team runs Alembic (as the dry-run does): its working directory (default: the
+    # ini's folder, else work_root), the ini section (`-n`), the `-x` arguments.
+    working_dir: Path | None = None
+    ini_section: str = "alembic"
+    x_arguments: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        if self.working_dir is not None:
+            return self.working_dir
+        return self.ini_path.parent if self.ini_path else self.work_root
 
 
 @dataclass
@@ -104,6 +124,7 @@ class _Run:
         self.report = report
         self.findings = findings
         self.version_table = "alembic_version"  # as env.py configures it; seen on each run
+        self.database: DatabaseParams = sandbox_params(sandbox.conninfo)
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -118,26 +139,38 @@ class _Run:
     def skip(self, *names: str, reason: str) -> None:
         self.report.steps += [Step(n, "skipped", detail=reason) for n in names]
 
+    def secret(self, text: str | None) -> str | None:
+        """Whatever the child says, without the sandbox role's password."""
+        return None if text is None else redact(text, self.sandbox.password)
+
     def child(self, command: str, target: str, *, trace: bool) -> _ChildRun:
         request = self.request
+        database = self.database
+        spec = alembic_spec(
+            working_dir=request.run_dir,
+            ini_path=request.ini_path,
+            script_location=request.script_location,
+            section=request.ini_section,
+            x_arguments=request.x_arguments,
+            url=database.url,
+            env=child_variables(database, request.child_env),
+        )
         reply = self.process.request(
             {
                 "command": command,
                 "target": target,
                 "trace": trace,
                 "project_dir": str(request.work_root),
-                "ini_path": str(request.ini_path) if request.ini_path else None,
-                "script_location": str(request.script_location),
+                "alembic": spec,
                 "versions_dirs": [str(d) for d in request.versions_dirs],
-                "url": self.sandbox.url,
-                "env": {"DATABASE_URL": self.sandbox.url},
+                "socket_dir": database.socket_dir,
             }
         )
         if reply.timed_out:
             return _ChildRun(False, f"killed after {request.timeout_s:.0f} s (wall clock limit)")
-        result = reply.message
-        if result is None:
-            return _ChildRun(False, reply.ended)
+        result = redacted(reply.message, self.sandbox.password)
+        if not isinstance(result, dict):
+            return _ChildRun(False, self.secret(reply.ended))
         self.version_table = _text(result.get("version_table")) or self.version_table
         return _ChildRun(
             result.get("ok") is True,
@@ -151,17 +184,18 @@ class _Run:
     def model_drift(self) -> tuple[list[str] | None, str | None]:
         """The database against env.py's target_metadata, compared in the child as `alembic
         check` does: (differences, or None when env.py sets no target_metadata; error)."""
-        reply = self.process.request({"command": "compare", "url": self.sandbox.url})
-        if reply.message is None:
+        reply = self.process.request({"command": "compare", "url": self.database.url})
+        message = redacted(reply.message, self.sandbox.password)
+        if not isinstance(message, dict):
             # The models' code (include_object...) took the child down: the rollback steps
             # still run, in a new child, so that hanging the comparison skips none of them.
             self.process = self.fresh_child()
             if reply.timed_out:
                 return None, f"killed after {self.request.timeout_s:.0f} s (wall clock limit)"
-            return None, reply.ended
-        if reply.message.get("ok") is not True:
-            return None, _text(reply.message.get("error")) or "the comparison failed"
-        drift = reply.message.get("drift")
+            return None, self.secret(reply.ended)
+        if message.get("ok") is not True:
+            return None, _text(message.get("error")) or "the comparison failed"
+        drift = message.get("drift")
         if drift is None:
             return None, None
         lines = [line[:_DRIFT_LINE_CHARS] for line in _list(drift) if isinstance(line, str)]
@@ -247,18 +281,22 @@ def admin_connection(sandbox: Sandbox) -> psycopg.Connection[Any]:
 def sandbox_child(request: SandboxRequest) -> Iterator[ContainedChild]:
     """The contained child that runs Alembic for every step of a sandbox run. Start it early
     (it spends its first ~0.4 s importing Alembic) and hand it to `run_sandbox`."""
-    # DATABASE_URL comes with each request (the database does not exist yet); listed here so
-    # that the protections name every variable the child will see.
-    env = scrubbed_env({**request.child_env, "DATABASE_URL": ""})
-    with contained_python(
-        _CHILD,
-        cwd=request.ini_path.parent if request.ini_path else request.work_root,
-        env=env,
-        timeout_s=request.timeout_s,
-        limits=request.limits,
-        python=request.python,
-        needs="alembic, sqlalchemy, psycopg",
-    ) as child:
+    # The database's variables (and the policy's sandbox.env, templates filled in) come with
+    # each request (the database does not exist yet); listed here so that the protections
+    # name every variable the child will see.
+    env = scrubbed_env(variable_names(request.child_env))
+    with (
+        child_script(_CHILD) as script,
+        contained_python(
+            script,
+            cwd=request.run_dir,
+            env=env,
+            timeout_s=request.timeout_s,
+            limits=request.limits,
+            python=request.python,
+            needs="alembic, sqlalchemy, psycopg",
+        ) as child,
+    ):
         yield child
 
 
