@@ -40,7 +40,7 @@ from bot.policy.config import POLICY_PATH, Policy, load_policy, load_repo_policy
 from bot.policy.environments import ENVIRONMENTS, approval_roles, severity_for, timeout_limits_ms
 from bot.result import CheckResult
 from bot.sandbox.database import shared_server
-from bot.sandbox.environment import prepare_environment
+from bot.sandbox.environment import PreparedEnvironment, prepare_environment
 from bot.sandbox.isolation import ContainedChild
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
@@ -86,6 +86,7 @@ def run_check(options: CheckOptions) -> CheckResult:
             work_root,
             alembic_ini=policy.alembic.config,
             script_location=policy.alembic.script_location,
+            section=policy.alembic.ini_section,
         )
         files = scan_project(project)
         graph = RevisionGraph(files)
@@ -94,14 +95,18 @@ def run_check(options: CheckOptions) -> CheckResult:
             file.new = file.revision in new_ids
         base = graph.base_point(new_ids)
         heads = tuple(graph.heads())
+        # One environment for both children: the policy's setup virtualenv, if any.
+        prepared = _prepared(work_root, policy, options) if new_ids else None
         # The dry-run runs alongside the sandbox run, which needs its SQL only near the end
         # (to tell undeclared changes): the two children's start-up costs overlap.
         with (
-            _planned_sandbox(work_root, project, files, base, policy, options) as plan,
+            _planned_sandbox(work_root, project, files, base, policy, options, prepared) as plan,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="migsafe-dry-run") as pool,
         ):
             pending = (
-                pool.submit(_dry_run, work_root, project, base, heads, options) if new_ids else None
+                pool.submit(_dry_run, work_root, project, base, heads, policy, options, prepared)
+                if new_ids
+                else None
             )
             sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
             dry = _awaited(pending)
@@ -194,6 +199,7 @@ def _new_revisions(
             options.base_tree,
             alembic_ini=policy.alembic.config,
             script_location=policy.alembic.script_location,
+            section=policy.alembic.ini_section,
         )
         at_base = scan_project(base_project)
         return set(graph.new_compared_to({f.revision for f in at_base}))
@@ -206,13 +212,24 @@ def _awaited(pending: Future[DryRun] | None) -> DryRun:
     return pending.result() if pending is not None else DryRun()
 
 
+def _prepared(work_root: Path, policy: Policy, options: CheckOptions) -> PreparedEnvironment | None:
+    """The policy's setup virtualenv (built or reused) for both children; None without setup."""
+    if not policy.sandbox.setup:
+        return None
+    return prepare_environment(work_root, policy.sandbox, timeout_s=options.sandbox_timeout_s)
+
+
 def _dry_run(
     work_root: Path,
     project: AlembicProject,
     base: tuple[str, ...],
     heads: tuple[str, ...],
+    policy: Policy,
     options: CheckOptions,
+    prepared: PreparedEnvironment | None,
 ) -> DryRun:
+    """Alembic offline, run as the sandbox runs it: same working directory, section, `-x`
+    arguments, variables (`sandbox.env`) and interpreter (the setup virtualenv)."""
     dry = dry_run(
         work_root,
         ini_path=project.ini_path,
@@ -221,7 +238,17 @@ def _dry_run(
         base=base,
         heads=heads,
         timeout_s=options.dry_run_timeout_s,
+        python=prepared.python if prepared else sys.executable,
+        working_dir=project.run_dir,
+        ini_section=project.section,
+        x_arguments=policy.alembic.x_arguments,
+        sandbox_env=policy.sandbox.env,
     )
+    if dry.error and prepared and prepared.error:
+        dry.error += (
+            "\n(the policy's sandbox.setup failed, see sandbox-failed: the dry-run ran with "
+            "migsafe's own interpreter)"
+        )
     parse_statements([*dry.upgrade, *dry.downgrade])
     return dry
 
@@ -246,6 +273,7 @@ def _planned_sandbox(
     base: tuple[str, ...],
     policy: Policy,
     options: CheckOptions,
+    prepared: PreparedEnvironment | None,
 ) -> Iterator[_SandboxPlan]:
     if not options.sandbox:
         yield _SandboxPlan(skipped="not requested (--no-sandbox)")
@@ -254,12 +282,9 @@ def _planned_sandbox(
         yield _SandboxPlan(skipped="no new revisions")
         return
     settings = policy.sandbox
-    prepared = None
-    if settings.setup:
-        prepared = prepare_environment(work_root, settings, timeout_s=options.sandbox_timeout_s)
-        if prepared.error:
-            yield _SandboxPlan(setup_failed=_setup_failed(prepared.error))
-            return
+    if prepared and prepared.error:
+        yield _SandboxPlan(setup_failed=_setup_failed(prepared.error))
+        return
     lock_ms, statement_ms = timeout_limits_ms(policy)
     request = SandboxRequest(
         work_root=work_root,
@@ -278,6 +303,9 @@ def _planned_sandbox(
         child_env=dict(settings.env),
         timeout_s=options.sandbox_timeout_s,
         python=prepared.python if prepared else sys.executable,
+        working_dir=project.run_dir,
+        ini_section=project.section,
+        x_arguments=list(policy.alembic.x_arguments),
     )
     setup = [f"setup: {p}" for p in prepared.protections] if prepared else []
     with sandbox_child(request) as child:
