@@ -406,7 +406,11 @@ def _analyze(
 ) -> list[Finding]:
     new_files = [f for f in ordered if f.new]
     lock_ms, statement_ms = timeout_limits_ms(policy)
-    options = AnalysisOptions(lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms)
+    options = AnalysisOptions(
+        lock_timeout_max_ms=lock_ms,
+        statement_timeout_max_ms=statement_ms,
+        version_table=dry.version_table,
+    )
     findings = analyze_upgrade(dry.upgrade, options)
     findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)
     findings = onto_batch_calls(findings, new_files)

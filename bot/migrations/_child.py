@@ -18,7 +18,8 @@ Request: {"project_dir", "alembic": {...} (see _alembic_config.py), "versions_di
   (null start: from base for upgrade, from the heads for downgrade;
    null end: the heads for upgrade, base for downgrade)
 Result: {"phases": {"upgrade"|"downgrade": {"sql", "chunks": [{sql, revision, path, line}],
-          "start", "end", "complete", "note"?}}, "error": str | null}
+          "start", "end", "complete", "note"?}}, "error": str | null,
+          "version_table"?: the name env.py gave Alembic's version table}
   ("note": what was done where Alembic itself cannot, e.g. a downgrade to several bases)
 """
 
@@ -114,9 +115,10 @@ def build_config(request: dict[str, Any], phase: str, output: io.StringIO) -> An
     return alembic_config(request["alembic"], command, output_buffer=output, stdout=sys.stderr)
 
 
-def run_phase(config: Any, phase: str, start: Any, end: Any) -> None:
+def run_phase(config: Any, phase: str, start: Any, end: Any) -> str | None:
     """What `alembic upgrade --sql START:END` / `downgrade --sql START:END` does, but
-    accepting several start or end revisions (merges, multiple heads)."""
+    accepting several start or end revisions (merges, multiple heads); the name of the
+    version table env.py configured."""
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
@@ -131,8 +133,11 @@ def run_phase(config: Any, phase: str, start: Any, end: Any) -> None:
 
     with EnvironmentContext(
         config, script, fn=steps, as_sql=True, starting_rev=start, destination_rev=end
-    ):
+    ) as environment:
         script.run_env()
+        context = getattr(environment, "_migration_context", None)
+    name = getattr(context, "version_table", None)
+    return name if isinstance(name, str) else None
 
 
 def reversed_upgrade(script: Any, heads: Any, bases: tuple[str, ...]) -> list[Any]:
@@ -219,7 +224,9 @@ def run_traced_phase(
     config = build_config(request, phase, io.StringIO())
     start, end = resolve_range(config, phase, request.get(phase) or {})
     try:
-        run_phase(config, phase, start, end)
+        version_table = run_phase(config, phase, start, end)
+        if version_table:
+            result["version_table"] = version_table
     finally:
         chunks = tracer.take()
         result["phases"][phase] = {

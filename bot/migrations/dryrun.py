@@ -159,6 +159,9 @@ def _fill_phases(result: DryRun, data: object) -> str | None:
     error = data.get("error")
     if error is not None and not isinstance(error, str):
         raise _MalformedResult("'error' is not a string")
+    version_table = data.get("version_table")
+    if isinstance(version_table, str) and version_table.strip():
+        result.version_table = version_table.strip()
     for phase in PHASES:
         raw_phase = data["phases"].get(phase)
         if raw_phase is None:

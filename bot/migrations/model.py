@@ -65,3 +65,4 @@ class DryRun:
     error: str | None = None  # the child's error text when it failed or was killed
     protections: list[str] = field(default_factory=list)  # what the child ran under
     duration_s: float = 0.0
+    version_table: str = "alembic_version"  # as env.py configured it (bare name)

@@ -39,7 +39,13 @@ from bot.sandbox.database import Sandbox, SandboxServer, create_sandbox
 from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
-from bot.sandbox.schema import SchemaSnapshot, describe, diff_schema, new_indexes
+from bot.sandbox.schema import (
+    DEFAULT_IGNORED_TABLES,
+    SchemaSnapshot,
+    describe,
+    diff_schema,
+    new_indexes,
+)
 from bot.sandbox.seed import DataLoss, compare_checksums, seed_rows, table_checksums
 from bot.sandbox.snapshot import take_snapshot
 from bot.sandbox.trace import clean_record, lock_spans, read_trace
@@ -358,10 +364,16 @@ def _run_steps(run: _Run) -> None:
             step.detail = "no base revisions: the change starts from an empty database"
     with run.admin() as admin:
         base_schema = take_snapshot(admin)
+    # Alembic's version table, whatever env.py called it, is bookkeeping: never seeded,
+    # checksummed or diffed (its rows are what the steps change on purpose).
+    ignored = {*DEFAULT_IGNORED_TABLES, run.version_table, rules.bare(run.version_table)}
+    data_tables = [
+        t for t in base_schema.tables if t not in ignored and rules.bare(t) not in ignored
+    ]
     with run.owner() as owner:
-        seeded = seed_rows(owner, base_schema)
+        seeded = seed_rows(owner, base_schema, ignore_tables=ignored)
         run.report.seeded, run.report.seed_failures = seeded.seeded, seeded.failed
-        base_sums = table_checksums(owner, list(base_schema.tables))
+        base_sums = table_checksums(owner, data_tables)
 
     base_versions = run.versions()
     with run.step("upgrade to head") as step:
@@ -391,7 +403,10 @@ def _run_steps(run: _Run) -> None:
     head_versions = run.versions()
     with run.admin() as admin:
         head_schema = take_snapshot(admin)
-    run.report.schema_diff = [describe(c) for c in diff_schema(base_schema, head_schema)]
+    ignored |= {run.version_table, rules.bare(run.version_table)}
+    run.report.schema_diff = [
+        describe(c) for c in diff_schema(base_schema, head_schema, ignore_tables=ignored)
+    ]
     run.findings += rules.observed_findings(
         trace,
         run.report.lock_spans,
@@ -426,8 +441,10 @@ def _run_steps(run: _Run) -> None:
         with run.admin() as admin:
             rolled_back = take_snapshot(admin)
         with run.owner() as owner:
-            lost = compare_checksums(base_sums, table_checksums(owner, list(base_schema.tables)))
-        run.report.rollback_diff = [describe(c) for c in diff_schema(base_schema, rolled_back)]
+            lost = compare_checksums(base_sums, table_checksums(owner, data_tables))
+        run.report.rollback_diff = [
+            describe(c) for c in diff_schema(base_schema, rolled_back, ignore_tables=ignored)
+        ]
         details = _rollback_findings(run, lost)
         if details:
             step.outcome, step.detail = "failed", "; ".join(details)
