@@ -139,6 +139,7 @@ def test_resource_limits_are_set_in_the_child(tmp_path: Path) -> None:
 
 
 def test_file_size_limit_stops_a_large_write(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)  # the child may run as nobody: let it write there
     code = "open('big', 'wb').write(b'0' * 2 * 1024**2)"
     result = _python(code, tmp_path, limits=Limits(file_size_bytes=1024**2))
     assert result.returncode != 0
