@@ -50,7 +50,7 @@ from bot.policy.environments import (
 )
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
-from bot.sandbox.environment import prepare_environment
+from bot.sandbox.environment import PreparedEnvironment, prepare_environment
 from bot.sandbox.isolation import ContainedChild, ContainmentUnavailable, containment_mode
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
@@ -111,6 +111,7 @@ def run_check(options: CheckOptions) -> CheckResult:
             work_root,
             alembic_ini=policy.alembic.config,
             script_location=policy.alembic.script_location,
+            section=policy.alembic.ini_section,
         )
         files = scan_project(project)
         graph = RevisionGraph(files)
@@ -122,16 +123,20 @@ def run_check(options: CheckOptions) -> CheckResult:
         base = graph.base_point(new_ids)
         heads = tuple(graph.heads())
         # Repository code runs only contained: where that cannot be had, neither the
-        # dry-run nor the sandbox runs, and the static analysis still does.
+        # dry-run nor the sandbox runs (nor the setup), and the static analysis still does.
         refused = _containment_refused() if new_ids else None
+        # One environment for both children: the policy's setup virtualenv, if any.
+        prepared = _prepared(work_root, policy, options) if new_ids and not refused else None
         # The dry-run runs alongside the sandbox run, which needs its SQL only near the end
         # (to tell undeclared changes): the two children's start-up costs overlap.
         with (
-            _planned_sandbox(work_root, project, files, base, policy, options, refused) as plan,
+            _planned_sandbox(
+                work_root, project, files, base, policy, options, refused, prepared
+            ) as plan,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="migsafe-dry-run") as pool,
         ):
             pending = (
-                pool.submit(_dry_run, work_root, project, base, heads, options)
+                pool.submit(_dry_run, work_root, project, base, heads, policy, options, prepared)
                 if new_ids and not refused
                 else None
             )
@@ -267,6 +272,7 @@ def _new_revisions(
             options.base_tree,
             alembic_ini=policy.alembic.config,
             script_location=policy.alembic.script_location,
+            section=policy.alembic.ini_section,
         )
         at_base = scan_project(base_project)
         new = set(graph.new_compared_to({f.revision for f in at_base}))
@@ -296,13 +302,24 @@ def _awaited(pending: Future[DryRun] | None) -> DryRun:
     return pending.result() if pending is not None else DryRun()
 
 
+def _prepared(work_root: Path, policy: Policy, options: CheckOptions) -> PreparedEnvironment | None:
+    """The policy's setup virtualenv (built or reused) for both children; None without setup."""
+    if not policy.sandbox.setup:
+        return None
+    return prepare_environment(work_root, policy.sandbox, timeout_s=options.sandbox_timeout_s)
+
+
 def _dry_run(
     work_root: Path,
     project: AlembicProject,
     base: tuple[str, ...],
     heads: tuple[str, ...],
+    policy: Policy,
     options: CheckOptions,
+    prepared: PreparedEnvironment | None,
 ) -> DryRun:
+    """Alembic offline, run as the sandbox runs it: same working directory, section, `-x`
+    arguments, variables (`sandbox.env`) and interpreter (the setup virtualenv)."""
     dry = dry_run(
         work_root,
         ini_path=project.ini_path,
@@ -311,7 +328,17 @@ def _dry_run(
         base=base,
         heads=heads,
         timeout_s=options.dry_run_timeout_s,
+        python=prepared.python if prepared else sys.executable,
+        working_dir=project.run_dir,
+        ini_section=project.section,
+        x_arguments=policy.alembic.x_arguments,
+        sandbox_env=policy.sandbox.env,
     )
+    if dry.error and prepared and prepared.error:
+        dry.error += (
+            "\n(the policy's sandbox.setup failed, see sandbox-failed: the dry-run ran with "
+            "migsafe's own interpreter)"
+        )
     parse_statements([*dry.upgrade, *dry.downgrade])
     return dry
 
@@ -337,6 +364,7 @@ def _planned_sandbox(
     policy: Policy,
     options: CheckOptions,
     refused: str | None,
+    prepared: PreparedEnvironment | None,
 ) -> Iterator[_SandboxPlan]:
     if refused:
         yield _SandboxPlan(skipped=f"not run: {refused}")
@@ -351,12 +379,9 @@ def _planned_sandbox(
         # A bad or unreachable server is bad input, said before anything runs.
         _sandbox_server(options)
     settings = policy.sandbox
-    prepared = None
-    if settings.setup:
-        prepared = prepare_environment(work_root, settings, timeout_s=options.sandbox_timeout_s)
-        if prepared.error:
-            yield _SandboxPlan(setup_failed=_setup_failed(prepared.error))
-            return
+    if prepared and prepared.error:
+        yield _SandboxPlan(setup_failed=_setup_failed(prepared.error))
+        return
     lock_ms, statement_ms = timeout_limits_ms(policy)
     request = SandboxRequest(
         work_root=work_root,
@@ -376,6 +401,9 @@ def _planned_sandbox(
         timeout_s=options.sandbox_timeout_s,
         python=prepared.python if prepared else sys.executable,
         max_database_bytes=settings.max_database_bytes,
+        working_dir=project.run_dir,
+        ini_section=project.section,
+        x_arguments=list(policy.alembic.x_arguments),
     )
     setup = [f"setup: {p}" for p in prepared.protections] if prepared else []
     with sandbox_child(request) as child:
@@ -552,7 +580,11 @@ def _analyze(
 ) -> list[Finding]:
     new_files = [f for f in ordered if f.new]
     lock_ms, statement_ms = timeout_limits_ms(policy)
-    options = AnalysisOptions(lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms)
+    options = AnalysisOptions(
+        lock_timeout_max_ms=lock_ms,
+        statement_timeout_max_ms=statement_ms,
+        version_table=dry.version_table,
+    )
     findings = analyze_upgrade(dry.upgrade, options)
     findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)
     findings = onto_batch_calls(findings, new_files)

@@ -4,19 +4,22 @@ Usage: python -I -B _child.py REQUEST.json RESULT.json
 
 Self-contained (standard library, alembic, sqlalchemy only): it runs as a script with
 `python -I`, where migsafe's package is not importable, and it executes the repository's
-env.py and migration files, which are untrusted.
+env.py and migration files, which are untrusted. How Alembic is set up (working directory,
+Config, variables) is shared with the sandbox's child: `_alembic_config.py`, inlined into
+this script when it is started (the import marked `# migsafe: inline`).
 
 Every chunk Alembic emits in offline mode goes through `DefaultImpl.static_output`; at that
 moment the Python stack holds the migration file's frame (the op.* call) and, further out,
 Alembic's `MigrationContext.run_migrations` frame whose `step` is the revision being run.
 
-Request: {"project_dir", "ini_path" | null, "script_location", "versions_dirs": [...],
+Request: {"project_dir", "alembic": {...} (see _alembic_config.py), "versions_dirs": [...],
           "upgrade": {"start": [...] | null, "end": [...] | null},
           "downgrade": {"start": [...] | null, "end": [...] | null}}
   (null start: from base for upgrade, from the heads for downgrade;
    null end: the heads for upgrade, base for downgrade)
 Result: {"phases": {"upgrade"|"downgrade": {"sql", "chunks": [{sql, revision, path, line}],
-          "start", "end", "complete", "note"?}}, "error": str | null}
+          "start", "end", "complete", "note"?}}, "error": str | null,
+          "version_table"?: the name env.py gave Alembic's version table}
   ("note": what was done where Alembic itself cannot, e.g. a downgrade to several bases)
 """
 
@@ -31,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+
+from bot.migrations._alembic_config import alembic_config, enter_project  # migsafe: inline
 
 ERROR_TAIL_LINES = 25
 
@@ -103,24 +108,17 @@ def install(tracer: Tracer) -> None:
     DefaultImpl.static_output = static_output  # type: ignore[method-assign]
 
 
-def build_config(request: dict[str, Any], output: io.StringIO) -> Any:
-    from alembic.config import Config
-
-    ini_path = request.get("ini_path")
-    if ini_path:
-        config = Config(ini_path, output_buffer=output, stdout=sys.stderr)
-    else:
-        config = Config(output_buffer=output, stdout=sys.stderr)
-        config.set_main_option("script_location", request["script_location"])
-    if not config.get_main_option("sqlalchemy.url"):
-        # Offline mode needs a dialect, never a connection.
-        config.set_main_option("sqlalchemy.url", "postgresql://")
-    return config
+def build_config(request: dict[str, Any], phase: str, output: io.StringIO) -> Any:
+    """As `alembic upgrade --sql` / `downgrade --sql` would build it; the URL is an offline
+    one (a dialect, never a connection)."""
+    command = [phase, "--sql", "heads" if phase == "upgrade" else "heads:base"]
+    return alembic_config(request["alembic"], command, output_buffer=output, stdout=sys.stderr)
 
 
-def run_phase(config: Any, phase: str, start: Any, end: Any) -> None:
+def run_phase(config: Any, phase: str, start: Any, end: Any) -> str | None:
     """What `alembic upgrade --sql START:END` / `downgrade --sql START:END` does, but
-    accepting several start or end revisions (merges, multiple heads)."""
+    accepting several start or end revisions (merges, multiple heads); the name of the
+    version table env.py configured."""
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
@@ -135,8 +133,11 @@ def run_phase(config: Any, phase: str, start: Any, end: Any) -> None:
 
     with EnvironmentContext(
         config, script, fn=steps, as_sql=True, starting_rev=start, destination_rev=end
-    ):
+    ) as environment:
         script.run_env()
+        context = getattr(environment, "_migration_context", None)
+    name = getattr(context, "version_table", None)
+    return name if isinstance(name, str) else None
 
 
 def reversed_upgrade(script: Any, heads: Any, bases: tuple[str, ...]) -> list[Any]:
@@ -204,7 +205,7 @@ def main(request_path: str, result_path: str) -> int:
     try:
         with open(request_path, encoding="utf-8") as stream:
             request = json.load(stream)
-        sys.path.insert(0, os.getcwd())  # as `alembic` run from the project would see it
+        enter_project(request["alembic"])
         tracer = Tracer(request["project_dir"], request["versions_dirs"])
         install(tracer)
         with stdout_to_stderr():
@@ -220,10 +221,12 @@ def main(request_path: str, result_path: str) -> int:
 def run_traced_phase(
     request: dict[str, Any], phase: str, tracer: Tracer, result: dict[str, Any]
 ) -> None:
-    config = build_config(request, io.StringIO())
+    config = build_config(request, phase, io.StringIO())
     start, end = resolve_range(config, phase, request.get(phase) or {})
     try:
-        run_phase(config, phase, start, end)
+        version_table = run_phase(config, phase, start, end)
+        if version_table:
+            result["version_table"] = version_table
     finally:
         chunks = tracer.take()
         result["phases"][phase] = {

@@ -12,12 +12,15 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from bot.analysis.model import Phase, Statement
 from bot.analysis.parse import split_sql
+from bot.migrations.childscript import alembic_spec, child_script
+from bot.migrations.database_env import OFFLINE, child_variables
 from bot.migrations.model import DryRun
 from bot.sandbox.isolation import (
     MAX_RESULT_BYTES,
@@ -96,23 +99,43 @@ def dry_run(
     extra_env: dict[str, str] | None = None,
     limits: Limits | None = None,
     python: str = sys.executable,
+    working_dir: Path | None = None,
+    ini_section: str = "alembic",
+    x_arguments: Sequence[str] = (),
+    sandbox_env: Mapping[str, str] | None = None,
 ) -> DryRun:
     """Upgrade SQL base → heads and downgrade SQL heads → base, in an isolated child.
 
     `project_dir` is a working copy the child may touch; paths in the result are relative to
     it. Empty `base`: from the start of the history; empty `heads`: every head.
+    Alembic runs as the sandbox runs it (`_alembic_config.py`): in `working_dir` (default:
+    the ini's folder), with the ini's `ini_section` and the `-x` arguments; env.py finds an
+    offline database in the usual places (`bot.migrations.database_env`) and the policy's
+    `sandbox_env`; `python` is the policy's setup virtualenv, where it has one.
     """
     project_dir = project_dir.resolve()
-    raw, isolated = run_python_script(
-        CHILD_SCRIPT,
-        _request(project_dir, ini_path, script_location, versions_dirs, base, heads),
-        cwd=ini_path.resolve().parent if ini_path else project_dir,
-        env=scrubbed_env(extra_env),
-        timeout_s=timeout_s,
-        limits=limits or Limits(),
-        python=python,
-        readable_paths=[project_dir],
+    run_dir = working_dir or (ini_path.parent if ini_path else project_dir)
+    variables = child_variables(OFFLINE, sandbox_env or {})
+    spec = alembic_spec(
+        working_dir=run_dir,
+        ini_path=ini_path,
+        script_location=script_location,
+        section=ini_section,
+        x_arguments=x_arguments,
+        url=OFFLINE.url,
+        env=variables,
     )
+    with child_script(CHILD_SCRIPT) as script:
+        raw, isolated = run_python_script(
+            script,
+            _request(project_dir, spec, versions_dirs, base, heads),
+            cwd=run_dir.resolve(),
+            env=scrubbed_env({**variables, **(extra_env or {})}),
+            timeout_s=timeout_s,
+            limits=limits or Limits(),
+            python=python,
+            readable_paths=[project_dir],
+        )
     result = _dry_run_from(raw, isolated, timeout_s, limits or Limits())
     _summarize(result, raw, isolated, project_dir)
     return result
@@ -120,16 +143,14 @@ def dry_run(
 
 def _request(
     project_dir: Path,
-    ini_path: Path | None,
-    script_location: Path,
+    spec: dict[str, Any],
     versions_dirs: list[Path],
     base: tuple[str, ...],
     heads: tuple[str, ...],
 ) -> dict[str, Any]:
     return {
         "project_dir": str(project_dir),
-        "ini_path": str(ini_path.resolve()) if ini_path else None,
-        "script_location": str(script_location.resolve()),
+        "alembic": spec,
         "versions_dirs": [str(d.resolve()) for d in versions_dirs],
         "upgrade": {"start": list(base) or None, "end": list(heads) or None},
         "downgrade": {"start": list(heads) or None, "end": list(base) or None},
@@ -227,6 +248,9 @@ def _fill_phases(result: DryRun, data: object) -> str | None:
     error = data.get("error")
     if error is not None and not isinstance(error, str):
         raise _MalformedResult("'error' is not a string")
+    version_table = data.get("version_table")
+    if isinstance(version_table, str) and version_table.strip():
+        result.version_table = version_table.strip()
     for phase in PHASES:
         raw_phase = data["phases"].get(phase)
         if raw_phase is None:

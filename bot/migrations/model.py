@@ -70,3 +70,4 @@ class DryRun:
     error_line: int | None = None
     protections: list[str] = field(default_factory=list)  # what the child ran under
     duration_s: float = 0.0
+    version_table: str = "alembic_version"  # as env.py configured it (bare name)

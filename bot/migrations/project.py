@@ -50,6 +50,17 @@ class AlembicProject:
     versions_dirs: list[Path]  # absolute; as Alembic: version_locations if set, else versions/
     sqlalchemy_url: str | None
     recursive_versions: bool = False  # recursive_version_locations = true
+    # Where Alembic runs (its working directory): the ini's folder, as `cd backend && alembic`,
+    # unless the relative script_location is found from the repository root only.
+    working_dir: Path | None = None  # absolute; None: the ini's folder, else the root
+    section: str = SECTION  # the ini section Alembic reads (`alembic -n NAME`)
+
+    @property
+    def run_dir(self) -> Path:
+        """The working directory Alembic runs in (see `working_dir`)."""
+        if self.working_dir is not None:
+            return self.working_dir
+        return self.ini_path.parent if self.ini_path else self.repo_root
 
     def rel(self, path: Path) -> str:
         """`path` relative to the repository root, '/' separated."""
@@ -62,18 +73,23 @@ def relative_to_repo(repo_root: Path, path: Path) -> str:
 
 
 def find_project(
-    repo_root: Path, *, alembic_ini: str | None = None, script_location: str | None = None
+    repo_root: Path,
+    *,
+    alembic_ini: str | None = None,
+    script_location: str | None = None,
+    section: str = SECTION,
 ) -> AlembicProject:
-    """The Alembic project of `repo_root`; explicit settings (from the policy file) win."""
+    """The Alembic project of `repo_root`; explicit settings (from the policy file) win.
+    `section`: the ini section to read, as `alembic -n NAME`."""
     root = repo_root.resolve()
     if not root.is_dir():
         raise UserError(f"repository root {repo_root} is not a directory")
     if script_location is not None:
-        return _from_script_location(root, script_location, alembic_ini)
+        return _from_script_location(root, script_location, alembic_ini, section)
     ini = _explicit_ini(root, alembic_ini) if alembic_ini else _discover_ini(root)
     if ini is None:
         return _from_pyproject(root)
-    return _from_ini(root, ini)
+    return _from_ini(root, ini, section)
 
 
 def _explicit_ini(root: Path, alembic_ini: str) -> Path:
@@ -121,38 +137,57 @@ def _skipped(directory: Path) -> bool:
     return directory.name in _SKIPPED_DIRS or (directory / "pyvenv.cfg").exists()
 
 
-def _from_script_location(root: Path, location: str, alembic_ini: str | None) -> AlembicProject:
+def _from_script_location(
+    root: Path, location: str, alembic_ini: str | None, section: str
+) -> AlembicProject:
     ini = _explicit_ini(root, alembic_ini) if alembic_ini else None
-    parser = _read_ini(root, ini) if ini else None
+    parser = _read_ini(root, ini, section) if ini else None
     base_dirs = [ini.parent, root] if ini else [root]
     script_dir = _resolve_dir(root, location, base_dirs, "alembic.script_location", None)
+    where = _rel(root, ini) if ini else ""
     return AlembicProject(
         repo_root=root,
         ini_path=ini,
         script_location=script_dir,
-        versions_dirs=_versions_dirs(root, parser, ini, base_dirs, script_dir),
-        sqlalchemy_url=_get(parser, _rel(root, ini), "sqlalchemy.url") if parser and ini else None,
-        recursive_versions=_recursive(parser),
+        versions_dirs=_versions_dirs(root, parser, ini, base_dirs, script_dir, section=section),
+        sqlalchemy_url=_get(parser, where, "sqlalchemy.url", section) if parser else None,
+        recursive_versions=_recursive(parser, section),
+        working_dir=ini.parent if ini else root,
+        section=section,
     )
 
 
-def _from_ini(root: Path, ini: Path) -> AlembicProject:
-    parser = _read_ini(root, ini)
+def _from_ini(root: Path, ini: Path, section: str) -> AlembicProject:
+    parser = _read_ini(root, ini, section)
     base_dirs = [ini.parent, root]
     toml = _read_pyproject_alembic(root, [ini.parent, root])
     where = _rel(root, ini)
-    location = _get(parser, where, "script_location") or _toml_str(toml, "script_location")
+    location = _get(parser, where, "script_location", section) or _toml_str(toml, "script_location")
     if not location:
-        raise UserError(f"no script_location in the [{SECTION}] section", path=_rel(root, ini))
+        raise UserError(f"no script_location in the [{section}] section", path=_rel(root, ini))
     script_dir = _resolve_dir(root, location, base_dirs, "script_location", ini)
     return AlembicProject(
         repo_root=root,
         ini_path=ini,
         script_location=script_dir,
-        versions_dirs=_versions_dirs(root, parser, ini, base_dirs, script_dir, toml),
-        sqlalchemy_url=_get(parser, where, "sqlalchemy.url"),
-        recursive_versions=_recursive(parser),
+        versions_dirs=_versions_dirs(
+            root, parser, ini, base_dirs, script_dir, toml, section=section
+        ),
+        sqlalchemy_url=_get(parser, where, "sqlalchemy.url", section),
+        recursive_versions=_recursive(parser, section),
+        working_dir=_working_dir(location, base_dirs),
+        section=section,
     )
+
+
+def _working_dir(location: str, base_dirs: list[Path]) -> Path:
+    """Where Alembic runs: the first base directory (the ini's folder, then the repository
+    root) from which a relative script_location exists; the ini's folder otherwise."""
+    if not _PACKAGE_RESOURCE.match(location) and not Path(location).is_absolute():
+        for base in base_dirs:
+            if (base / location).is_dir():
+                return base.resolve()
+    return base_dirs[0].resolve()
 
 
 def _from_pyproject(root: Path) -> AlembicProject:
@@ -174,7 +209,7 @@ def _from_pyproject(root: Path) -> AlembicProject:
     )
 
 
-def _read_ini(root: Path, ini: Path) -> configparser.ConfigParser:
+def _read_ini(root: Path, ini: Path, section: str = SECTION) -> configparser.ConfigParser:
     _refuse_outside(root, ini)
     # Alembic passes `here` as a default, which makes %(here)s work in every section.
     parser = configparser.ConfigParser(defaults={"here": ini.parent.as_posix()})
@@ -183,24 +218,26 @@ def _read_ini(root: Path, ini: Path) -> configparser.ConfigParser:
             parser.read_file(handle)
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         raise UserError(f"cannot read: {_one_line(exc)}", path=_rel(root, ini)) from exc
-    if not parser.has_section(SECTION):
-        raise UserError(f"no [{SECTION}] section", path=_rel(root, ini))
+    if not parser.has_section(section):
+        raise UserError(f"no [{section}] section", path=_rel(root, ini))
     return parser
 
 
-def _get(parser: configparser.ConfigParser, where: str, key: str) -> str | None:
+def _get(
+    parser: configparser.ConfigParser, where: str, key: str, section: str = SECTION
+) -> str | None:
     try:
-        value = parser.get(SECTION, key, fallback=None)
+        value = parser.get(section, key, fallback=None)
     except configparser.InterpolationError as exc:
-        raise UserError(f"key {key!r} in [{SECTION}]: {_one_line(exc)}", path=where) from exc
+        raise UserError(f"key {key!r} in [{section}]: {_one_line(exc)}", path=where) from exc
     return value.strip() if value and value.strip() else None
 
 
-def _recursive(parser: configparser.ConfigParser | None) -> bool:
+def _recursive(parser: configparser.ConfigParser | None, section: str = SECTION) -> bool:
     if parser is None:
         return False
     try:
-        return parser.getboolean(SECTION, "recursive_version_locations", fallback=False)
+        return parser.getboolean(section, "recursive_version_locations", fallback=False)
     except ValueError:
         return False
 
@@ -244,12 +281,14 @@ def _versions_dirs(
     base_dirs: list[Path],
     script_dir: Path,
     toml: dict[str, object] | None = None,
+    *,
+    section: str = SECTION,
 ) -> list[Path]:
     """As Alembic: version_locations replaces versions/ when set (list it there to keep it)."""
     where = _rel(root, ini) if ini else ".github/migsafe.yml"
-    raw = _get(parser, where, "version_locations") if parser else None
+    raw = _get(parser, where, "version_locations", section) if parser else None
     if raw is not None and parser is not None:
-        locations = _split_locations(raw, parser, where)
+        locations = _split_locations(raw, parser, where, section)
     else:
         toml_value = (toml or {}).get("version_locations")
         locations = [str(item) for item in toml_value] if isinstance(toml_value, list) else []
@@ -265,9 +304,11 @@ def _versions_dirs(
     return dirs
 
 
-def _split_locations(raw: str, parser: configparser.ConfigParser, where: str) -> list[str]:
-    separator_name = _get(parser, where, "path_separator") or _get(
-        parser, where, "version_path_separator"
+def _split_locations(
+    raw: str, parser: configparser.ConfigParser, where: str, section: str
+) -> list[str]:
+    separator_name = _get(parser, where, "path_separator", section) or _get(
+        parser, where, "version_path_separator", section
     )
     if separator_name is None:
         return [part for part in _LEGACY_SPLIT.split(raw.strip()) if part]

@@ -32,6 +32,7 @@ from pydantic_core import ErrorDetails
 
 from bot.analysis.durations import parse_duration_ms
 from bot.errors import UserError
+from bot.migrations.database_env import TEMPLATE_KEYS, template_keys
 from bot.policy.environments import (
     ADR_RULE_IDS,
     APPROVAL_RULE_IDS,
@@ -200,6 +201,18 @@ CustomSetting = Annotated[
     ),
 ]
 ApprovalCount = Annotated[int, Field(strict=True, ge=0, le=20)]
+_INI_SECTION = r"^[^\[\]\r\n]*[^\[\]\r\n\s][^\[\]\r\n]*$"
+IniSection = Annotated[
+    str,
+    StringConstraints(pattern=_INI_SECTION),
+    BeforeValidator(_check_pattern(_INI_SECTION, "an ini section name")),
+]
+XArgument = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^\r\n]+$"),
+    BeforeValidator(_env_value),
+    BeforeValidator(_check_pattern(r"^[^\r\n]+$", "one line of text")),
+]
 
 
 class _Strict(BaseModel):
@@ -228,6 +241,23 @@ class AlembicSettings(_Strict):
             "With `config` as well, it takes precedence over the ini's `script_location`."
         ),
         examples=["migrations", "backend/alembic"],
+    )
+    ini_section: IniSection = Field(
+        default="alembic",
+        description=(
+            "The section of the ini file Alembic reads, as `alembic -n NAME` (for a file "
+            "holding several databases' settings). Default `alembic`."
+        ),
+        examples=["alembic", "tenants"],
+    )
+    x_arguments: list[XArgument] = Field(
+        default=[],
+        description=(
+            "Arguments passed as `alembic -x ARG`, which env.py reads with "
+            "`context.get_x_argument()` (`KEY=VALUE` for `as_dictionary=True`); the same in "
+            "the dry-run and the sandbox."
+        ),
+        examples=[["tenant=acme", "data=false"]],
     )
     base_revision: RevisionId | None = Field(
         default=None,
@@ -402,8 +432,13 @@ class SandboxSettings(_Strict):
     )
     env: dict[EnvVarName, EnvValue] = Field(
         default={},
-        description="Environment variables for the sandboxed Alembic run.",
-        examples=[{"APP_ENV": "test"}],
+        description=(
+            "Environment variables for env.py, in the sandbox and the dry-run alike. A value "
+            "may hold the sandbox database's `{host}`, `{port}`, `{user}`, `{password}`, "
+            "`{database}` or `{url}` (placeholders in the dry-run, which has no database); "
+            "these win over migsafe's own DATABASE_URL and PG* variables."
+        ),
+        examples=[{"APP_ENV": "test", "POSTGRES_SERVER": "{host}"}],
     )
     tenant_tables: list[NonEmpty] | Literal["all"] = Field(
         default=[],
@@ -435,6 +470,16 @@ class SandboxSettings(_Strict):
         size = parse_size_bytes(self.max_database_size)
         assert size is not None  # validated
         return size
+
+    @field_validator("env")
+    @classmethod
+    def _known_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            for key in template_keys(text):
+                if key not in TEMPLATE_KEYS:
+                    known = ", ".join(f"{{{k}}}" for k in TEMPLATE_KEYS)
+                    raise ValueError(f"{name}: unknown placeholder {{{key}}} (one of {known})")
+        return value
 
     @field_validator("tenant_tables", mode="before")
     @classmethod

@@ -2,14 +2,18 @@
 
 Self-contained on purpose (stdlib, alembic, sqlalchemy, psycopg): it is started as
 `python -I _online_child.py REQUESTS_FD REPLIES_FD` with a scrubbed environment and cannot
-import migsafe. It imports Alembic once, then answers requests, one JSON line each way on
+import migsafe. Alembic is set up as in the dry-run's child (`_alembic_config.py`, inlined
+into this script when it is started: the import marked `# migsafe: inline`).
+It imports Alembic once, then answers requests, one JSON line each way on
 those two descriptors (never stdout: the migrations may print), until the channel closes.
 For every statement it records the migration file and line that emitted it, its duration,
 the relation locks its backend newly holds, the tables it rewrote (relfilenode changed) and
 the timeouts in effect when it ran.
 
-Request "upgrade" / "downgrade": project_dir, ini_path, script_location, versions_dirs, url,
-env (variables env.py may read), target, trace (bool).
+Request "upgrade" / "downgrade": project_dir, alembic (working directory, ini, section,
+-x arguments, url, the variables env.py may read: see _alembic_config.py), versions_dirs,
+target, trace (bool), socket_dir (the server's Unix socket directory, where SQLAlchemy's
+connections to localhost go; null for a server on TCP).
 Reply: ok, error, statements [...], commits [...], version_table, external_transaction.
 Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
 drift: the differences between the database and env.py's target_metadata, as `alembic check`
@@ -30,6 +34,8 @@ import time
 import traceback
 import weakref
 from typing import Any
+
+from bot.migrations._alembic_config import alembic_config, enter_project  # migsafe: inline
 
 # Relation locks of the migration's own backend. Indexes, sequences and TOAST tables are
 # left out (their table's lock is what matters); a relation that no longer exists is either a
@@ -168,6 +174,8 @@ class Session:
         self.compare_options: dict[str, Any] | None = None  # env.py's, at the last upgrade
         self.engines: weakref.WeakSet[Any] = weakref.WeakSet()  # connected during a request
         event.listen(Engine, "engine_connect", self.connected)
+        self.socket_dir: str | None = None
+        event.listen(Engine, "do_connect", self.route)
         event.listen(Engine, "before_cursor_execute", self.before)
         event.listen(Engine, "after_cursor_execute", self.after)
         event.listen(Engine, "handle_error", self.failed)
@@ -175,6 +183,12 @@ class Session:
 
     def connected(self, conn: Any, *args: Any) -> None:
         self.engines.add(conn.engine)
+
+    def route(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        """A server on a Unix socket only: env.py was told its host is "localhost" (a URL
+        built from parts cannot hold a directory); its connections there go to the socket."""
+        if self.socket_dir and cparams.get("host") == "localhost":
+            cparams["host"] = self.socket_dir
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if self.tracer is not None:
@@ -209,22 +223,16 @@ class Session:
 
     def migrate(self, request: dict[str, Any]) -> dict[str, Any]:
         from alembic import command
-        from alembic.config import Config
 
-        os.environ.update(request.get("env") or {})
-        os.chdir(request["project_dir"])
-        if request["project_dir"] not in sys.path:
-            sys.path.insert(0, request["project_dir"])
+        self.socket_dir = request.get("socket_dir")
         self.tracer = tracer = Tracer(
             request["versions_dirs"], request["project_dir"], request["trace"]
         )
         self.contexts.clear()
-        config = Config(request["ini_path"]) if request["ini_path"] else Config()
-        if not request["ini_path"]:
-            config.set_main_option("script_location", request["script_location"])
-        config.set_main_option("sqlalchemy.url", request["url"].replace("%", "%%"))
         result: dict[str, Any] = {"ok": True, "error": None}
         try:
+            enter_project(request["alembic"])
+            config = alembic_config(request["alembic"], [request["command"], request["target"]])
             if request["command"] == "upgrade":
                 command.upgrade(config, request["target"])
             else:

@@ -97,19 +97,19 @@ class SandboxServer:
             overrides |= {"user": user, "password": password}
         return make_conninfo(**(self._params | overrides))
 
-    def url(
-        self, *, dbname: str, user: str, password: str, via_socket_dir: Path | None = None
-    ) -> str:
-        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query; with
-        `via_socket_dir`, through the relay socket there instead (a contained child's way).
+    def conninfo_via(self, socket_dir: Path, *, dbname: str, user: str, password: str) -> str:
+        """The conninfo as `conninfo` gives it, with the host a relay's socket directory."""
+        params = {k: v for k, v in self._params.items() if k not in {"host", "hostaddr", "port"}}
+        params |= {"dbname": dbname, "user": user, "password": password}
+        return make_conninfo(**params, host=str(socket_dir), port=RELAY_PORT)
+
+    def url(self, *, dbname: str, user: str, password: str) -> str:
+        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query.
 
         Rendered here as SQLAlchemy's `URL.render_as_string(hide_password=False)` does, so
         that the parent process does not import SQLAlchemy only to build a string for the
         child (tests/sandbox/test_database_url.py compares the two)."""
-        params = dict(self._params)
-        if via_socket_dir is not None:
-            params = {k: v for k, v in params.items() if k not in {"host", "hostaddr", "port"}}
-            params |= {"host": str(via_socket_dir), "port": RELAY_PORT}
+        params = self._params
         query = sorted(
             (key, str(value))
             for key, value in params.items()
@@ -322,10 +322,11 @@ class Sandbox:
         """SQLAlchemy URL as the sandbox role, for the child's Alembic."""
         return self.server.url(dbname=self.name, user=self.name, password=self.password)
 
-    def url_via(self, socket_dir: Path) -> str:
-        """The same URL through a contained child's relay socket in `socket_dir`."""
-        return self.server.url(
-            dbname=self.name, user=self.name, password=self.password, via_socket_dir=socket_dir
+    def conninfo_via(self, socket_dir: Path) -> str:
+        """`conninfo` through a contained child's relay socket in `socket_dir` (its only way
+        to the server: it has no network, and the server's own socket is not in its view)."""
+        return self.server.conninfo_via(
+            socket_dir, dbname=self.name, user=self.name, password=self.password
         )
 
     def settle(self) -> int:

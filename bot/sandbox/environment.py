@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.migrations.database_env import OFFLINE, child_variables
 from bot.policy.config import SandboxSettings
 from bot.sandbox.isolation import IsolatedResult, Limits, run_isolated, scrubbed_env
 
@@ -240,7 +241,9 @@ def _create_venv(venv: Path) -> None:
 
 
 def _setup_env(venv: Path, settings: SandboxSettings) -> dict[str, str]:
-    env = scrubbed_env({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", **settings.env})
+    # No database exists yet: `{host}`-style templates get the dry-run's offline values.
+    variables = child_variables(OFFLINE, settings.env)
+    env = scrubbed_env({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", **variables})
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
     env["VIRTUAL_ENV"] = str(venv)
     return env

@@ -35,6 +35,15 @@ import psycopg
 
 from bot.analysis.model import Finding, Statement
 from bot.analysis.rules import sandbox as rules
+from bot.migrations.childscript import alembic_spec, child_script
+from bot.migrations.database_env import (
+    DatabaseParams,
+    child_variables,
+    redact,
+    redacted,
+    sandbox_params,
+    variable_names,
+)
 from bot.sandbox.database import (
     CONNECTION_LIMIT,
     Sandbox,
@@ -46,7 +55,13 @@ from bot.sandbox.declared import undeclared_changes
 from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
-from bot.sandbox.schema import SchemaSnapshot, describe, diff_schema, new_indexes
+from bot.sandbox.schema import (
+    DEFAULT_IGNORED_TABLES,
+    SchemaSnapshot,
+    describe,
+    diff_schema,
+    new_indexes,
+)
 from bot.sandbox.seed import DataLoss, compare_checksums, seed_rows, table_checksums
 from bot.sandbox.snapshot import take_snapshot
 from bot.sandbox.trace import clean_record, lock_spans, read_trace
@@ -94,6 +109,17 @@ class SandboxRequest:
     limits: Limits = field(default_factory=Limits)
     python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
     max_database_bytes: int = DEFAULT_MAX_DATABASE_BYTES  # checked after each step
+    # How the team runs Alembic (as the dry-run does): its working directory (default: the
+    # ini's folder, else work_root), the ini section (`-n`), the `-x` arguments.
+    working_dir: Path | None = None
+    ini_section: str = "alembic"
+    x_arguments: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        if self.working_dir is not None:
+            return self.working_dir
+        return self.ini_path.parent if self.ini_path else self.work_root
 
 
 @dataclass
@@ -200,36 +226,49 @@ class _Run:
         self.report.steps += [Step(n, "skipped", detail=reason) for n in names]
 
     @property
-    def child_url(self) -> str:
-        """The sandbox URL as the contained child reaches it: through its relay socket."""
+    def database(self) -> DatabaseParams:
+        """The sandbox database as the contained child reaches it: through its relay socket
+        (a new child, after one was lost, has a relay of its own)."""
         relay = self.process.relay
         if relay is None:
-            return self.sandbox.url
+            return sandbox_params(self.sandbox.conninfo)
         relay.connect_to(*self.sandbox.server.address())
-        return self.sandbox.url_via(relay.directory)
+        return sandbox_params(self.sandbox.conninfo_via(relay.directory))
+
+    def secret(self, text: str | None) -> str | None:
+        """Whatever the child says, without the sandbox role's password."""
+        return None if text is None else redact(text, self.sandbox.password)
 
     def child(self, command: str, target: str, *, trace: bool) -> _ChildRun:
         request = self.request
         self.settle(f"before the {command} to {target}")
+        database = self.database
+        spec = alembic_spec(
+            working_dir=request.run_dir,
+            ini_path=request.ini_path,
+            script_location=request.script_location,
+            section=request.ini_section,
+            x_arguments=request.x_arguments,
+            url=database.url,
+            env=child_variables(database, request.child_env),
+        )
         reply = self.process.request(
             {
                 "command": command,
                 "target": target,
                 "trace": trace,
                 "project_dir": str(request.work_root),
-                "ini_path": str(request.ini_path) if request.ini_path else None,
-                "script_location": str(request.script_location),
+                "alembic": spec,
                 "versions_dirs": [str(d) for d in request.versions_dirs],
-                "url": self.child_url,
-                "env": {"DATABASE_URL": self.child_url},
+                "socket_dir": database.socket_dir,
             }
         )
         self.settle(f"after the {command} to {target}")
         if reply.timed_out:
             return _ChildRun(False, f"killed after {request.timeout_s:.0f} s (wall clock limit)")
-        result = reply.message
-        if result is None:
-            return _ChildRun(False, reply.ended)
+        result = redacted(reply.message, self.sandbox.password)
+        if not isinstance(result, dict):
+            return _ChildRun(False, self.secret(reply.ended))
         self.version_table = _text(result.get("version_table")) or self.version_table
         self.refused(_text(result.get("error")))
         return _ChildRun(
@@ -245,18 +284,19 @@ class _Run:
         """The database against env.py's target_metadata, compared in the child as `alembic
         check` does: (differences, or None when env.py sets no target_metadata; error)."""
         self.settle("before the comparison with the models")
-        reply = self.process.request({"command": "compare", "url": self.child_url})
+        reply = self.process.request({"command": "compare", "url": self.database.url})
         self.settle("after the comparison with the models")
-        if reply.message is None:
+        message = redacted(reply.message, self.sandbox.password)
+        if not isinstance(message, dict):
             # The models' code (include_object...) took the child down: the rollback steps
             # still run, in a new child, so that hanging the comparison skips none of them.
             self.process = self.fresh_child()
             if reply.timed_out:
                 return None, f"killed after {self.request.timeout_s:.0f} s (wall clock limit)"
-            return None, reply.ended
-        if reply.message.get("ok") is not True:
-            return None, _text(reply.message.get("error")) or "the comparison failed"
-        drift = reply.message.get("drift")
+            return None, self.secret(reply.ended)
+        if message.get("ok") is not True:
+            return None, _text(message.get("error")) or "the comparison failed"
+        drift = message.get("drift")
         if drift is None:
             return None, None
         lines = [line[:_DRIFT_LINE_CHARS] for line in _list(drift) if isinstance(line, str)]
@@ -344,19 +384,23 @@ def admin_connection(sandbox: Sandbox) -> psycopg.Connection[Any]:
 def sandbox_child(request: SandboxRequest) -> Iterator[ContainedChild]:
     """The contained child that runs Alembic for every step of a sandbox run. Start it early
     (it spends its first ~0.4 s importing Alembic) and hand it to `run_sandbox`."""
-    # DATABASE_URL comes with each request (the database does not exist yet); listed here so
-    # that the protections name every variable the child will see.
-    env = scrubbed_env({**request.child_env, "DATABASE_URL": ""})
-    with contained_python(
-        _CHILD,
-        cwd=request.ini_path.parent if request.ini_path else request.work_root,
-        env=env,
-        timeout_s=request.timeout_s,
-        limits=request.limits,
-        python=request.python,
-        readable_paths=[request.work_root],
-        database=True,
-    ) as child:
+    # The database's variables (and the policy's sandbox.env, templates filled in) come with
+    # each request (the database does not exist yet); listed here so that the protections
+    # name every variable the child will see.
+    env = scrubbed_env(variable_names(request.child_env))
+    with (
+        child_script(_CHILD) as script,
+        contained_python(
+            script,
+            cwd=request.run_dir,
+            env=env,
+            timeout_s=request.timeout_s,
+            limits=request.limits,
+            python=request.python,
+            readable_paths=[request.work_root],
+            database=True,
+        ) as child,
+    ):
         yield child
 
 
@@ -434,10 +478,16 @@ def _run_steps(run: _Run) -> None:
         return
     with run.admin() as admin:
         base_schema = take_snapshot(admin)
+    # Alembic's version table, whatever env.py called it, is bookkeeping: never seeded,
+    # checksummed or diffed (its rows are what the steps change on purpose).
+    ignored = {*DEFAULT_IGNORED_TABLES, run.version_table, rules.bare(run.version_table)}
+    data_tables = [
+        t for t in base_schema.tables if t not in ignored and rules.bare(t) not in ignored
+    ]
     with run.owner() as owner:
-        seeded = seed_rows(owner, base_schema)
+        seeded = seed_rows(owner, base_schema, ignore_tables=ignored)
         run.report.seeded, run.report.seed_failures = seeded.seeded, seeded.failed
-        base_sums = table_checksums(owner, list(base_schema.tables))
+        base_sums = table_checksums(owner, data_tables)
 
     base_versions = run.versions()
     with run.step("upgrade to head") as step:
@@ -508,8 +558,10 @@ def _run_steps(run: _Run) -> None:
         with run.admin() as admin:
             rolled_back = take_snapshot(admin)
         with run.owner() as owner:
-            lost = compare_checksums(base_sums, table_checksums(owner, list(base_schema.tables)))
-        run.report.rollback_diff = [describe(c) for c in diff_schema(base_schema, rolled_back)]
+            lost = compare_checksums(base_sums, table_checksums(owner, data_tables))
+        run.report.rollback_diff = [
+            describe(c) for c in diff_schema(base_schema, rolled_back, ignore_tables=ignored)
+        ]
         details = _rollback_findings(run, lost)
         if details:
             step.outcome, step.detail = "failed", "; ".join(details)
@@ -627,7 +679,9 @@ def _head_schema(
         if lock_timeout:
             admin.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(lock_timeout))
         head = take_snapshot(admin)
-    run.report.schema_diff = [describe(c) for c in diff_schema(base, head)]
+    # Alembic's version table, whatever env.py called it, is bookkeeping (seen on each run).
+    ignored = {*DEFAULT_IGNORED_TABLES, run.version_table, rules.bare(run.version_table)}
+    run.report.schema_diff = [describe(c) for c in diff_schema(base, head, ignore_tables=ignored)]
     return head
 
 

@@ -7,8 +7,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,15 @@ from bot.migrations.model import DryRun
 from bot.sandbox.isolation import Limits
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dryrun"
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """pytest's own, but outside its private base folder: where migsafe runs as root, the
+    child runs as nobody (if it can) and must traverse the working copy, as in `migsafe check`."""
+    with tempfile.TemporaryDirectory(prefix="migsafe-test-dryrun-") as folder:
+        Path(folder).chmod(0o711)
+        yield Path(folder)
 
 
 def _copy(name: str, tmp_path: Path) -> Path:

@@ -142,7 +142,8 @@ def test_docs_example_loads_with_every_key() -> None:
     assert policy.environments.production.approvals == {"backend-lead": 2, "dba": 1}
     assert policy.rules == {"rename-column": "error", "backfill-in-migration": "off"}
     assert policy.approval_rule_ids[-1] == "rename-table"
-    assert policy.sandbox.env == {"APP_ENV": "test"}
+    assert policy.sandbox.env == {"APP_ENV": "test", "POSTGRES_SERVER": "{host}"}
+    assert policy.alembic.x_arguments == ["tenant=acme"]
     assert policy.source == SOURCE
     # Every top-level key of the model appears in the example, so it stays complete.
     assert set(yaml.safe_load(docs_example())) == set(Policy.model_fields)

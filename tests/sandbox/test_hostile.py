@@ -28,6 +28,7 @@ import yaml
 
 from bot.analysis.model import Finding, Severity
 from bot.check import CheckOptions, run_check
+from bot.migrations.database_env import CONVENTION_VARIABLES
 from bot.report import render
 from bot.result import CheckResult
 from bot.sandbox.cluster import EmbeddedCluster
@@ -173,7 +174,8 @@ def test_a_migration_looking_for_secrets_finds_none(
     (insert,) = [s.sql for s in result.sandbox.trace if s.sql.startswith("INSERT INTO loot")]
     loot = json.loads(base64.b64decode(insert.split("'")[1]))
     seen = loot["environ"]
-    allowed = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PWD", "DATABASE_URL", "APP_ENV"}
+    allowed = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PWD", "APP_ENV", "PYTHONPATH"}
+    allowed |= set(CONVENTION_VARIABLES)  # its own sandbox's DATABASE_URL and PG* variables
     assert set(seen) <= allowed  # PWD: the PID namespace's init shell sets it
     assert seen["APP_ENV"] == "sandbox"  # the policy file's variables do arrive
     assert seen["DATABASE_URL"].startswith(f"postgresql+psycopg://{PREFIX}")  # its own sandbox

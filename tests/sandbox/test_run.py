@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -107,9 +108,18 @@ def left_after() -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
+def traversable() -> Iterator[Path]:
+    """A folder outside pytest's private one, which a child running as another user (root
+    drops to nobody where it can) may traverse."""
+    with tempfile.TemporaryDirectory(prefix="migsafe-test-run-") as folder:
+        Path(folder).chmod(0o711)
+        yield Path(folder)
+
+
+@pytest.fixture(scope="module")
 def sandbox(
     sandbox_server: SandboxServer,
-    tmp_path_factory: pytest.TempPathFactory,
+    traversable: Path,
     left_after: dict[str, list[str]],
 ) -> RunSandbox:
     """Runs a fixture project once (from a private copy, as `migsafe check` does)."""
@@ -124,7 +134,10 @@ def sandbox(
     ) -> SandboxOutcome:
         key = f"{name} {sorted(new)} {rls} {max_bytes}"
         if key not in outcomes:
-            work_root = tmp_path_factory.mktemp(name) / "tree"
+            # As `migsafe check` does: a folder the child may traverse when it runs as
+            # another user (pytest's own base folder is private to ours).
+            work_root = traversable / f"{name}-{len(outcomes)}" / "tree"
+            work_root.parent.mkdir(mode=0o711)
             shutil.copytree(FIXTURES / name, work_root)
             request = sandbox_request(work_root, new=new, rls=rls, max_bytes=max_bytes)
             outcomes[key] = run_sandbox(request, sandbox_server)
