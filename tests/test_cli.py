@@ -743,20 +743,20 @@ def test_missing_initdb_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_dry_run_failure_names_the_exception_and_the_file_line(capsys, tmp_path):
-    """env.py reads a variable the dry-run child does not have: the summary is the KeyError at
+    """env.py reads a variable nobody gave the dry-run child: the summary is the KeyError at
     env.py's line, not the last line Alembic logged."""
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)
     env_py = repo / "migrations" / "env.py"
     source = env_py.read_text().replace(
         "def run_migrations_offline() -> None:\n",
-        "def run_migrations_offline() -> None:\n    import os\n\n    os.environ['DATABASE_URL']\n",
+        "def run_migrations_offline() -> None:\n    import os\n\n    os.environ['SECRET_KEY']\n",
     )
     env_py.write_text(source)
-    line = source.splitlines().index("    os.environ['DATABASE_URL']") + 1
+    line = source.splitlines().index("    os.environ['SECRET_KEY']") + 1
     code, report = findings_of(capsys, str(repo), "--no-sandbox")
     assert code == 1
-    expected = f"KeyError: 'DATABASE_URL' (at migrations/env.py:{line}, during upgrade)"
+    expected = f"KeyError: 'SECRET_KEY' (at migrations/env.py:{line}, during upgrade)"
     assert report["dry_run"]["error_summary"] == expected
     [failed] = [f for f in report["findings"] if f["rule"] == "dry-run-failed"]
     assert failed["message"] == f"alembic could not produce the offline SQL: {expected}"

@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy.engine import URL
 
 TEMPLATE_KEYS = ("host", "port", "user", "password", "database", "url")
 TEMPLATE = re.compile(r"\{([a-z_]+)\}")
@@ -85,12 +84,9 @@ def sandbox_params(conninfo: str) -> DatabaseParams:
     }
     if socket or not host:
         query = {"host": host, "port": port, **query} if host else {"port": port, **query}
-        base = URL.create(DRIVER, username=user, password=password, database=database)
+        url = _render(user, password, "", database)
     else:
-        base = URL.create(
-            DRIVER, username=user, password=password, host=host, port=int(port), database=database
-        )
-    url = base.render_as_string(hide_password=False)
+        url = _render(user, password, f"{_bracketed(host)}:{int(port)}", database)
     if query:
         # Unescaped "/" (libpq and SQLAlchemy read `?host=/run/dir` as is): a URL without
         # `%` survives env.py's own `config.set_main_option("sqlalchemy.url", url)`.
@@ -105,6 +101,19 @@ def sandbox_params(conninfo: str) -> DatabaseParams:
         libpq_host=host,
         socket_dir=host if socket else None,
     )
+
+
+def _render(user: str, password: str, location: str, database: str) -> str:
+    """As SQLAlchemy's `URL.render_as_string(hide_password=False)` writes it, without
+    importing SQLAlchemy into migsafe's own process (see tests/test_cli_imports.py)."""
+    return (
+        f"{DRIVER}://{quote(user, safe=' +')}:{quote(password, safe=' +')}@{location}"
+        f"/{quote(database, safe=' +/')}"
+    )
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def template_keys(value: str) -> list[str]:

@@ -63,7 +63,7 @@ class DryRun:
     upgrade_sql: str = ""  # the full text as `alembic upgrade --sql` prints it
     downgrade_sql: str = ""
     error: str | None = None  # the child's error text when it failed or was killed
-    # One line about the failure: the exception and where, e.g. "KeyError: 'DATABASE_URL'
+    # One line about the failure: the exception and where, e.g. "KeyError: 'SECRET_KEY'
     # (at migrations/env.py:12, during upgrade)"; the deepest repository frame as path/line.
     error_summary: str | None = None
     error_path: str | None = None
