@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from bot.analysis.model import Statement
 from bot.migrations.dryrun import FailureSummary, dry_run, summarize_traceback
 from bot.migrations.model import DryRun
 from bot.sandbox.isolation import Limits
+from tests.processes import processes_with
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dryrun"
 
@@ -286,24 +286,13 @@ def test_a_fork_loop_is_contained_and_cleaned_up(tmp_path: Path) -> None:
         timeout_s=30,
     )
     assert result.error is None
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     (forked,) = _comment_lines(result.upgrade_sql, "-- forked ")
     limits_line = next(line for line in result.protections if line.startswith("limits:"))
     if "NOT enforced" in limits_line:  # root: the PID namespace and group kill contain it
         assert "processes 16 (NOT enforced: RLIMIT_NPROC does not apply to root)" in limits_line
     else:
         assert int(forked.removeprefix("-- forked ").rstrip(";")) < 16
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def test_a_migration_reading_the_environment_finds_no_secrets(

@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.sandbox.containment import UID_BASE, UID_SLOTS
 from bot.sandbox.isolation import IsolatedResult, Limits, run_isolated, scrubbed_env
 from bot.sandbox.relay import DatabaseRelay
+from tests.processes import processes_with, sleep_marker
 
 
 def _python(
@@ -118,7 +119,7 @@ def test_the_working_copy_is_read_only_unless_writable(tmp_path: Path) -> None:
 
 
 def test_a_double_forked_setsid_process_dies_with_the_child(tmp_path: Path) -> None:
-    marker = f"900.{uuid.uuid4().int % 10**9:09d}"
+    marker = sleep_marker()
     result = run_isolated(
         ["sh", "-c", f"setsid sh -c 'sleep {marker} &' ; sleep 0.2; exit 0"],
         cwd=tmp_path,
@@ -126,7 +127,7 @@ def test_a_double_forked_setsid_process_dies_with_the_child(tmp_path: Path) -> N
         timeout_s=10,
     )
     assert result.returncode == 0, result.stderr
-    assert not _processes_with(marker)
+    assert not processes_with(marker)
 
 
 def test_no_dns_and_no_route_out(tmp_path: Path) -> None:
@@ -267,15 +268,3 @@ def test_without_containment_nothing_runs_and_the_reason_is_given(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("refused: bubblewrap (bwrap) not found")
     assert "user namespaces" in done.stdout  # how to enable it
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found

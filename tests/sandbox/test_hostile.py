@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -34,6 +33,7 @@ from bot.result import CheckResult
 from bot.sandbox.cluster import EmbeddedCluster
 from bot.sandbox.database import PREFIX, SandboxServer
 from bot.sandbox.model import Step
+from tests.processes import processes_with
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hostile"
 SLACK_S = 3.0  # interpreter start, the dry-run's child, the sandbox database: on top of a limit
@@ -110,17 +110,6 @@ def _protection(result: CheckResult, prefix: str) -> str:
     return next(line for line in result.sandbox.protections if line.startswith(prefix))
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
 def test_an_infinite_loop_is_killed_at_the_wall_clock_limit(check: Check, tmp_path: Path) -> None:
     result = check(_project(tmp_path, "infinite_loop"), timeout_s=4)
     finding = _upgrade_failure(result)
@@ -142,7 +131,7 @@ def test_a_fork_loop_is_stopped_and_leaves_no_process(check: Check, tmp_path: Pa
     project = _project(tmp_path, "fork_loop", env={"FORK_MARK": marker})
     result = check(project, timeout_s=5)
     finding = _upgrade_failure(result)
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     # The process limit holds as root too: each child has a uid of its own.
     assert "BlockingIOError" in finding.message, finding.message
     assert _step(result, "upgrade to head").duration_s < 5 + SLACK_S
@@ -326,7 +315,7 @@ def test_a_migration_trying_every_way_out_gets_nowhere(
     assert len(attempts) == 8, attempts
     assert all(outcome.startswith("blocked: ") for outcome in attempts.values()), attempts
     assert not (tmp_path / "written-by-the-migration").exists()
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     assert not (Path("/tmp") / marker).exists()
 
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from bot.sandbox.isolation import (
     run_isolated,
     scrubbed_env,
 )
+from tests.processes import processes_with, sleep_marker
 
 SCRUBBED_KEYS = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
 
@@ -52,25 +52,6 @@ def _python(
     )
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(entry))
-    return found
-
-
-def _sleep_marker() -> str:
-    """A `sleep` argument no other process on the machine uses."""
-    return f"900.{uuid.uuid4().int % 10**9:09d}"
-
-
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A directory an unprivileged user can reach (pytest's tmp_path is under a 0700 dir)."""
@@ -92,7 +73,7 @@ def test_captures_exit_status_and_both_streams(tmp_path: Path) -> None:
 
 
 def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    marker = _sleep_marker()
+    marker = sleep_marker()
     started = time.monotonic()
     result = run_isolated(
         ["sh", "-c", f"sleep {marker} & sleep {marker} & wait"],
@@ -102,12 +83,12 @@ def test_wall_clock_timeout_kills_the_whole_process_group(tmp_path: Path) -> Non
     )
     assert result.timed_out and result.returncode is None
     assert time.monotonic() - started < 5
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     assert "wall clock: 1s, the whole sandbox killed on expiry" in result.protections
 
 
 def test_processes_left_behind_are_killed_when_the_child_exits(tmp_path: Path) -> None:
-    marker = _sleep_marker()
+    marker = sleep_marker()
     result = run_isolated(
         ["sh", "-c", f"sleep {marker} & sleep {marker} & exit 0"],
         cwd=tmp_path,
@@ -115,7 +96,7 @@ def test_processes_left_behind_are_killed_when_the_child_exits(tmp_path: Path) -
         timeout_s=10,
     )
     assert result.returncode == 0 and not result.timed_out
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_output_keeps_only_the_tail(tmp_path: Path) -> None:
@@ -228,7 +209,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 def test_the_child_dies_with_migsafe(tmp_path: Path) -> None:
     """migsafe killed outright (no cleanup of its own runs): its child goes too."""
-    marker = _sleep_marker()  # in the environment: the parent's command line lacks it
+    marker = sleep_marker()  # in the environment: the parent's command line lacks it
     root = Path(__file__).resolve().parents[2]
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT, str(tmp_path)],
@@ -236,13 +217,13 @@ def test_the_child_dies_with_migsafe(tmp_path: Path) -> None:
         env={**os.environ, "MARKER": marker, "PYTHONPATH": str(root)},
     )
     try:
-        assert _wait_for(lambda: bool(_processes_with(marker)), 30), "the child never started"
+        assert _wait_for(lambda: bool(processes_with(marker)), 30), "the child never started"
         parent.kill()
         parent.wait()
-        assert _wait_for(lambda: not _processes_with(marker), 10), _processes_with(marker)
+        assert _wait_for(lambda: not processes_with(marker), 10), processes_with(marker)
     finally:
         parent.kill()
         parent.wait()
-        for pid in _processes_with(marker):
+        for pid in processes_with(marker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
