@@ -28,6 +28,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -225,14 +226,22 @@ def _build(
 
 
 def _create_venv(venv: Path) -> None:
-    """--system-site-packages: migsafe's alembic/sqlalchemy/psycopg stay importable. pip
-    comes from there too (fast) when migsafe's interpreter has it, via shims in bin/ so
-    that a plain `pip` installs into the virtualenv, never into migsafe's interpreter."""
+    """--system-site-packages and a .pth naming migsafe's own site-packages: migsafe's
+    alembic/sqlalchemy/psycopg stay importable, also where migsafe itself lives in a
+    virtualenv (whose packages "system site packages" would not reach). pip comes from there
+    too (fast) when migsafe's interpreter has it, via shims in bin/ so that a plain `pip`
+    installs into the virtualenv, never into migsafe's interpreter. What the setup installs
+    comes first on sys.path."""
     has_pip = importlib.util.find_spec("pip") is not None
     argv = [sys.executable, "-m", "venv", "--system-site-packages", str(venv)]
     if has_pip:
         argv.insert(3, "--without-pip")
     subprocess.run(argv, check=True, capture_output=True, timeout=VENV_TIMEOUT_S)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (venv / "lib" / version / "site-packages" / "_migsafe_parent.pth").write_text(
+        "".join(f"{path}\n" for path in own)
+    )
     if has_pip:
         for name in ("pip", "pip3"):
             shim = venv / "bin" / name
