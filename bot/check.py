@@ -49,9 +49,10 @@ from bot.policy.environments import (
     timeout_limits_ms,
 )
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
+from bot.sandbox.child import ContainedChild
 from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
 from bot.sandbox.environment import PreparedEnvironment, prepare_environment
-from bot.sandbox.isolation import ContainedChild, ContainmentUnavailable, containment_mode
+from bot.sandbox.isolation import ContainmentUnavailable, containment_mode
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from bot import __version__
@@ -17,6 +20,14 @@ from bot.errors import UserError
 
 FORMATS = ("text", "markdown", "json", "sarif")
 EXIT_BAD_INPUT = 2
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C or SIGTERM during a check: unwinds everything (children killed first)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,8 +39,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"migsafe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except _Interrupted as interrupt:
+        print(f"migsafe: stopped ({signal.Signals(interrupt.signum).name})", file=sys.stderr)
+        return 128 + interrupt.signum
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop a check at once: every child is killed first (so nothing
+    waits for a wall clock), then the unwinding drops the sandbox database and removes the
+    temporary folders; exit 130 / 143."""
+    from bot.sandbox.launch import Cancelled, cancel_all
+
+    def stop(signum: int, _frame: object) -> None:
+        cancel_all()
+        raise _Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may take signals (an embedding program's own thread)
+        return
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except Cancelled:  # a thread saw the interrupt first; the handler's exception is ours
+        raise _Interrupted(signal.SIGINT) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,20 +176,21 @@ def _run_check(args: argparse.Namespace) -> int:
     from_environment = os.environ.pop(SANDBOX_URL_VARIABLE, None) or None
     database_url = args.database_url or from_environment
     origin = "--database-url" if args.database_url else f"${SANDBOX_URL_VARIABLE}"
-    result = run_check(
-        CheckOptions(
-            path=args.path,
-            base_ref=args.base_ref,
-            from_revision=args.from_revision,
-            all_revisions=args.all_revisions,
-            head_ref=args.head_ref,
-            environment=args.environment,
-            config=args.config,
-            sandbox=not args.no_sandbox,
-            database_url=database_url,
-            database_url_origin=origin,
+    with _stoppable():
+        result = run_check(
+            CheckOptions(
+                path=args.path,
+                base_ref=args.base_ref,
+                from_revision=args.from_revision,
+                all_revisions=args.all_revisions,
+                head_ref=args.head_ref,
+                environment=args.environment,
+                config=args.config,
+                sandbox=not args.no_sandbox,
+                database_url=database_url,
+                database_url_origin=origin,
+            )
         )
-    )
     to_terminal = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     report = render(result, args.format, color=to_terminal)
     if args.output is None:

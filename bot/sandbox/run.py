@@ -44,6 +44,7 @@ from bot.migrations.database_env import (
     sandbox_params,
     variable_names,
 )
+from bot.sandbox.child import ContainedChild, contained_python
 from bot.sandbox.database import (
     CONNECTION_LIMIT,
     Sandbox,
@@ -52,7 +53,7 @@ from bot.sandbox.database import (
     create_sandbox,
 )
 from bot.sandbox.declared import undeclared_changes
-from bot.sandbox.isolation import ContainedChild, Limits, contained_python, scrubbed_env
+from bot.sandbox.isolation import Limits, scrubbed_env
 from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
 from bot.sandbox.schema import (

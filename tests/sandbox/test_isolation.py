@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.isolation import (
-    OUTPUT_CAP_BYTES,
     IsolatedResult,
     Limits,
     run_isolated,
     scrubbed_env,
 )
+from bot.sandbox.launch import OUTPUT_CAP_BYTES
 from tests.processes import processes_with, sleep_marker
 
 SCRUBBED_KEYS = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}

@@ -25,8 +25,9 @@ from bot.migrations.dryrun import dry_run
 from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
+from bot.sandbox.child import contained_python
 from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
-from bot.sandbox.isolation import contained_python, scrubbed_env
+from bot.sandbox.isolation import scrubbed_env
 from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import (
