@@ -171,3 +171,18 @@ def test_bad_input_is_one_line_and_exit_2(repo, capsys, content, name, what):
     code, out, err = lint(capsys, name)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and what in err and "Traceback" not in err
+
+
+def test_alembic_offline_sql_on_standard_input(repo, capsys, monkeypatch):
+    """`alembic upgrade head --sql | migsafe lint -`: Alembic's bookkeeping is not judged."""
+    sql = (
+        "BEGIN;\n\nCREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT NULL\n);\n\n"
+        "-- Running upgrade  -> 0001\n\nSET lock_timeout = '5s';\nSET statement_timeout = '1min';\n"
+        "ALTER TABLE orders ADD COLUMN note text;\n\n"
+        "INSERT INTO alembic_version (version_num) VALUES ('0001');\n\nCOMMIT;\n"
+    )
+    stdin = io.TextIOWrapper(io.BytesIO(sql.encode("utf-8")), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, report = report_of(capsys, "-", "--env", "production")
+    assert (code, report["findings"]) == (0, [])
+    assert [s["line"] for s in report["dry_run"]["statements"]] == [1, 3, 9, 10, 11, 13, 15]
