@@ -1,6 +1,6 @@
 """`migsafe`: the command line.
 
-Exit status of `migsafe check`: 0 nothing at error severity, 1 at least one
+Exit status of `migsafe check` and `migsafe lint`: 0 nothing at error severity, 1 at least one
 error finding, 2 bad input (one line naming the file and what is wrong).
 """
 
@@ -14,9 +14,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.errors import UserError
+
+if TYPE_CHECKING:
+    from bot.result import CheckResult
 
 FORMATS = ("text", "markdown", "json", "sarif")
 EXIT_BAD_INPUT = 2
@@ -149,6 +153,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_run_check)
 
+    lint = commands.add_parser(
+        "lint",
+        help="analyse plain SQL files (or standard input) with the same rules",
+        description="Judge plain SQL with the SQL rules, the policy and its environments. "
+        "The SQL is read, never run. Each file is judged on its own: tables it does not "
+        "create count as existing. Suppress a finding with `-- migsafe: ignore[rule-id] "
+        "reason` on the statement's first line or the line above.",
+    )
+    lint.add_argument(
+        "files", nargs="+", metavar="FILE.sql", help="SQL files; - reads standard input"
+    )
+    lint.add_argument(
+        "--env",
+        dest="environment",
+        choices=("local", "ci", "staging", "production"),
+        help="environment of the policy matrix (default: the policy's environment, else ci)",
+    )
+    lint.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="policy file (default: the first .github/migsafe.yml from the current "
+        "directory up to the repository root)",
+    )
+    lint.add_argument(
+        "--pg-version",
+        type=int,
+        metavar="MAJOR",
+        help="the PostgreSQL major version the SQL will run on, e.g. 16 (accepted and "
+        "stored; no rule depends on it yet)",
+    )
+    lint.add_argument("--format", default="text", choices=FORMATS)
+    lint.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    lint.set_defaults(run=_run_lint)
+
     rules = commands.add_parser("rules", help="list every rule with its explanation")
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
@@ -162,7 +201,6 @@ def _parser() -> argparse.ArgumentParser:
 def _run_check(args: argparse.Namespace) -> int:
     from bot.check import CheckOptions, run_check
     from bot.hardening import make_non_dumpable
-    from bot.report import render
     from bot.sandbox.database import SANDBOX_URL_VARIABLE
 
     if args.trust_repository:
@@ -191,16 +229,37 @@ def _run_check(args: argparse.Namespace) -> int:
                 database_url_origin=origin,
             )
         )
-    to_terminal = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    report = render(result, args.format, color=to_terminal)
-    if args.output is None:
+    return _write_report(result, args.format, args.output)
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from bot.lint import LintOptions, run_lint
+
+    result = run_lint(
+        LintOptions(
+            files=args.files,
+            environment=args.environment,
+            config=args.config,
+            pg_version=args.pg_version,
+        )
+    )
+    return _write_report(result, args.format, args.output)
+
+
+def _write_report(result: CheckResult, fmt: str, output: Path | None) -> int:
+    """The report on standard output or in `output`; the exit status of the result."""
+    from bot.report import render
+
+    to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    report = render(result, fmt, color=to_terminal)
+    if output is None:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
     else:
         try:
-            args.output.write_text(report, encoding="utf-8")
+            output.write_text(report, encoding="utf-8")
         except OSError as error:
             raise UserError(
-                f"cannot write the report: {error.strerror}", path=str(args.output)
+                f"cannot write the report: {error.strerror}", path=str(output)
             ) from error
     return result.exit_code
 

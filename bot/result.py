@@ -12,8 +12,9 @@ from bot.sandbox.model import SandboxReport
 
 EnvironmentOrigin = Literal["flag", "branches", "policy", "default", "caller"]
 RevisionsOrigin = Literal[
-    "all", "from", "base", "merge-base", "base-tree", "base-revision", "latest"
+    "all", "from", "base", "merge-base", "base-tree", "base-revision", "latest", "sql"
 ]
+ResultSource = Literal["alembic", "sql"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class CheckResult:
     sandbox: SandboxReport | None = None  # None: not run (--no-sandbox, or nothing new)
     sandbox_skipped: str | None = None  # why the sandbox did not run
     judged: Judged | None = None  # the policy, environment and new revisions, and why
+    source: ResultSource = "alembic"  # sql: plain SQL files (`migsafe lint`), nothing run
     version: str = __version__
 
     @property

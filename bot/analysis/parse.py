@@ -147,6 +147,27 @@ def split_sql(text: str) -> list[str]:
     return statements
 
 
+def split_sql_located(text: str) -> list[tuple[int, str]]:
+    """As `split_sql`, each statement with the line (from 1) its first word is on."""
+    located: list[tuple[int, str]] = []
+    start = 0
+    for match in _SPLIT_TOKEN.finditer(text):
+        if match.group() == ";":
+            _add_located(located, text, start, match.start())
+            start = match.end()
+    _add_located(located, text, start, len(text))
+    return located
+
+
+def sql_comments(text: str) -> dict[int, str]:
+    """Line -> text of the `--` comment on it (without the dashes); none inside strings."""
+    return {
+        text.count("\n", 0, match.start()) + 1: match.group()[2:].strip()
+        for match in _SPLIT_TOKEN.finditer(text)
+        if match.group().startswith("--")
+    }
+
+
 # --------------------------------------------------------------------------- text helpers
 
 _SPLIT_TOKEN = re.compile(
@@ -164,6 +185,15 @@ def _add_statement(statements: list[str], piece: str) -> None:
     cleaned = _clean(piece)
     if cleaned:
         statements.append(cleaned)
+
+
+def _add_located(located: list[tuple[int, str]], text: str, start: int, end: int) -> None:
+    piece = text[start:end]
+    cleaned = _clean(piece)
+    if cleaned:
+        noise = _LEADING_NOISE.match(piece)
+        begins = start + (noise.end() if noise else 0)
+        located.append((text.count("\n", 0, begins) + 1, cleaned))
 
 
 def _clean(sql: str) -> str:

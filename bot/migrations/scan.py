@@ -478,6 +478,7 @@ def _comments(text: str) -> tuple[dict[int, str], set[int]]:
 
 
 def _suppressions(comments: dict[int, str]) -> list[Suppression]:
+    """The `migsafe: ignore[...]` comments among `comments` (line -> comment text)."""
     suppressions: list[Suppression] = []
     for line, comment in sorted(comments.items()):
         match = _SUPPRESSION.search(comment)
@@ -486,6 +487,9 @@ def _suppressions(comments: dict[int, str]) -> list[Suppression]:
             reason = match.group(2).strip().lstrip(_REASON_LEAD).strip()
             suppressions.append(Suppression(line=line, rules=rules, reason=reason))
     return suppressions
+
+
+suppressions_in = _suppressions  # public: `migsafe lint` reads SQL comments the same way
 
 
 def is_suppression_comment(comment: str) -> bool:

@@ -182,12 +182,18 @@ class _Document:
             self._table(),
             self._approvals(),
             self._advice() if self.show_advice else "",
-            self._rollback(),
-            self._sandbox(),
-            self._dry_run(),
+            *self._closing(),
             self.cut_note(),
         ]
         return "\n\n".join(s for s in sections if s) + "\n"
+
+    def _closing(self) -> list[str]:
+        """Rollback, sandbox and dry-run; for plain SQL (`migsafe lint`) only that it was
+        read, never run: there is no Alembic rollback to plan."""
+        if self.result.source == "sql":
+            count = plural(len(self.result.dry_run.upgrade), "statement")
+            return [f"Plain SQL: {count} read, never run."]
+        return [self._rollback(), self._sandbox(), self._dry_run()]
 
     def _judged(self) -> str:
         """What was judged and why, one line each (a Markdown line break between them)."""

@@ -53,13 +53,28 @@ def render_text(
     lines = [paint.verdict(verdict(result), result.exit_code)]
     lines += [f"{label}: {clean(text)}" for label, text in judged_lines(result)]
     lines.append("")
-    for title, findings in _groups(result):
+    for title, findings in _file_groups(result) if result.source == "sql" else _groups(result):
         lines.append(paint.bold(title))
         lines.extend(_finding_lines(findings, paint) if findings else ["  no findings"])
         lines.append("")
+    if result.source == "sql":  # plain SQL: nothing ran, no Alembic rollback to plan
+        lines.extend(_approval_lines(result))
+        lines.append(f"SQL: {plural(len(result.dry_run.upgrade), 'statement')} read, never run")
+        return "\n".join(lines) + "\n"
     plan = plan_for_result(result, contacts=contacts, backup=backup, now=now)
     lines.extend(_closing_lines(result, plan))
     return "\n".join(lines) + "\n"
+
+
+def _file_groups(result: CheckResult) -> Iterator[tuple[str, list[Finding]]]:
+    """(heading, findings) per SQL file (`migsafe lint`), in the order the files came."""
+    by_path: dict[str, list[Finding]] = {}
+    for statement in result.dry_run.upgrade:
+        by_path.setdefault(statement.path or "", [])
+    for finding in result.findings:
+        by_path.setdefault(finding.path or "", []).append(finding)
+    for path, findings in by_path.items():
+        yield clean(path), findings
 
 
 def _groups(result: CheckResult) -> Iterator[tuple[str, list[Finding]]]:
@@ -102,11 +117,14 @@ def _finding_lines(findings: list[Finding], paint: _Painter) -> Iterator[str]:
             yield from (f"      {advice}".rstrip() for advice in clean(finding.advice).splitlines())
 
 
+def _approval_lines(result: CheckResult) -> list[str]:
+    if not result.approvals_required:
+        return []
+    return [f"Approvals required: {', '.join(clean(role) for role in result.approvals_required)}"]
+
+
 def _closing_lines(result: CheckResult, plan: RollbackPlan) -> list[str]:
-    lines = []
-    if result.approvals_required:
-        roles = ", ".join(clean(role) for role in result.approvals_required)
-        lines.append(f"Approvals required: {roles}")
+    lines = _approval_lines(result)
     lines.append(_dry_run_summary(result))
     if result.dry_run.protections:
         lines.append(f"  ran under: {', '.join(clean(p) for p in result.dry_run.protections)}")
