@@ -48,6 +48,7 @@ from bot.policy.environments import (
     severity_for,
     timeout_limits_ms,
 )
+from bot.progress import Stage
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 from bot.sandbox.child import ContainedChild
 from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
@@ -90,6 +91,7 @@ class CheckOptions:
     database_url_origin: str = "--database-url"  # how errors name where the URL came from
     dry_run_timeout_s: float = 120.0
     sandbox_timeout_s: float = 300.0
+    progress: Stage | None = None  # told each stage as it starts (the CLI's stderr line)
 
 
 def run_check(options: CheckOptions) -> CheckResult:
@@ -99,6 +101,8 @@ def run_check(options: CheckOptions) -> CheckResult:
     starts = [options.base_ref, options.from_revision, options.all_revisions]
     if sum(bool(start) for start in starts) > 1:
         raise UserError("--base, --from and --all each say which revisions are new: give one")
+    stage = options.progress or _quiet
+    stage("reading the project")
     git_base = _git_base(repo_root, options)
     policy, policy_origin = _policy(repo_root, options, git_base)
     environment = _environment(policy, policy_origin, options, git_base)
@@ -127,6 +131,8 @@ def run_check(options: CheckOptions) -> CheckResult:
         # dry-run nor the sandbox runs (nor the setup), and the static analysis still does.
         refused = _containment_refused() if new_ids else None
         # One environment for both children: the policy's setup virtualenv, if any.
+        if new_ids and not refused and policy.sandbox.setup:
+            stage("preparing the repository's virtualenv (sandbox.setup)")
         prepared = _prepared(work_root, policy, options) if new_ids and not refused else None
         # The dry-run runs alongside the sandbox run, which needs its SQL only near the end
         # (to tell undeclared changes): the two children's start-up costs overlap.
@@ -136,6 +142,8 @@ def run_check(options: CheckOptions) -> CheckResult:
             ) as plan,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="migsafe-dry-run") as pool,
         ):
+            if new_ids and not refused:
+                stage(f"dry-run of {len(new_ids)} new revision(s)")
             pending = (
                 pool.submit(_dry_run, work_root, project, base, heads, policy, options, prepared)
                 if new_ids and not refused
@@ -143,6 +151,7 @@ def run_check(options: CheckOptions) -> CheckResult:
             )
             sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
             dry = _awaited(pending)
+    stage("judging")
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
     findings = _analyze(ordered, graph, dry, policy, environment.name)
     if refused:
@@ -385,6 +394,7 @@ def _planned_sandbox(
         return
     lock_ms, statement_ms = timeout_limits_ms(policy)
     request = SandboxRequest(
+        progress=options.progress,
         work_root=work_root,
         ini_path=project.ini_path,
         script_location=project.script_location,
@@ -420,6 +430,10 @@ def _sandbox(
     outcome = run_sandbox(plan.request, _sandbox_server(options), plan.child)
     outcome.report.protections += plan.setup_protections
     return outcome, None
+
+
+def _quiet(_stage: str) -> None:
+    """No progress wanted."""
 
 
 def _containment_refused() -> str | None:

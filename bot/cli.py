@@ -20,6 +20,9 @@ from bot import __version__
 from bot.errors import UserError
 
 if TYPE_CHECKING:
+    from bot.progress import Progress
+
+if TYPE_CHECKING:
     from bot.result import CheckResult
 
 FORMATS = ("text", "markdown", "json", "sarif")
@@ -48,6 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + interrupt.signum
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
+
+
+@contextmanager
+def _closing(progress: Progress | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 @contextmanager
@@ -201,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run_check(args: argparse.Namespace) -> int:
     from bot.check import CheckOptions, run_check
     from bot.hardening import make_non_dumpable
+    from bot.progress import Progress
     from bot.sandbox.database import SANDBOX_URL_VARIABLE
 
     if args.trust_repository:
@@ -214,9 +227,11 @@ def _run_check(args: argparse.Namespace) -> int:
     from_environment = os.environ.pop(SANDBOX_URL_VARIABLE, None) or None
     database_url = args.database_url or from_environment
     origin = "--database-url" if args.database_url else f"${SANDBOX_URL_VARIABLE}"
-    with _stoppable():
+    progress = Progress.for_stderr()
+    with _stoppable(), _closing(progress):
         result = run_check(
             CheckOptions(
+                progress=progress,
                 path=args.path,
                 base_ref=args.base_ref,
                 from_revision=args.from_revision,

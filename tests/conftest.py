@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from collections.abc import Iterator
 
@@ -11,6 +12,11 @@ import pytest
 from bot import hardening
 
 pytest_plugins = ["tests.fakegithub.conftest_plugin", "tests.statedb"]
+
+# `migsafe check` prints a line per stage on stderr in CI logs (where `CI` is set, as in this
+# suite's own CI run). Tests assert stderr exactly, so they run as outside CI, their
+# subprocesses included; a test of those lines sets CI itself.
+os.environ.pop("CI", None)
 
 
 @pytest.fixture(autouse=True)

@@ -109,6 +109,7 @@ class SandboxRequest:
     timeout_s: float = 300.0  # wall clock per step of the child
     limits: Limits = field(default_factory=Limits)
     python: str = sys.executable  # the repository's prepared virtualenv, when it has setup
+    progress: Callable[[str], None] | None = None  # told each step as it starts
     max_database_bytes: int = DEFAULT_MAX_DATABASE_BYTES  # checked after each step
     # How the team runs Alembic (as the dry-run does): its working directory (default: the
     # ini's folder, else work_root), the ini section (`-n`), the `-x` arguments.
@@ -167,6 +168,8 @@ class _Run:
         when the step raised: the run is over then)."""
         step = Step(name=name, outcome="passed")
         self.report.steps.append(step)  # now: the steps it skips come after it
+        if self.request.progress is not None:
+            self.request.progress(f"sandbox: {name}")
         started = time.perf_counter()
         try:
             yield step
