@@ -237,6 +237,55 @@ def test_suppression_with_reason_keeps_the_finding_visible(capsys, tmp_path):
     ]
 
 
+def _readme_suppression_example() -> str:
+    """The code block of the README's "Suppressing a finding" section, as written."""
+    section = (ROOT / "README.md").read_text().split("### Suppressing a finding", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_suppression_example_documents_the_drop(capsys, tmp_path):
+    example = _readme_suppression_example()
+    assert 'op.drop_column("orders", "legacy_code")' in example
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    risky = repo / RISKY
+    indented = "".join(f"    {line}\n" for line in example.splitlines())
+    risky.write_text(
+        risky.read_text().replace('    op.drop_column("orders", "legacy_code")\n', indented)
+    )
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "production")
+    drop = next(f for f in report["findings"] if f["rule"] == "drop-column")
+    assert drop["suppressed"] is True and drop["line"] == 26
+    assert drop["suppression_reason"] == "legacy_code is archived, see ADR-7"
+    undocumented = [f for f in report["findings"] if f["rule"] == "destructive-undocumented"]
+    assert [f["line"] for f in undocumented] == [24]  # alter-column-type, not the drop
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "# migsafe: ignore[drop-column]",  # no reason: suppresses and explains nothing
+        "# migsafe: ignore[rename-column] unrelated, see ADR-7",  # about another rule
+    ],
+)
+def test_a_suppression_without_a_reason_or_for_another_rule_explains_nothing(
+    capsys, tmp_path, comment
+):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    risky = repo / RISKY
+    risky.write_text(
+        risky.read_text().replace(
+            '    op.drop_column("orders", "legacy_code")\n',
+            f'    {comment}\n    op.drop_column("orders", "legacy_code")\n',
+        )
+    )
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "production")
+    assert any(
+        f["rule"] == "destructive-undocumented" and f["line"] == 26 for f in report["findings"]
+    )
+
+
 def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)

@@ -54,7 +54,8 @@ DESTRUCTIVE_UNDOCUMENTED = RuleInfo(
         "migration comments'. Dropping or truncating a table, dropping a column or an index, "
         "or changing a column's type needs a comment on the same line or directly above the "
         "operation saying why it is safe: what replaced the data, where it was archived, which "
-        "release stopped using it, the ADR. `# migsafe: ignore[...]` comments do not count."
+        "release stopped using it, the ADR. A `# migsafe: ignore[rule-id] reason` comment "
+        "for the operation's rule counts: its reason is the explanation."
     ),
 )
 
@@ -149,7 +150,7 @@ def undocumented_findings(
         ):
             continue
         key = (migration.path, finding.line, finding.rule)
-        if key in seen or is_documented(migration, finding.line):
+        if key in seen or is_documented(migration, finding.line, finding.rule):
             continue
         seen.add(key)
         findings.append(_undocumented(finding, migration))
@@ -175,18 +176,32 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
     )
 
 
-def is_documented(migration: MigrationFile, line: int) -> bool:
+def is_documented(migration: MigrationFile, line: int, rule: str | None = None) -> bool:
     """A documenting comment on the operation's lines or in the contiguous block of
-    comment-only lines directly above it."""
+    comment-only lines directly above it. A suppression of `rule` (or of
+    destructive-undocumented) with a reason, in those places, documents it too."""
     end = max((call.end_line for call in migration.ops if call.line == line), default=line)
-    if any(_documents(migration.comments.get(number)) for number in range(line, end + 1)):
-        return True
+    explained = _explaining_suppression_lines(migration, rule)
+    lines = list(range(line, end + 1))
     above = line - 1
     while above in migration.comment_only_lines:
-        if _documents(migration.comments.get(above)):
-            return True
+        lines.append(above)
         above -= 1
-    return False
+    return any(
+        number in explained or _documents(migration.comments.get(number)) for number in lines
+    )
+
+
+def _explaining_suppression_lines(migration: MigrationFile, rule: str | None) -> set[int]:
+    """Lines of suppressions whose reason explains a finding of `rule`."""
+    if rule is None:
+        return set()
+    wanted = {rule, DESTRUCTIVE_UNDOCUMENTED.id}
+    return {
+        suppression.line
+        for suppression in migration.suppressions
+        if suppression.reason.strip() and wanted & set(suppression.rules)
+    }
 
 
 def _documents(comment: str | None) -> bool:
