@@ -286,6 +286,54 @@ def test_a_suppression_without_a_reason_or_for_another_rule_explains_nothing(
     )
 
 
+REBUILD_REVISION = """\"\"\"retry the failed concurrent build of ix_users_email
+
+Revision ID: 0004
+Revises: 0003
+\"\"\"
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SET lock_timeout = '4s'")
+    op.execute("SET statement_timeout = '5min'")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_users_email", table_name="users", postgresql_concurrently=True, if_exists=True
+        )
+{create}
+
+
+def downgrade() -> None:
+    pass  # migsafe: ignore[missing-downgrade] the index is the same before and after
+"""
+RECREATE = """        op.create_index(
+            "ix_users_email", "users", ["email"], unique=True, postgresql_concurrently=True
+        )"""
+
+
+@pytest.mark.parametrize(("create", "dropped"), [(RECREATE, False), ("", True)])
+def test_dropping_an_index_to_build_it_again_is_a_rebuild(capsys, tmp_path, create, dropped):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    revision = repo / "migrations" / "versions" / "0004_rebuild_email_index.py"
+    revision.write_text(REBUILD_REVISION.format(create=create))
+    _, report = findings_of(
+        capsys, str(repo), "--no-sandbox", "--env", "production", "--from", "0003"
+    )
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0004"]
+    drops = [f for f in report["findings"] if f["rule"] == "drop-index"]
+    assert bool(drops) is dropped, drops
+    if dropped:
+        assert {f["severity"] for f in drops} == {"error"}
+        assert {f["line"] for f in drops} == {18}
+
+
 def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from bot.analysis.model import Action, ActionKind, Family, Finding, RuleInfo, Severity, Statement
 from bot.analysis.rules.base import finding, tables_of
-from bot.analysis.state import StreamState
+from bot.analysis.state import StreamState, rebuilt_indexes
 
 DESTRUCTIVE_DOWNGRADE = RuleInfo(
     id="destructive-downgrade",
@@ -40,8 +40,11 @@ def destructive_downgrade_findings(
         state.enter(stmt)
         state.apply(stmt)
     findings: list[Finding] = []
-    for stmt in downgrade:
+    stream = list(downgrade)
+    rebuilds = rebuilt_indexes(stream)
+    for position, stmt in enumerate(stream):
         state.enter(stmt)
+        state.rebuilding = rebuilds.get(position, {})
         findings.extend(_check(stmt, state))
         state.apply(stmt)
     return findings
@@ -74,7 +77,9 @@ def _destroyed(action: Action, state: StreamState) -> str | None:
             return f"drops column {table}.{column}"
         return None
     if action.kind is ActionKind.DROP_INDEX:
-        return None if state.is_new_index(action.name) else f"drops index {action.name}"
+        if state.is_new_index(action.name) or state.is_rebuilt_index(action.name):
+            return None
+        return f"drops index {action.name}"
     existing = [t for t in tables_of(action) if state.is_existing_table(t)]
     if not existing:
         return None

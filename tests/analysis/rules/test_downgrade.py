@@ -36,3 +36,11 @@ def test_downgrade_dropping_or_truncating_pre_existing_tables_is_destructive() -
     assert "drops table invoices" in messages[0]
     assert "truncates users" in messages[1]
     assert "drops index ix_users_email" in messages[2]
+
+
+def test_a_rebuild_in_the_downgrade_is_not_destructive() -> None:
+    downgrade = (
+        "DROP INDEX CONCURRENTLY IF EXISTS ix_users_email;\n"
+        "CREATE INDEX CONCURRENTLY ix_users_email ON users (email);"
+    )
+    assert downgrade_findings(UPGRADE, downgrade) == []
