@@ -334,6 +334,61 @@ def test_dropping_an_index_to_build_it_again_is_a_rebuild(capsys, tmp_path, crea
         assert {f["line"] for f in drops} == {18}
 
 
+RESTORING_REVISION = """\"\"\"move the audit table to the app schema, retire orders.status
+
+Revision ID: 0004
+Revises: 0003
+\"\"\"
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # migsafe: ignore[drop-column] status moved to order_events in 2.3, see ADR-9
+    op.drop_column("orders", "status")
+    op.create_table(
+        "audit",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("ref", sa.Text(), index=True),
+        schema="app",
+    )
+    op.create_index(op.f("ix_app_orders_user"), "orders", ["user_id"], schema="app")
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_app_orders_user"), table_name="orders", schema="app")
+    op.drop_index(op.f("ix_app_audit_ref"), table_name="audit", schema="app")
+    op.drop_table("audit", schema="app")
+    op.execute("ALTER TABLE orders DROP COLUMN IF EXISTS status")
+    op.add_column("orders", sa.Column("status", sa.Text()))
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "destroyed"),
+    [("", []), ('    op.drop_column("users", "email")', ["drops column users.email"])],
+)
+def test_a_downgrade_restoring_what_its_upgrade_changed_is_not_destructive(
+    capsys, tmp_path, extra, destroyed
+):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    revision = repo / "migrations" / "versions" / "0004_audit_schema.py"
+    revision.write_text(RESTORING_REVISION.format(extra=extra))
+    _, report = findings_of(
+        capsys, str(repo), "--no-sandbox", "--env", "production", "--from", "0003"
+    )
+    assert "DROP INDEX app.ix_app_orders_user" in report["dry_run"]["downgrade_sql"]
+    found = [f["message"] for f in report["findings"] if f["rule"] == "destructive-downgrade"]
+    assert [m.split(",")[0].removeprefix("the downgrade ") for m in found] == destroyed
+
+
 def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)

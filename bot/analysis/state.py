@@ -97,6 +97,10 @@ class StreamState:
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     created_indexes: dict[str, str | None] = field(default_factory=dict)  # index -> table
     created_policies: set[tuple[str, str]] = field(default_factory=set)  # (table, policy)
+    # Dropped earlier in this stream and not created again since: gone at this point
+    dropped_tables: set[str] = field(default_factory=set)
+    dropped_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    dropped_indexes: set[str] = field(default_factory=set)
     # (table, constraint) -> (column, validated) for CHECK (column IS NOT NULL)
     not_null_checks: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     in_transaction: bool = False
@@ -120,6 +124,19 @@ class StreamState:
             return False
         key = name_key(table)
         return key in self.created_tables or (key, column) in self.added_columns
+
+    def is_dropped_table(self, table: str | None) -> bool:
+        """Dropped earlier in this stream and not created again: nothing left to destroy."""
+        return table is not None and name_key(table) in self.dropped_tables
+
+    def is_dropped_column(self, table: str | None, column: str | None) -> bool:
+        if table is None or column is None:
+            return False
+        key = name_key(table)
+        return key in self.dropped_tables or (key, column) in self.dropped_columns
+
+    def is_dropped_index(self, name: str | None) -> bool:
+        return name is not None and name_key(name) in self.dropped_indexes
 
     def is_new_index(self, name: str | None) -> bool:
         return name is not None and name_key(name) in self.created_indexes
@@ -173,10 +190,12 @@ class StreamState:
     def _create_table(self, action: Action, stmt: Statement) -> None:
         if action.table is not None:
             self.created_tables.add(name_key(action.table))
+            self.dropped_tables.discard(name_key(action.table))
 
     def _drop_table(self, action: Action, stmt: Statement) -> None:
         for table in action.tables or ((action.table,) if action.table else ()):
             self.created_tables.discard(name_key(table))
+            self.dropped_tables.add(name_key(table))
 
     def _rename_table(self, action: Action, stmt: Statement) -> None:
         if action.table and action.name and not self.is_existing_table(action.table):
@@ -185,6 +204,11 @@ class StreamState:
     def _add_column(self, action: Action, stmt: Statement) -> None:
         if action.table and action.column:
             self.added_columns.add((name_key(action.table), action.column))
+            self.dropped_columns.discard((name_key(action.table), action.column))
+
+    def _drop_column(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.column:
+            self.dropped_columns.add((name_key(action.table), action.column))
 
     def _rename_column(self, action: Action, stmt: Statement) -> None:
         if action.name and self.is_new_column(action.table, action.column):
@@ -193,11 +217,14 @@ class StreamState:
 
     def _create_index(self, action: Action, stmt: Statement) -> None:
         if action.name:
-            self.created_indexes[index_key(action.name, action.table)] = action.table
+            key = index_key(action.name, action.table)
+            self.created_indexes[key] = action.table
+            self.dropped_indexes.discard(key)
 
     def _drop_index(self, action: Action, stmt: Statement) -> None:
         if action.name:
             self.created_indexes.pop(name_key(action.name), None)
+            self.dropped_indexes.add(name_key(action.name))
 
     def _create_policy(self, action: Action, stmt: Statement) -> None:
         if action.table and action.name:
@@ -259,6 +286,7 @@ _APPLY: dict[ActionKind, Callable[[StreamState, Action, Statement], None]] = {
     ActionKind.DROP_TABLE: StreamState._drop_table,
     ActionKind.RENAME_TABLE: StreamState._rename_table,
     ActionKind.ADD_COLUMN: StreamState._add_column,
+    ActionKind.DROP_COLUMN: StreamState._drop_column,
     ActionKind.RENAME_COLUMN: StreamState._rename_column,
     ActionKind.CREATE_INDEX: StreamState._create_index,
     ActionKind.DROP_INDEX: StreamState._drop_index,
