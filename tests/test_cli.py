@@ -389,6 +389,22 @@ def test_a_downgrade_restoring_what_its_upgrade_changed_is_not_destructive(
     assert [m.split(",")[0].removeprefix("the downgrade ") for m in found] == destroyed
 
 
+def test_the_explain_it_example_names_the_findings_own_object(capsys):
+    _, report = findings_of(capsys, str(SHOP), "--no-sandbox", "--env", "production")
+    advice = {
+        f["line"]: f["advice"]
+        for f in report["findings"]
+        if f["rule"] == "destructive-undocumented"
+    }
+    assert "# Changes the type of orders.total:" in advice[24]
+    assert "# Drops orders.legacy_code:" in advice[25]
+    assert not [a for a in advice.values() if "legacy_email" in a]
+    # No placeholder where the value is known.
+    for finding in report["findings"]:
+        if finding["rule"] in ("rename-column", "backfill-in-migration", "volatile-default"):
+            assert "<" not in finding["message"] + (finding["advice"] or ""), finding
+
+
 def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)

@@ -169,11 +169,43 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
         phase="upgrade",
         advice=(
             "Say why it is safe in a comment directly above the operation, e.g.\n"
-            "# Drops users.legacy_email: unused since release 2.3, data archived in "
-            "ADR-012; backup taken before deploy."
+            f"# {_example_explanation(finding)}"
         ),
         source="static",
     )
+
+
+# What each destructive finding's message names (the SQL rules' and the static scan's).
+_SUBJECT: dict[str, re.Pattern[str]] = {
+    "drop-table": re.compile(r"(?:DROP TABLE|drops table) (?P<subject>\S+)"),
+    "drop-column": re.compile(r"(?:DROP COLUMN|drops column) (?P<subject>\S+)"),
+    "drop-index": re.compile(r"(?:DROP INDEX|drops index) (?P<subject>\S+)"),
+    "alter-column-type": re.compile(
+        r"(?:ALTER COLUMN (?P<subject>\S+) TYPE|the type of (?P<static>[^\s:]+))"
+    ),
+    "truncate-table": re.compile(r"TRUNCATE (?P<subject>[^:]+?)(?: CASCADE.*)?(?::| deletes)"),
+}
+_EXAMPLE: dict[str, str] = {
+    "drop-table": "Drops table {}: unused since release 2.3, data archived in ADR-012; "
+    "backup taken before deploy.",
+    "drop-column": "Drops {}: unused since release 2.3, data archived in ADR-012; "
+    "backup taken before deploy.",
+    "drop-index": "Drops index {}: no scans in pg_stat_user_indexes for 30 days, see ADR-012.",
+    "alter-column-type": "Changes the type of {}: every value fits the new type (checked "
+    "in ADR-012); backup taken before deploy.",
+    "truncate-table": "Empties {}: a cache rebuilt on demand, nothing else reads it "
+    "(ADR-012); backup taken before deploy.",
+}
+
+
+def _example_explanation(finding: Finding) -> str:
+    """An example documenting comment about the finding's own table, column or index."""
+    pattern, example = _SUBJECT.get(finding.rule), _EXAMPLE.get(finding.rule)
+    match = pattern.search(finding.message) if pattern is not None else None
+    if match is None or example is None:
+        return f"Why this {finding.rule} is safe: what replaced the data, the ADR, the backup."
+    subject = match.group("subject") or match.groupdict().get("static") or ""
+    return example.format(subject.rstrip(",;:"))
 
 
 def is_documented(migration: MigrationFile, line: int, rule: str | None = None) -> bool:
