@@ -237,6 +237,174 @@ def test_suppression_with_reason_keeps_the_finding_visible(capsys, tmp_path):
     ]
 
 
+def _readme_suppression_example() -> str:
+    """The code block of the README's "Suppressing a finding" section, as written."""
+    section = (ROOT / "README.md").read_text().split("### Suppressing a finding", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_suppression_example_documents_the_drop(capsys, tmp_path):
+    example = _readme_suppression_example()
+    assert 'op.drop_column("orders", "legacy_code")' in example
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    risky = repo / RISKY
+    indented = "".join(f"    {line}\n" for line in example.splitlines())
+    risky.write_text(
+        risky.read_text().replace('    op.drop_column("orders", "legacy_code")\n', indented)
+    )
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "production")
+    drop = next(f for f in report["findings"] if f["rule"] == "drop-column")
+    assert drop["suppressed"] is True and drop["line"] == 26
+    assert drop["suppression_reason"] == "legacy_code is archived, see ADR-7"
+    undocumented = [f for f in report["findings"] if f["rule"] == "destructive-undocumented"]
+    assert [f["line"] for f in undocumented] == [24]  # alter-column-type, not the drop
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "# migsafe: ignore[drop-column]",  # no reason: suppresses and explains nothing
+        "# migsafe: ignore[rename-column] unrelated, see ADR-7",  # about another rule
+    ],
+)
+def test_a_suppression_without_a_reason_or_for_another_rule_explains_nothing(
+    capsys, tmp_path, comment
+):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    risky = repo / RISKY
+    risky.write_text(
+        risky.read_text().replace(
+            '    op.drop_column("orders", "legacy_code")\n',
+            f'    {comment}\n    op.drop_column("orders", "legacy_code")\n',
+        )
+    )
+    _, report = findings_of(capsys, str(repo), "--no-sandbox", "--env", "production")
+    assert any(
+        f["rule"] == "destructive-undocumented" and f["line"] == 26 for f in report["findings"]
+    )
+
+
+REBUILD_REVISION = """\"\"\"retry the failed concurrent build of ix_users_email
+
+Revision ID: 0004
+Revises: 0003
+\"\"\"
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SET lock_timeout = '4s'")
+    op.execute("SET statement_timeout = '5min'")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_users_email", table_name="users", postgresql_concurrently=True, if_exists=True
+        )
+{create}
+
+
+def downgrade() -> None:
+    pass  # migsafe: ignore[missing-downgrade] the index is the same before and after
+"""
+RECREATE = """        op.create_index(
+            "ix_users_email", "users", ["email"], unique=True, postgresql_concurrently=True
+        )"""
+
+
+@pytest.mark.parametrize(("create", "dropped"), [(RECREATE, False), ("", True)])
+def test_dropping_an_index_to_build_it_again_is_a_rebuild(capsys, tmp_path, create, dropped):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    revision = repo / "migrations" / "versions" / "0004_rebuild_email_index.py"
+    revision.write_text(REBUILD_REVISION.format(create=create))
+    _, report = findings_of(
+        capsys, str(repo), "--no-sandbox", "--env", "production", "--from", "0003"
+    )
+    assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0004"]
+    drops = [f for f in report["findings"] if f["rule"] == "drop-index"]
+    assert bool(drops) is dropped, drops
+    if dropped:
+        assert {f["severity"] for f in drops} == {"error"}
+        assert {f["line"] for f in drops} == {18}
+
+
+RESTORING_REVISION = """\"\"\"move the audit table to the app schema, retire orders.status
+
+Revision ID: 0004
+Revises: 0003
+\"\"\"
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # migsafe: ignore[drop-column] status moved to order_events in 2.3, see ADR-9
+    op.drop_column("orders", "status")
+    op.create_table(
+        "audit",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("ref", sa.Text(), index=True),
+        schema="app",
+    )
+    op.create_index(op.f("ix_app_orders_user"), "orders", ["user_id"], schema="app")
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_app_orders_user"), table_name="orders", schema="app")
+    op.drop_index(op.f("ix_app_audit_ref"), table_name="audit", schema="app")
+    op.drop_table("audit", schema="app")
+    op.execute("ALTER TABLE orders DROP COLUMN IF EXISTS status")
+    op.add_column("orders", sa.Column("status", sa.Text()))
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "destroyed"),
+    [("", []), ('    op.drop_column("users", "email")', ["drops column users.email"])],
+)
+def test_a_downgrade_restoring_what_its_upgrade_changed_is_not_destructive(
+    capsys, tmp_path, extra, destroyed
+):
+    repo = tmp_path / "shop"
+    shutil.copytree(SHOP, repo)
+    revision = repo / "migrations" / "versions" / "0004_audit_schema.py"
+    revision.write_text(RESTORING_REVISION.format(extra=extra))
+    _, report = findings_of(
+        capsys, str(repo), "--no-sandbox", "--env", "production", "--from", "0003"
+    )
+    assert "DROP INDEX app.ix_app_orders_user" in report["dry_run"]["downgrade_sql"]
+    found = [f["message"] for f in report["findings"] if f["rule"] == "destructive-downgrade"]
+    assert [m.split(",")[0].removeprefix("the downgrade ") for m in found] == destroyed
+
+
+def test_the_explain_it_example_names_the_findings_own_object(capsys):
+    _, report = findings_of(capsys, str(SHOP), "--no-sandbox", "--env", "production")
+    advice = {
+        f["line"]: f["advice"]
+        for f in report["findings"]
+        if f["rule"] == "destructive-undocumented"
+    }
+    assert "# Changes the type of orders.total:" in advice[24]
+    assert "# Drops orders.legacy_code:" in advice[25]
+    assert not [a for a in advice.values() if "legacy_email" in a]
+    # No placeholder where the value is known.
+    for finding in report["findings"]:
+        if finding["rule"] in ("rename-column", "backfill-in-migration", "volatile-default"):
+            assert "<" not in finding["message"] + (finding["advice"] or ""), finding
+
+
 def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     repo = tmp_path / "shop"
     shutil.copytree(SHOP, repo)

@@ -16,7 +16,7 @@ from bot.analysis.rules import RULE_KINDS, STATEMENT_RULES
 from bot.analysis.rules.base import Check
 from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE, destructive_downgrade_findings
 from bot.analysis.rules.timeouts import with_revision_counts
-from bot.analysis.state import StreamState, name_key
+from bot.analysis.state import StreamState, name_key, rebuilt_indexes
 
 Dispatch = dict[ActionKind, tuple[Check, ...]]
 
@@ -39,11 +39,12 @@ def analyze_upgrade(
     dispatch = _dispatch(options.enabled)
     state = StreamState()
     findings: list[Finding] = []
-    for stmt in statements:
+    stream = [s for s in statements if s.actions and not _is_bookkeeping(s, options.version_table)]
+    rebuilds = rebuilt_indexes(stream)
+    for position, stmt in enumerate(stream):
         actions = stmt.actions
-        if not actions or _is_bookkeeping(stmt, options.version_table):
-            continue
         state.enter(stmt)
+        state.rebuilding = rebuilds.get(position, {})
         checks = (
             dispatch.get(actions[0].kind, ())
             if len(actions) == 1

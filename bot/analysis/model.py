@@ -108,6 +108,7 @@ class Action:
     default: str | None = None  # DEFAULT expression, SQL text
     default_volatile: bool = False  # the default is a volatile function call (now() is stable)
     generated_stored: bool = False  # GENERATED ALWAYS AS (...) STORED: rewrites the table
+    identity: bool = False  # GENERATED ... AS IDENTITY: every existing row gets a sequence value
     concurrently: bool = False
     unique: bool = False
     if_exists: bool = False

@@ -487,6 +487,7 @@ def _column_constraint(constraint: exp.Expression, add: Action) -> Action | None
         add.generated_stored = True
     elif isinstance(kind, exp.GeneratedAsIdentityColumnConstraint):
         add.default_volatile = True
+        add.identity = True
     elif isinstance(kind, exp.PrimaryKeyColumnConstraint):
         add.not_null = True
         return _inline_constraint(add, "primary_key", name, columns)

@@ -8,7 +8,7 @@ for its inline constraints), then `StreamState.apply` records the statement.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -28,6 +28,47 @@ def name_key(name: str) -> str:
     """A table / index name as a lookup key: no quotes, no default `public.` schema."""
     key = name.replace('"', "")
     return key[7:] if key.startswith("public.") else key
+
+
+def index_key(name: str, table: str | None = None) -> str:
+    """An index name as a lookup key. An index lives in its table's schema: CREATE INDEX ix
+    ON app.t and DROP INDEX app.ix name the same index."""
+    if "." not in name.replace('"', "") and table is not None and "." in table:
+        schema = table.replace('"', "").rsplit(".", 1)[0]
+        name = f"{schema}.{name}"
+    return name_key(name)
+
+
+# Statements that neither drop nor create anything between a DROP INDEX and its re-create.
+_TRANSPARENT = frozenset({ActionKind.SET, ActionKind.BEGIN, ActionKind.COMMIT})
+
+
+def rebuilt_indexes(statements: Sequence[Statement]) -> dict[int, dict[str, str | None]]:
+    """Position of a DROP INDEX -> {index key: table} for the indexes the next statement
+    (past SET / BEGIN / COMMIT, e.g. an autocommit block's) creates again under the same
+    name: a rebuild, e.g. retrying a failed CREATE INDEX CONCURRENTLY."""
+    rebuilds: dict[int, dict[str, str | None]] = {}
+    following: Statement | None = None
+    for position in range(len(statements) - 1, -1, -1):
+        stmt = statements[position]
+        kinds = {action.kind for action in stmt.actions}
+        if ActionKind.DROP_INDEX in kinds and following is not None:
+            created = {
+                index_key(action.name, action.table): action.table
+                for action in following.actions
+                if action.kind is ActionKind.CREATE_INDEX and action.name
+            }
+            dropped = {
+                index_key(action.name)
+                for action in stmt.actions
+                if action.kind is ActionKind.DROP_INDEX and action.name
+            }
+            again = {key: table for key, table in created.items() if key in dropped}
+            if again:
+                rebuilds[position] = again
+        if kinds and not kinds <= _TRANSPARENT:
+            following = stmt
+    return rebuilds
 
 
 def not_null_check_column(action: Action, sql: str) -> str | None:
@@ -56,12 +97,18 @@ class StreamState:
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     created_indexes: dict[str, str | None] = field(default_factory=dict)  # index -> table
     created_policies: set[tuple[str, str]] = field(default_factory=set)  # (table, policy)
+    # Dropped earlier in this stream and not created again since: gone at this point
+    dropped_tables: set[str] = field(default_factory=set)
+    dropped_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    dropped_indexes: set[str] = field(default_factory=set)
     # (table, constraint) -> (column, validated) for CHECK (column IS NOT NULL)
     not_null_checks: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     in_transaction: bool = False
     session_settings: dict[str, Timeout] = field(default_factory=dict)
     # SET LOCAL overrides until COMMIT; None = SET LOCAL ... TO DEFAULT
     local_settings: dict[str, Timeout | None] = field(default_factory=dict)
+    # Indexes the current statement drops and the next one creates again: index key -> table
+    rebuilding: dict[str, str | None] = field(default_factory=dict)
     # (rule, revision) -> offending statements, for rules that report once per revision
     per_revision: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
@@ -78,11 +125,33 @@ class StreamState:
         key = name_key(table)
         return key in self.created_tables or (key, column) in self.added_columns
 
+    def is_dropped_table(self, table: str | None) -> bool:
+        """Dropped earlier in this stream and not created again: nothing left to destroy."""
+        return table is not None and name_key(table) in self.dropped_tables
+
+    def is_dropped_column(self, table: str | None, column: str | None) -> bool:
+        if table is None or column is None:
+            return False
+        key = name_key(table)
+        return key in self.dropped_tables or (key, column) in self.dropped_columns
+
+    def is_dropped_index(self, name: str | None) -> bool:
+        return name is not None and name_key(name) in self.dropped_indexes
+
     def is_new_index(self, name: str | None) -> bool:
         return name is not None and name_key(name) in self.created_indexes
 
     def index_table(self, name: str | None) -> str | None:
         return None if name is None else self.created_indexes.get(name_key(name))
+
+    def is_rebuilt_index(self, name: str | None) -> bool:
+        """The current statement drops the index and the next one creates it again under
+        the same name, on the same table when the dropped index's table is known."""
+        if name is None or name_key(name) not in self.rebuilding:
+            return False
+        known = self.index_table(name)
+        again = self.rebuilding[name_key(name)]
+        return known is None or again is None or name_key(known) == name_key(again)
 
     def is_new_policy(self, table: str | None, name: str | None) -> bool:
         if table is None or name is None:
@@ -121,10 +190,12 @@ class StreamState:
     def _create_table(self, action: Action, stmt: Statement) -> None:
         if action.table is not None:
             self.created_tables.add(name_key(action.table))
+            self.dropped_tables.discard(name_key(action.table))
 
     def _drop_table(self, action: Action, stmt: Statement) -> None:
         for table in action.tables or ((action.table,) if action.table else ()):
             self.created_tables.discard(name_key(table))
+            self.dropped_tables.add(name_key(table))
 
     def _rename_table(self, action: Action, stmt: Statement) -> None:
         if action.table and action.name and not self.is_existing_table(action.table):
@@ -133,6 +204,11 @@ class StreamState:
     def _add_column(self, action: Action, stmt: Statement) -> None:
         if action.table and action.column:
             self.added_columns.add((name_key(action.table), action.column))
+            self.dropped_columns.discard((name_key(action.table), action.column))
+
+    def _drop_column(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.column:
+            self.dropped_columns.add((name_key(action.table), action.column))
 
     def _rename_column(self, action: Action, stmt: Statement) -> None:
         if action.name and self.is_new_column(action.table, action.column):
@@ -141,11 +217,14 @@ class StreamState:
 
     def _create_index(self, action: Action, stmt: Statement) -> None:
         if action.name:
-            self.created_indexes[name_key(action.name)] = action.table
+            key = index_key(action.name, action.table)
+            self.created_indexes[key] = action.table
+            self.dropped_indexes.discard(key)
 
     def _drop_index(self, action: Action, stmt: Statement) -> None:
         if action.name:
             self.created_indexes.pop(name_key(action.name), None)
+            self.dropped_indexes.add(name_key(action.name))
 
     def _create_policy(self, action: Action, stmt: Statement) -> None:
         if action.table and action.name:
@@ -207,6 +286,7 @@ _APPLY: dict[ActionKind, Callable[[StreamState, Action, Statement], None]] = {
     ActionKind.DROP_TABLE: StreamState._drop_table,
     ActionKind.RENAME_TABLE: StreamState._rename_table,
     ActionKind.ADD_COLUMN: StreamState._add_column,
+    ActionKind.DROP_COLUMN: StreamState._drop_column,
     ActionKind.RENAME_COLUMN: StreamState._rename_column,
     ActionKind.CREATE_INDEX: StreamState._create_index,
     ActionKind.DROP_INDEX: StreamState._drop_index,

@@ -153,3 +153,27 @@ def test_batch_calls_carry_the_line_of_their_with_block() -> None:
         ("drop_column", 8, 6),
         ("drop_column", 9, None),
     ]
+
+
+def test_drop_index_directly_re_created_is_a_rebuild() -> None:
+    body = upgrade(
+        "with op.get_context().autocommit_block():",
+        '    op.drop_index("ix_users_email", table_name="users", if_exists=True,',
+        "                  postgresql_concurrently=True)",
+        '    op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)',
+    )
+    assert static_findings([migration(body)]) == []
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        'op.create_index("ix_users_name", "users", ["name"])',  # another name
+        'op.create_index("ix_users_email", "accounts", ["email"])',  # another table
+        'op.create_index("ix_users_email", "users", ["email"], schema="billing")',
+        'op.drop_column("users", "legacy")',  # no re-create at all
+    ],
+)
+def test_drop_index_not_directly_re_created_is_reported(after: str) -> None:
+    body = upgrade('op.drop_index("ix_users_email", table_name="users")', after)
+    assert "drop-index" in rules(static_findings([migration(body)]))

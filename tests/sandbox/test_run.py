@@ -604,10 +604,36 @@ def test_models_that_differ_from_the_upgraded_database_are_schema_drift(
     assert "modify_nullable accounts.nickname: True -> False" in finding.message
     # env.py's include_object leaves legacy_* out, as `alembic check` would.
     assert "legacy_imports" not in finding.message
+    assert "only part of the models" not in finding.message
     checks = step_named(outcome, "post-migration checks")
     assert checks.outcome == "failed"
     assert (checks.detail or "").startswith("2 difference(s) from the models: add_table audit_log")
     assert step_named(outcome, "rollback to the base").outcome == "passed"
+
+
+def test_models_that_load_only_part_of_the_tables_are_one_summarised_finding(
+    sandbox: RunSandbox,
+) -> None:
+    """env.py's target_metadata has accounts only: the 7 billing tables are one summary,
+    not 7 findings, and the one real difference is still named."""
+    outcome = sandbox("models_partial")
+    finding = only(outcome, "schema-drift")
+    assert "in 8 place(s)" in finding.message
+    assert "7 of the 8 difference(s) are tables the database has and the models do not" in (
+        finding.message
+    )
+    assert "remove_table customers; remove_table invoices" not in finding.message
+    named = finding.message.split("the models do not (", 1)[1].split(")", 1)[0]
+    assert named.endswith("; and 2 more") and named.count(";") == 5
+    assert set(named.split("; ")[:5]) < {"customers", "invoices", "invoice_lines", "payments"} | {
+        "refunds",
+        "credit_notes",
+        "tax_rates",
+    }
+    assert "load only part of the models" in finding.message
+    assert finding.message.endswith("the other 1: modify_nullable accounts.nickname: True -> False")
+    detail = step_named(outcome, "post-migration checks").detail or ""
+    assert "8 difference(s) from the models: 7 of the 8" in detail
 
 
 def test_models_matching_the_upgraded_database_are_no_drift(sandbox: RunSandbox) -> None:

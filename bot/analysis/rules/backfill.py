@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def check_backfill(
             continue
         verb = action.kind.value.upper()
         scope = "rows matching its WHERE clause" if action.has_where else "every row (no WHERE)"
+        batch = _batch(verb, table, stmt.sql)
         yield finding(
             BACKFILL_IN_MIGRATION,
             stmt,
@@ -50,17 +52,71 @@ def check_backfill(
             advice=(
                 f"Run it in batches outside the DDL transaction, e.g. repeat until no row "
                 f"is left:\n"
-                f"{_batch(verb, table)} WHERE id IN (SELECT id FROM {table} "
-                f"WHERE <condition> LIMIT 5000);  -- id: the primary key\n"
+                f"{batch}  -- id: the primary key\n"
                 f"# in Alembic, after the DDL:\n"
                 f"with op.get_context().autocommit_block():\n"
-                f"    op.execute(<one batch>)  # or a data-migration job"
+                f"    op.execute(batch)  # the statement above, until it touches no row; "
+                f"or a data-migration job"
             ),
         )
 
 
-def _batch(verb: str, table: str | None) -> str:
-    return f"UPDATE {table} SET <assignments>" if verb == "UPDATE" else f"DELETE FROM {table}"
+_UPDATE = re.compile(
+    r"^\s*UPDATE\s+(?:ONLY\s+)?\S+(?:\s+(?:AS\s+)?\w+)?\s+SET\s+(?P<set>.+?)"
+    r"(?:\s+FROM\s+.+?)?(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+RETURNING\s+.+)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_DELETE = re.compile(
+    r"^\s*DELETE\s+FROM\s+.+?\s+WHERE\s+(?P<where>.+?)(?:\s+RETURNING\s+.+)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+# One simple `column = value` assignment: its rows left to do are those that differ.
+_ASSIGNMENT = re.compile(r"^(?P<column>[A-Za-z_][\w$]*)\s*=\s*(?P<value>.+)$", re.DOTALL)
+
+
+def _batch(verb: str, table: str | None, sql: str) -> str:
+    """The statement, as one batch of 5000 rows of its own table, with its own assignments
+    and condition."""
+    if verb == "UPDATE":
+        match = _UPDATE.match(sql)
+        assignments = match.group("set").strip() if match else "..."
+        where = match.group("where") if match else None
+        condition = where.strip() if where else _not_done(assignments)
+        head = f"UPDATE {table} SET {assignments}"
+    else:
+        match = _DELETE.match(sql)
+        condition = match.group("where").strip() if match else None
+        head = f"DELETE FROM {table}"
+    selected = f"SELECT id FROM {table}" + (f" WHERE {condition}" if condition else "")
+    return f"{head} WHERE id IN ({selected} LIMIT 5000);"
+
+
+def _not_done(assignments: str) -> str:
+    """For `SET a = x, b = y`, the rows still to do: those where (a, b) differs."""
+    pairs = [_ASSIGNMENT.match(part.strip()) for part in _top_level(assignments)]
+    if not pairs or any(pair is None for pair in pairs):
+        return "<rows not yet done>"
+    columns = [pair.group("column") for pair in pairs if pair is not None]
+    values = [pair.group("value").strip() for pair in pairs if pair is not None]
+    if len(columns) == 1:
+        return f"{columns[0]} IS DISTINCT FROM {values[0]}"
+    return f"({', '.join(columns)}) IS DISTINCT FROM ({', '.join(values)})"
+
+
+def _top_level(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses and quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for position, char in enumerate(text):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            parts.append(text[start:position])
+            start = position + 1
+    return [*parts, text[start:]]
 
 
 RULES: list[tuple[RuleInfo, Check]] = [(BACKFILL_IN_MIGRATION, check_backfill)]

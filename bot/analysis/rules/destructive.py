@@ -57,7 +57,9 @@ DROP_INDEX = RuleInfo(
         "Queries that use the index fall back to slower plans, and a UNIQUE index stops "
         "enforcing uniqueness. Check `pg_stat_user_indexes.idx_scan` first to see whether the "
         "index is used. " + _APPROVAL + " Drop it with `DROP INDEX CONCURRENTLY` so that "
-        "writes to the table are not blocked."
+        "writes to the table are not blocked. A drop directly followed by a CREATE INDEX of "
+        "the same name (a rebuild, e.g. retrying a failed CREATE INDEX CONCURRENTLY) is not "
+        "reported."
     ),
 )
 
@@ -144,7 +146,11 @@ def check_drop_index(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
     for action in actions_of(stmt, ActionKind.DROP_INDEX):
-        if action.name and not state.is_new_index(action.name):
+        if (
+            action.name
+            and not state.is_new_index(action.name)
+            and not state.is_rebuilt_index(action.name)
+        ):
             yield finding(
                 DROP_INDEX,
                 stmt,

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from bot.analysis.model import Action, ActionKind, Family, Finding, RuleInfo, Severity, Statement
 from bot.analysis.rules.base import finding, tables_of
-from bot.analysis.state import StreamState
+from bot.analysis.state import StreamState, rebuilt_indexes
 
 DESTRUCTIVE_DOWNGRADE = RuleInfo(
     id="destructive-downgrade",
@@ -15,7 +15,9 @@ DESTRUCTIVE_DOWNGRADE = RuleInfo(
     default_severity=Severity.ERROR,
     summary="the downgrade drops or truncates something the upgrade did not create",
     explanation=(
-        "A downgrade that drops the table, column or index its own upgrade added is routine. "
+        "A downgrade that drops the table, column or index its own upgrade added is routine, "
+        "and so is one that restores what the upgrade dropped (a `DROP ... IF EXISTS` of it "
+        "before re-creating it destroys nothing). "
         "One that drops or truncates something that existed before the change destroys data "
         "on rollback, exactly when an incident is already under way (the checklist: verify "
         "that rollback is safe and loses no data). Make the downgrade restore the previous "
@@ -40,8 +42,11 @@ def destructive_downgrade_findings(
         state.enter(stmt)
         state.apply(stmt)
     findings: list[Finding] = []
-    for stmt in downgrade:
+    stream = list(downgrade)
+    rebuilds = rebuilt_indexes(stream)
+    for position, stmt in enumerate(stream):
         state.enter(stmt)
+        state.rebuilding = rebuilds.get(position, {})
         findings.extend(_check(stmt, state))
         state.apply(stmt)
     return findings
@@ -67,15 +72,25 @@ def _check(stmt: Statement, state: StreamState) -> Iterator[Finding]:
 
 
 def _destroyed(action: Action, state: StreamState) -> str | None:
-    """What the action destroys that existed before, described; None when nothing."""
+    """What the action destroys that existed before, described; None when nothing. What
+    the upgrade (or the downgrade) created, or dropped and not created again, is not."""
     if action.kind is ActionKind.DROP_COLUMN:
         table, column = action.table, action.column
-        if state.is_existing_table(table) and not state.is_new_column(table, column):
+        if (
+            state.is_existing_table(table)
+            and not state.is_new_column(table, column)
+            and not state.is_dropped_column(table, column)
+        ):
             return f"drops column {table}.{column}"
         return None
     if action.kind is ActionKind.DROP_INDEX:
-        return None if state.is_new_index(action.name) else f"drops index {action.name}"
-    existing = [t for t in tables_of(action) if state.is_existing_table(t)]
+        name = action.name
+        if state.is_new_index(name) or state.is_rebuilt_index(name) or state.is_dropped_index(name):
+            return None
+        return f"drops index {name}"
+    existing = [
+        t for t in tables_of(action) if state.is_existing_table(t) and not state.is_dropped_table(t)
+    ]
     if not existing:
         return None
     verb = "drops table" if action.kind is ActionKind.DROP_TABLE else "truncates"

@@ -53,7 +53,10 @@ def check_rename_column(
             f"RENAME COLUMN {table}.{old} to {new}: the running release still uses {old}",
             advice=(
                 f"Expand and contract over several releases:\n"
-                f"ALTER TABLE {table} ADD COLUMN {new} <type of {old}> NULL;\n"
+                f"-- add {new} with {old}'s type, read from the catalog:\n"
+                f"DO $$ BEGIN EXECUTE format('ALTER TABLE {table} ADD COLUMN {new} %s NULL', "
+                f"(SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                f"WHERE attrelid = '{table}'::regclass AND attname = '{old}')); END $$;\n"
                 f"-- write both columns from the application (or sync them with a trigger),\n"
                 f"-- backfill in batches outside the DDL transaction:\n"
                 f"UPDATE {table} SET {new} = {old} WHERE {new} IS NULL;\n"

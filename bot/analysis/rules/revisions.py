@@ -54,7 +54,8 @@ DESTRUCTIVE_UNDOCUMENTED = RuleInfo(
         "migration comments'. Dropping or truncating a table, dropping a column or an index, "
         "or changing a column's type needs a comment on the same line or directly above the "
         "operation saying why it is safe: what replaced the data, where it was archived, which "
-        "release stopped using it, the ADR. `# migsafe: ignore[...]` comments do not count."
+        "release stopped using it, the ADR. A `# migsafe: ignore[rule-id] reason` comment "
+        "for the operation's rule counts: its reason is the explanation."
     ),
 )
 
@@ -149,7 +150,7 @@ def undocumented_findings(
         ):
             continue
         key = (migration.path, finding.line, finding.rule)
-        if key in seen or is_documented(migration, finding.line):
+        if key in seen or is_documented(migration, finding.line, finding.rule):
             continue
         seen.add(key)
         findings.append(_undocumented(finding, migration))
@@ -168,25 +169,71 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
         phase="upgrade",
         advice=(
             "Say why it is safe in a comment directly above the operation, e.g.\n"
-            "# Drops users.legacy_email: unused since release 2.3, data archived in "
-            "ADR-012; backup taken before deploy."
+            f"# {_example_explanation(finding)}"
         ),
         source="static",
     )
 
 
-def is_documented(migration: MigrationFile, line: int) -> bool:
+# What each destructive finding's message names (the SQL rules' and the static scan's).
+_SUBJECT: dict[str, re.Pattern[str]] = {
+    "drop-table": re.compile(r"(?:DROP TABLE|drops table) (?P<subject>\S+)"),
+    "drop-column": re.compile(r"(?:DROP COLUMN|drops column) (?P<subject>\S+)"),
+    "drop-index": re.compile(r"(?:DROP INDEX|drops index) (?P<subject>\S+)"),
+    "alter-column-type": re.compile(
+        r"(?:ALTER COLUMN (?P<subject>\S+) TYPE|the type of (?P<static>[^\s:]+))"
+    ),
+    "truncate-table": re.compile(r"TRUNCATE (?P<subject>[^:]+?)(?: CASCADE.*)?(?::| deletes)"),
+}
+_EXAMPLE: dict[str, str] = {
+    "drop-table": "Drops table {}: unused since release 2.3, data archived in ADR-012; "
+    "backup taken before deploy.",
+    "drop-column": "Drops {}: unused since release 2.3, data archived in ADR-012; "
+    "backup taken before deploy.",
+    "drop-index": "Drops index {}: no scans in pg_stat_user_indexes for 30 days, see ADR-012.",
+    "alter-column-type": "Changes the type of {}: every value fits the new type (checked "
+    "in ADR-012); backup taken before deploy.",
+    "truncate-table": "Empties {}: a cache rebuilt on demand, nothing else reads it "
+    "(ADR-012); backup taken before deploy.",
+}
+
+
+def _example_explanation(finding: Finding) -> str:
+    """An example documenting comment about the finding's own table, column or index."""
+    pattern, example = _SUBJECT.get(finding.rule), _EXAMPLE.get(finding.rule)
+    match = pattern.search(finding.message) if pattern is not None else None
+    if match is None or example is None:
+        return f"Why this {finding.rule} is safe: what replaced the data, the ADR, the backup."
+    subject = match.group("subject") or match.groupdict().get("static") or ""
+    return example.format(subject.rstrip(",;:"))
+
+
+def is_documented(migration: MigrationFile, line: int, rule: str | None = None) -> bool:
     """A documenting comment on the operation's lines or in the contiguous block of
-    comment-only lines directly above it."""
+    comment-only lines directly above it. A suppression of `rule` (or of
+    destructive-undocumented) with a reason, in those places, documents it too."""
     end = max((call.end_line for call in migration.ops if call.line == line), default=line)
-    if any(_documents(migration.comments.get(number)) for number in range(line, end + 1)):
-        return True
+    explained = _explaining_suppression_lines(migration, rule)
+    lines = list(range(line, end + 1))
     above = line - 1
     while above in migration.comment_only_lines:
-        if _documents(migration.comments.get(above)):
-            return True
+        lines.append(above)
         above -= 1
-    return False
+    return any(
+        number in explained or _documents(migration.comments.get(number)) for number in lines
+    )
+
+
+def _explaining_suppression_lines(migration: MigrationFile, rule: str | None) -> set[int]:
+    """Lines of suppressions whose reason explains a finding of `rule`."""
+    if rule is None:
+        return set()
+    wanted = {rule, DESTRUCTIVE_UNDOCUMENTED.id}
+    return {
+        suppression.line
+        for suppression in migration.suppressions
+        if suppression.reason.strip() and wanted & set(suppression.rules)
+    }
 
 
 def _documents(comment: str | None) -> bool:

@@ -48,14 +48,30 @@ def static_findings(files: list[MigrationFile]) -> list[Finding]:
     for migration in files:
         if not migration.new:
             continue
-        for call in migration.ops:
-            if call.function != "upgrade":
+        calls = [call for call in migration.ops if call.function == "upgrade"]
+        for position, call in enumerate(calls):
+            if _is_rebuild(call, calls[position + 1 :]):
                 continue
             findings.extend(
                 _finding(migration, call, rule, message) for rule, message in _check(call, created)
             )
             _remember(call, created)
     return findings
+
+
+def _is_rebuild(call: OpCall, after: list[OpCall]) -> bool:
+    """op.drop_index directly followed by op.create_index of the same name, on the same
+    table and schema where both say: a rebuild (e.g. retrying a failed concurrent build)."""
+    following = next((c for c in after if c.name != "get_context"), None)
+    if call.name != "drop_index" or following is None or following.name != "create_index":
+        return False
+    index = _arg(call, 0, "index_name")
+    if not isinstance(index, str) or index != _arg(following, 0, "index_name"):
+        return False
+    dropped_on, created_on = _arg(call, 1, "table_name"), _arg(following, 1, "table_name")
+    if dropped_on is not None and created_on is not None and dropped_on != created_on:
+        return False
+    return call.kwargs.get("schema") == following.kwargs.get("schema")
 
 
 def _finding(migration: MigrationFile, call: OpCall, rule: str, message: str) -> Finding:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.analysis.model import Family, Severity
 from bot.analysis.rules import RULE_INFOS
 
@@ -86,3 +88,40 @@ def test_truncate_of_an_existing_table_is_reported() -> None:
 def test_truncate_of_a_new_table_is_not_reported() -> None:
     sql = "CREATE TABLE staging_rows (id int);\nTRUNCATE staging_rows;"
     assert run(in_transaction(sql), "truncate-table") == []
+
+
+REBUILD = (
+    "COMMIT;\nDROP INDEX CONCURRENTLY IF EXISTS ix_users_email;\n"
+    "CREATE INDEX CONCURRENTLY ix_users_email ON users (email);\nBEGIN;"
+)
+
+
+def test_drop_then_create_of_the_same_index_is_a_rebuild_not_a_drop() -> None:
+    assert run(in_transaction(REBUILD), "drop-index") == []
+
+
+def test_a_rebuild_is_recognised_across_schemas_and_set_statements() -> None:
+    sql = (
+        "DROP INDEX CONCURRENTLY IF EXISTS app.ix_users_email;\nSET lock_timeout = '5s';\n"
+        "CREATE INDEX CONCURRENTLY ix_users_email ON app.users (email);"
+    )
+    assert run(sql, "drop-index") == []
+
+
+def test_drop_index_with_no_re_create_is_still_a_drop() -> None:
+    sql = "DROP INDEX CONCURRENTLY IF EXISTS ix_users_email;\nCOMMIT;"
+    assert ids(run(sql, "drop-index")) == ["drop-index"]
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "CREATE INDEX CONCURRENTLY ix_users_name ON users (name);",  # another name
+        "CREATE INDEX CONCURRENTLY ix_users_email ON billing.users (email);",  # another schema
+        "UPDATE users SET email = lower(email);\n"  # not directly after
+        "CREATE INDEX CONCURRENTLY ix_users_email ON users (email);",
+    ],
+)
+def test_drop_index_followed_by_something_else_is_still_a_drop(after: str) -> None:
+    sql = f"DROP INDEX CONCURRENTLY IF EXISTS ix_users_email;\n{after}"
+    assert ids(run(sql, "drop-index")) == ["drop-index"]

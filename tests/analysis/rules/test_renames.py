@@ -37,3 +37,11 @@ def test_rename_of_a_new_table_is_fine_and_it_stays_new() -> None:
         "ALTER TABLE u ADD COLUMN b int NOT NULL;"
     )
     assert run(in_transaction(sql)) == []
+
+
+def test_rename_column_advice_names_the_columns_and_reads_the_type() -> None:
+    findings = run(in_transaction("ALTER TABLE users RENAME COLUMN name TO full_name;"))
+    advice = next(f.advice for f in findings if f.rule == "rename-column") or ""
+    assert "<" not in advice
+    assert "ALTER TABLE users ADD COLUMN full_name %s NULL" in advice
+    assert "attrelid = 'users'::regclass AND attname = 'name'" in advice
