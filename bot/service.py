@@ -276,15 +276,17 @@ async def _check(
     touched = len(files) >= MAX_PR_FILES or touches_migrations(files, globs)
     if not touched:
         analysis_id = await _store(ctx, repo, number, db.Analysis(head_sha, None, "success", {}))
+        title = "No migration changes"
         await complete_check_run(
             api,
             repo,
             run_id,
             conclusion="success",
-            title="No migration changes",
+            title=title,
             summary=f"None of the {len(files)} changed files is a migration ({', '.join(globs)}).",
             details_url=_details_url(ctx, analysis_id, pull),
         )
+        _log_completed(ctx, CHECK_NAME, repo, pull, "success", title, analysis_id)
         return True
     sandbox = await _sandbox_allowed(ctx, repo, pull)
     tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="migsafe-pr-")
@@ -325,6 +327,8 @@ async def _check(
     details_url = _details_url(ctx, analysis_id, pull)
     bot_login = await _bot_login(ctx)
     await _publish(api, repo, pull, run_id, result, policy, sandbox, details_url, bot_login)
+    conclusion = conclusion_for(result)
+    _log_completed(ctx, CHECK_NAME, repo, pull, conclusion, verdict(result), analysis_id)
     return True
 
 
@@ -341,8 +345,10 @@ async def _fail(
     analysis (so nothing defers a new check of this head: it would fail the same way)."""
     head_sha = pull["head"]["sha"]
     report = {"error": {"title": title, "message": message}}
-    await _store(ctx, repo, int(pull["number"]), db.Analysis(head_sha, None, "failure", report))
+    analysis = db.Analysis(head_sha, None, "failure", report)
+    analysis_id = await _store(ctx, repo, int(pull["number"]), analysis)
     await complete_check_run(api, repo, run_id, conclusion="failure", title=title, summary=message)
+    _log_completed(ctx, CHECK_NAME, repo, pull, "failure", title, analysis_id)
 
 
 async def _publish(
@@ -417,8 +423,39 @@ async def _store(ctx: ServiceContext, repo: str, number: int, analysis: db.Analy
 
 def _details_url(ctx: ServiceContext, analysis_id: int | None, pull: dict[str, Any]) -> str:
     """The run's report page, or the pull request where migsafe knows no public URL."""
-    page = page_url(ctx.settings, analysis_id) if ctx.settings and analysis_id else None
-    return page or str(pull["html_url"])
+    return _report_url(ctx, analysis_id) or str(pull["html_url"])
+
+
+def _report_url(ctx: ServiceContext, analysis_id: int | None) -> str | None:
+    """The report page's URL with its token, None without MIGSAFE_PUBLIC_URL."""
+    return page_url(ctx.settings, analysis_id) if ctx.settings and analysis_id else None
+
+
+def _log_completed(
+    ctx: ServiceContext,
+    name: str,
+    repo: str,
+    pull: dict[str, Any],
+    conclusion: str,
+    title: str,
+    analysis_id: int | None,
+) -> None:
+    """ONE info line per completed check run, naming its report page.
+
+    The URL carries the page's token, a capability: whoever reads this log can read the
+    report. That is intended (the operator's log is as trusted as the page, issue 15); no
+    other secret is ever logged, and the token grants nothing beyond this one page."""
+    page = _report_url(ctx, analysis_id) or "none (MIGSAFE_PUBLIC_URL is not set)"
+    logger.info(
+        "%s#%s: %s of %s completed: %s (%s); report %s",
+        repo,
+        pull["number"],
+        name,
+        pull["head"]["sha"],
+        conclusion,
+        title,
+        page,
+    )
 
 
 # -- the approval gate -----------------------------------------------------------------------
@@ -525,6 +562,7 @@ async def evaluate_gate(
         summary=summary,
         details_url=details_url,
     )
+    _log_completed(ctx, check_name(base_ref), repo, pull, result.conclusion, title, analysis_id)
 
 
 def _review(data: Mapping[str, Any]) -> Review:
