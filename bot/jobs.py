@@ -36,7 +36,7 @@ from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 
 from bot import metrics
-from bot.service_logging import one_line_cause
+from bot.service_logging import failure_logged, one_line_cause
 from bot.settings import DEFAULT_REPORT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS
 from bot.settings import Settings
 from bot.store import db
@@ -572,6 +572,7 @@ def log_job_failure(job: procrastinate.jobs.Job, error: BaseException, retry: st
         retry,
     )
     logger.debug("job %s: the traceback", job.id, exc_info=error)
+    failure_logged(job.id)
 
 
 def job_subject(kwargs: dict[str, Any]) -> str:

@@ -13,9 +13,10 @@ INFO by default). What an operator reads:
 
 procrastinate's worker logs each job's end itself, with the traceback (`exc_info`) of a
 failed one: ~40 lines per failure. `QuietTracebacks`, on the handler, keeps that at DEBUG:
-below DEBUG level it drops procrastinate's line for a failed migsafe job (migsafe's own
-line says the same, with the cause) and, for any other record of procrastinate's that
-carries a traceback, replaces the traceback by the exception's type and message.
+below DEBUG level it drops procrastinate's line for a failed job that bot.jobs already
+logged (`failure_logged`: migsafe's own line says the same, with the cause) and, for any
+other record of procrastinate's that carries a traceback (a job that failed before its
+task body ran, say), replaces the traceback by the exception's type and message.
 
 Importing this module stays cheap (bot.service_cli imports it for every command).
 """
@@ -23,14 +24,26 @@ Importing this module stays cheap (bot.service_cli imports it for every command)
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from bot.errors import UserError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROCRASTINATE = "procrastinate"
-TASK_PREFIX = "migsafe."
 # procrastinate's `action` (in the record's extra) for the end of a failed job.
 JOB_ERROR_ACTIONS = frozenset({"job_error", "job_error_retry"})
+_REMEMBERED_FAILURES = 1000
+_failures_logged: OrderedDict[int, None] = OrderedDict()
+
+
+def failure_logged(job_id: int | None) -> None:
+    """bot.jobs logged the failure of this job in its own line: procrastinate's line about
+    it (with the traceback) is for DEBUG only. The last 1000 ids are remembered."""
+    if job_id is None:
+        return
+    _failures_logged[job_id] = None
+    while len(_failures_logged) > _REMEMBERED_FAILURES:
+        _failures_logged.popitem(last=False)
 
 
 def one_line_cause(error: BaseException) -> str:
@@ -51,7 +64,7 @@ class QuietTracebacks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.debug or not _from_procrastinate(record):
             return True
-        if getattr(record, "action", None) in JOB_ERROR_ACTIONS and _migsafe_job(record):
+        if getattr(record, "action", None) in JOB_ERROR_ACTIONS and _logged_job(record):
             return False  # bot.jobs logged this failure in one line, with its cause
         if record.exc_info and record.exc_info[1] is not None:
             cause = one_line_cause(record.exc_info[1])
@@ -66,10 +79,10 @@ def _from_procrastinate(record: logging.LogRecord) -> bool:
     return record.name == PROCRASTINATE or record.name.startswith(PROCRASTINATE + ".")
 
 
-def _migsafe_job(record: logging.LogRecord) -> bool:
+def _logged_job(record: logging.LogRecord) -> bool:
     job = getattr(record, "job", None)
-    task = job.get("task_name") if isinstance(job, dict) else None
-    return isinstance(task, str) and task.startswith(TASK_PREFIX)
+    job_id = job.get("id") if isinstance(job, dict) else None
+    return isinstance(job_id, int) and job_id in _failures_logged
 
 
 def configure(level_name: str) -> None:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.errors import UserError
 from bot.jobs import MAX_ATTEMPTS, TASK_CHECK_PULL_REQUEST, JobQueue, PlannedJob, job_subject
-from bot.service_logging import QuietTracebacks, configure, one_line_cause
+from bot.service_logging import QuietTracebacks, configure, failure_logged, one_line_cause
 from tests.service.conftest import SECRET, Recorder, deliver, delivery_headers, example
 
 Client = TestClient[Any, Any]
@@ -201,7 +201,7 @@ async def test_the_last_attempt_says_it_is_not_retried(
 # -- the filter and the configuration ------------------------------------------------------------
 
 
-def _procrastinate_record(action: str, task: str) -> logging.LogRecord:
+def _procrastinate_record(action: str, task: str, job_id: int = 41) -> logging.LogRecord:
     try:
         raise ValueError("first line\nsecond line")
     except ValueError:
@@ -210,19 +210,21 @@ def _procrastinate_record(action: str, task: str) -> logging.LogRecord:
         "procrastinate.worker", logging.ERROR, __file__, 1, "Job %s ended", ("x",), exc_info
     )
     record.action = action
-    record.job = {"task_name": task}
+    record.job = {"id": job_id, "task_name": task}
     return record
 
 
-def test_quiet_tracebacks_drops_procrastinates_line_for_a_failed_migsafe_job() -> None:
+def test_quiet_tracebacks_drops_procrastinates_line_for_a_failure_migsafe_logged() -> None:
+    failure_logged(41)
     quiet = QuietTracebacks(debug=False)
     assert not quiet.filter(_procrastinate_record("job_error", TASK_CHECK_PULL_REQUEST))
     assert not quiet.filter(_procrastinate_record("job_error_retry", TASK_CHECK_PULL_REQUEST))
     assert QuietTracebacks(debug=True).filter(_procrastinate_record("job_error", "migsafe.x"))
 
 
-def test_quiet_tracebacks_keeps_other_procrastinate_lines_as_one_line() -> None:
-    record = _procrastinate_record("job_error", "someone.elses_task")
+def test_quiet_tracebacks_keeps_other_failures_as_one_line() -> None:
+    """A job that failed before migsafe's code ran (bad arguments, say) is not silent."""
+    record = _procrastinate_record("job_error", TASK_CHECK_PULL_REQUEST, job_id=-1)
     assert QuietTracebacks(debug=False).filter(record)
     text = logging.Formatter("%(message)s").format(record)
     assert text == "Job x ended (ValueError: first line second line; traceback at DEBUG)"
