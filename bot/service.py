@@ -71,6 +71,7 @@ from bot.report.json_report import finding_from_json, to_document
 from bot.report.markdown import render_markdown
 from bot.report.plan import contacts_from_policy
 from bot.result import CheckResult
+from bot.service_logging import one_line_cause
 from bot.store import db
 from bot.store import pages as pages_store
 from bot.web.tokens import page_url
@@ -189,8 +190,9 @@ async def check_pull_request(
             # passing): a crashed check must never let a pull request through.
             await _fail_crashed(ctx, api, repo, check_run_id, error)
             raise
-        logger.warning("%s#%s: check of %s failed for good: %s", repo, number, head_sha, error)
-        await _fail(ctx, api, repo, pull, check_run_id, _COULD_NOT_FINISH, _permanent(error))
+        # One warning line (the run's completion): the cause, not retried, the report page.
+        await _fail(ctx, api, repo, pull, check_run_id, _COULD_NOT_FINISH, _permanent(error), error)
+        logger.debug("%s#%s: the traceback", repo, number, exc_info=error)
         return
     if verdict_stored:
         await evaluate_gate(
@@ -340,15 +342,17 @@ async def _fail(
     run_id: int,
     title: str,
     message: str,
+    error: BaseException | None = None,
 ) -> None:
     """Complete the run as failed with `message`, and store the failure as the head's
-    analysis (so nothing defers a new check of this head: it would fail the same way)."""
+    analysis (so nothing defers a new check of this head: it would fail the same way).
+    `error`: the exception that stopped the check for good, named in the log line."""
     head_sha = pull["head"]["sha"]
     report = {"error": {"title": title, "message": message}}
     analysis = db.Analysis(head_sha, None, "failure", report)
     analysis_id = await _store(ctx, repo, int(pull["number"]), analysis)
     await complete_check_run(api, repo, run_id, conclusion="failure", title=title, summary=message)
-    _log_completed(ctx, CHECK_NAME, repo, pull, "failure", title, analysis_id)
+    _log_completed(ctx, CHECK_NAME, repo, pull, "failure", title, analysis_id, error)
 
 
 async def _publish(
@@ -439,21 +443,26 @@ def _log_completed(
     conclusion: str,
     title: str,
     analysis_id: int | None,
+    error: BaseException | None = None,
 ) -> None:
-    """ONE info line per completed check run, naming its report page.
+    """ONE info line per completed check run, naming its report page (a warning when an
+    `error` stopped the check for good: its cause, and that it is not retried).
 
     The URL carries the page's token, a capability: whoever reads this log can read the
     report. That is intended (the operator's log is as trusted as the page, issue 15); no
     other secret is ever logged, and the token grants nothing beyond this one page."""
     page = _report_url(ctx, analysis_id) or "none (MIGSAFE_PUBLIC_URL is not set)"
-    logger.info(
-        "%s#%s: %s of %s completed: %s (%s); report %s",
+    cause = f"; {one_line_cause(error)}, not retried" if error is not None else ""
+    logger.log(
+        logging.WARNING if error is not None else logging.INFO,
+        "%s#%s: %s of %s completed: %s (%s)%s; report %s",
         repo,
         pull["number"],
         name,
         pull["head"]["sha"],
         conclusion,
         title,
+        cause,
         page,
     )
 

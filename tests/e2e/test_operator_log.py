@@ -5,6 +5,7 @@ traceback only at DEBUG."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.asyncio
 PUBLIC_URL = "https://migsafe.example.test"
 RISKY = "0003_orders_cleanup.py"
 TARBALL = "/repos/{owner}/{repo}/tarball/{ref}"
+FILES = "/repos/{owner}/{repo}/pulls/{pull_number}/files"
 CLIENT_TRIES = 4  # RetryPolicy.max_tries: this many 500s make the job itself fail
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -93,3 +95,25 @@ async def test_a_crashed_attempt_is_one_warning_line_and_its_traceback_is_at_deb
     debug = [r for r in caplog.records if r.name == "migsafe.jobs" and r.levelno == logging.DEBUG]
     assert any(r.exc_info is not None for r in debug)
     assert TRACEBACK in "\n".join(formatter.format(r) for r in debug)
+
+
+async def test_a_check_github_refuses_is_one_warning_line_with_its_cause_and_page(
+    make_bot: BotFactory, quiet: pytest.LogCaptureFixture
+) -> None:
+    bot = await make_bot(public_url=PUBLIC_URL)
+    seeded = seed_shop(bot.fake, head_migration(RISKY))
+    bot.fake.fail_next("GET", FILES, 422, body={"message": "Validation Failed"})
+    await bot.pull_request("opened", seeded)
+
+    run = bot.check_run(seeded.head_sha)
+    assert run.conclusion == "failure"
+    [warning] = [r for r in quiet.records if r.levelno >= logging.WARNING]
+    line = warning.getMessage()
+    assert line.startswith(f"{REPO}#{seeded.pull.number}: migsafe of {seeded.head_sha} ")
+    assert "completed: failure (migsafe could not finish this check); " in line
+    assert "; InvalidField: Validation Failed, not retried; " in line
+    page = line.rpartition("; report ")[2]
+    assert re.fullmatch(re.escape(PUBLIC_URL) + r"/runs/\d+\?token=[\w-]{43}", page), page
+    assert warning.exc_info is None
+    answer = await bot.client.get(page.removeprefix(PUBLIC_URL))
+    assert answer.status == 200  # the page the line names exists and the token opens it
