@@ -36,6 +36,7 @@ from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 
 from bot import metrics
+from bot.service_logging import failure_logged, one_line_cause
 from bot.settings import DEFAULT_REPORT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS
 from bot.settings import Settings
 from bot.store import db
@@ -383,23 +384,54 @@ class JobQueue:
         self, job_context: procrastinate.JobContext, run: Callable[[], Awaitable[None]]
     ) -> None:
         """Run; on failure defer the successor (same locks, backoff) and re-raise, so this
-        job ends `failed` with its error while the successor waits its turn."""
+        job ends `failed` with its error while the successor waits its turn. The failure is
+        logged in one line (`log_job_failure`)."""
         try:
             await run()
-        except Exception:
+        except Exception as error:
             job = job_context.job
             attempt = _attempt_of(job.task_kwargs) + 1
-            if attempt < MAX_ATTEMPTS:
-                successor = PlannedJob(
-                    job.task_name,
-                    {**job.task_kwargs, "attempt": attempt},
-                    job.lock,
-                    job.queueing_lock,
-                    schedule_in_s=BACKOFF_BASE_S**attempt,
-                )
+            if attempt >= MAX_ATTEMPTS:
+                log_job_failure(job, error, f"not retried (attempt {attempt} of {MAX_ATTEMPTS})")
+                raise
+            delay = BACKOFF_BASE_S**attempt
+            successor = PlannedJob(
+                job.task_name,
+                {**job.task_kwargs, "attempt": attempt},
+                job.lock,
+                job.queueing_lock,
+                schedule_in_s=delay,
+            )
+            try:
                 async with self.pool.connection() as connection, connection.transaction():
                     successor_id = await self.defer(connection, successor)
-                logger.warning("job %s failed; retry %s is job %s", job.id, attempt, successor_id)
+            except Exception as defer_error:
+                cause = one_line_cause(defer_error)
+                log_job_failure(job, error, f"NOT retried: its retry could not be queued ({cause})")
+                raise
+            log_job_failure(
+                job,
+                error,
+                f"retried in {delay} s as job {successor_id} "
+                f"(attempt {attempt + 1} of {MAX_ATTEMPTS})",
+            )
+            raise
+
+    async def _retrying_in_place(
+        self, job_context: procrastinate.JobContext, run: Callable[[], Awaitable[None]]
+    ) -> None:
+        """For the tasks procrastinate retries itself (`RETRY`): log the failure in one line
+        and re-raise."""
+        try:
+            await run()
+        except Exception as error:
+            job = job_context.job
+            decision = RETRY.get_retry_decision(exception=error, job=job)
+            done = job.attempts + 1
+            if decision is None:
+                log_job_failure(job, error, f"not retried (attempt {done} of {MAX_ATTEMPTS})")
+            else:
+                log_job_failure(job, error, f"retried (attempt {done + 1} of {MAX_ATTEMPTS})")
             raise
 
     async def _check(
@@ -498,20 +530,78 @@ class JobQueue:
         await self._retrying(job_context, lambda: self.handlers.rerun_command(ctx, **kwargs))
 
     async def _forget(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
-        await self.handlers.forget_membership(self._context(job_context), **kwargs)
+        ctx = self._context(job_context)
+        await self._retrying_in_place(
+            job_context, lambda: self.handlers.forget_membership(ctx, **kwargs)
+        )
 
     async def _installation(self, job_context: procrastinate.JobContext, /, **kwargs: Any) -> None:
-        await self.handlers.record_installation(self._context(job_context), **kwargs)
+        ctx = self._context(job_context)
+        await self._retrying_in_place(
+            job_context, lambda: self.handlers.record_installation(ctx, **kwargs)
+        )
 
     async def _retry_stalled_periodically(self, timestamp: int) -> None:
-        await self.retry_stalled_jobs()
+        await _periodically(TASK_RETRY_STALLED_JOBS, self.retry_stalled_jobs)
 
     async def _purge_reports_periodically(self, timestamp: int) -> None:
         """Report pages live as long as the operator says (MIGSAFE_REPORT_RETENTION_DAYS)."""
         days = self.settings.report_retention_days if self.settings else DEFAULT_RETENTION_DAYS
-        async with self.pool.connection() as connection:
-            deleted = await purge_expired_reports(connection, retention_days=days)
-        logger.info("purged %s reports older than %s days", deleted, days)
+
+        async def purge() -> None:
+            async with self.pool.connection() as connection:
+                deleted = await purge_expired_reports(connection, retention_days=days)
+            logger.info("purged %s reports older than %s days", deleted, days)
+
+        await _periodically(TASK_PURGE_REPORTS, purge)
+
+
+# -- the operator's log of failures ------------------------------------------------------------
+
+
+def log_job_failure(job: procrastinate.jobs.Job, error: BaseException, retry: str) -> None:
+    """ONE warning line: the job, what it was about, the cause, whether it is retried; the
+    traceback at DEBUG only (procrastinate's own line with the traceback is kept at DEBUG
+    too: bot.service_logging)."""
+    logger.warning(
+        "job %s %s%s failed: %s; %s",
+        job.id,
+        job.task_name,
+        job_subject(job.task_kwargs),
+        one_line_cause(error),
+        retry,
+    )
+    logger.debug("job %s: the traceback", job.id, exc_info=error)
+    failure_logged(job.id)
+
+
+def job_subject(kwargs: dict[str, Any]) -> str:
+    """What a job is about, for its log lines: ` owner/repo#12 head <sha> (delivery <id>)`."""
+    parts = []
+    repo, number, head_sha = kwargs.get("repo"), kwargs.get("number"), kwargs.get("head_sha")
+    if isinstance(repo, str):
+        parts.append(f"{repo}#{number}" if number is not None else repo)
+    if isinstance(head_sha, str):
+        parts.append(f"head {head_sha}")
+    if isinstance(kwargs.get("org"), str):
+        team = kwargs.get("team_slug")
+        parts.append(f"{kwargs['org']}/{team}" if team else str(kwargs["org"]))
+    if not isinstance(repo, str) and kwargs.get("installation_id") is not None:
+        parts.append(f"installation {kwargs['installation_id']}")
+    if isinstance(kwargs.get("delivery_id"), str):
+        parts.append(f"(delivery {kwargs['delivery_id']})")
+    return "".join(f" {part}" for part in parts)
+
+
+async def _periodically(task: str, run: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await run()
+    except Exception as error:
+        logger.warning(
+            "periodic job %s failed: %s; runs again on its schedule", task, one_line_cause(error)
+        )
+        logger.debug("periodic job %s: the traceback", task, exc_info=error)
+        raise
 
 
 async def _waiting_job_id(

@@ -71,6 +71,7 @@ from bot.report.json_report import finding_from_json, to_document
 from bot.report.markdown import render_markdown
 from bot.report.plan import contacts_from_policy
 from bot.result import CheckResult
+from bot.service_logging import one_line_cause
 from bot.store import db
 from bot.store import pages as pages_store
 from bot.web.tokens import page_url
@@ -189,8 +190,9 @@ async def check_pull_request(
             # passing): a crashed check must never let a pull request through.
             await _fail_crashed(ctx, api, repo, check_run_id, error)
             raise
-        logger.warning("%s#%s: check of %s failed for good: %s", repo, number, head_sha, error)
-        await _fail(ctx, api, repo, pull, check_run_id, _COULD_NOT_FINISH, _permanent(error))
+        # One warning line (the run's completion): the cause, not retried, the report page.
+        await _fail(ctx, api, repo, pull, check_run_id, _COULD_NOT_FINISH, _permanent(error), error)
+        logger.debug("%s#%s: the traceback", repo, number, exc_info=error)
         return
     if verdict_stored:
         await evaluate_gate(
@@ -276,15 +278,17 @@ async def _check(
     touched = len(files) >= MAX_PR_FILES or touches_migrations(files, globs)
     if not touched:
         analysis_id = await _store(ctx, repo, number, db.Analysis(head_sha, None, "success", {}))
+        title = "No migration changes"
         await complete_check_run(
             api,
             repo,
             run_id,
             conclusion="success",
-            title="No migration changes",
+            title=title,
             summary=f"None of the {len(files)} changed files is a migration ({', '.join(globs)}).",
             details_url=_details_url(ctx, analysis_id, pull),
         )
+        _log_completed(ctx, CHECK_NAME, repo, pull, "success", title, analysis_id)
         return True
     sandbox = await _sandbox_allowed(ctx, repo, pull)
     tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="migsafe-pr-")
@@ -325,6 +329,8 @@ async def _check(
     details_url = _details_url(ctx, analysis_id, pull)
     bot_login = await _bot_login(ctx)
     await _publish(api, repo, pull, run_id, result, policy, sandbox, details_url, bot_login)
+    conclusion = conclusion_for(result)
+    _log_completed(ctx, CHECK_NAME, repo, pull, conclusion, verdict(result), analysis_id)
     return True
 
 
@@ -336,13 +342,17 @@ async def _fail(
     run_id: int,
     title: str,
     message: str,
+    error: BaseException | None = None,
 ) -> None:
     """Complete the run as failed with `message`, and store the failure as the head's
-    analysis (so nothing defers a new check of this head: it would fail the same way)."""
+    analysis (so nothing defers a new check of this head: it would fail the same way).
+    `error`: the exception that stopped the check for good, named in the log line."""
     head_sha = pull["head"]["sha"]
     report = {"error": {"title": title, "message": message}}
-    await _store(ctx, repo, int(pull["number"]), db.Analysis(head_sha, None, "failure", report))
+    analysis = db.Analysis(head_sha, None, "failure", report)
+    analysis_id = await _store(ctx, repo, int(pull["number"]), analysis)
     await complete_check_run(api, repo, run_id, conclusion="failure", title=title, summary=message)
+    _log_completed(ctx, CHECK_NAME, repo, pull, "failure", title, analysis_id, error)
 
 
 async def _publish(
@@ -417,8 +427,44 @@ async def _store(ctx: ServiceContext, repo: str, number: int, analysis: db.Analy
 
 def _details_url(ctx: ServiceContext, analysis_id: int | None, pull: dict[str, Any]) -> str:
     """The run's report page, or the pull request where migsafe knows no public URL."""
-    page = page_url(ctx.settings, analysis_id) if ctx.settings and analysis_id else None
-    return page or str(pull["html_url"])
+    return _report_url(ctx, analysis_id) or str(pull["html_url"])
+
+
+def _report_url(ctx: ServiceContext, analysis_id: int | None) -> str | None:
+    """The report page's URL with its token, None without MIGSAFE_PUBLIC_URL."""
+    return page_url(ctx.settings, analysis_id) if ctx.settings and analysis_id else None
+
+
+def _log_completed(
+    ctx: ServiceContext,
+    name: str,
+    repo: str,
+    pull: dict[str, Any],
+    conclusion: str,
+    title: str,
+    analysis_id: int | None,
+    error: BaseException | None = None,
+) -> None:
+    """ONE info line per completed check run, naming its report page (a warning when an
+    `error` stopped the check for good: its cause, and that it is not retried).
+
+    The URL carries the page's token, a capability: whoever reads this log can read the
+    report. That is intended (the operator's log is as trusted as the page, issue 15); no
+    other secret is ever logged, and the token grants nothing beyond this one page."""
+    page = _report_url(ctx, analysis_id) or "none (MIGSAFE_PUBLIC_URL is not set)"
+    cause = f"; {one_line_cause(error)}, not retried" if error is not None else ""
+    logger.log(
+        logging.WARNING if error is not None else logging.INFO,
+        "%s#%s: %s of %s completed: %s (%s)%s; report %s",
+        repo,
+        pull["number"],
+        name,
+        pull["head"]["sha"],
+        conclusion,
+        title,
+        cause,
+        page,
+    )
 
 
 # -- the approval gate -----------------------------------------------------------------------
@@ -525,6 +571,7 @@ async def evaluate_gate(
         summary=summary,
         details_url=details_url,
     )
+    _log_completed(ctx, check_name(base_ref), repo, pull, result.conclusion, title, analysis_id)
 
 
 def _review(data: Mapping[str, Any]) -> Review:

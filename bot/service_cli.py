@@ -135,8 +135,12 @@ def _check_backup_source() -> None:
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("MIGSAFE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """MIGSAFE_LOG_LEVEL (INFO by default). Below DEBUG each failure is one line: the
+    tracebacks, migsafe's and those procrastinate's worker attaches to a failed job, are
+    logged only at DEBUG (bot.service_logging.QuietTracebacks)."""
+    from bot import service_logging
+
+    service_logging.configure(os.environ.get("MIGSAFE_LOG_LEVEL", "INFO"))
 
 
 def _ready_state_database(settings: Settings) -> db.StateDatabase:
