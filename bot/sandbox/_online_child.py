@@ -14,7 +14,8 @@ Request "upgrade" / "downgrade": project_dir, alembic (working directory, ini, s
 -x arguments, url, the variables env.py may read: see _alembic_config.py), versions_dirs,
 target, trace (bool), socket_dir (the server's Unix socket directory, where SQLAlchemy's
 connections to localhost go; null for a server on TCP).
-Reply: ok, error, statements [...], commits [...], version_table, external_transaction.
+Reply: ok, error, statements [...], commits [...], version_table, external_transaction,
+tracing_queries (the tracer's own round trips: one after each statement, one baseline).
 Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
 drift: the differences between the database and env.py's target_metadata, as `alembic check`
 finds them, one line each; null when env.py set no target_metadata.
@@ -37,25 +38,45 @@ from typing import Any
 
 from bot.migrations._alembic_config import alembic_config, enter_project  # migsafe: inline
 
-# Relation locks of the migration's own backend. Indexes, sequences and TOAST tables are
-# left out (their table's lock is what matters); a relation that no longer exists is either a
-# table the statement dropped (named from the previous statement's view) or the transient
-# heap of a rewrite (left out).
-_LOCKS_SQL = """
-SELECT l.relation::bigint, c.relkind::text, l.relation::regclass::text, l.mode FROM pg_locks l
-LEFT JOIN pg_class c ON c.oid = l.relation
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.relation >= 16384
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+# What tracing reads, in ONE query after each statement (one round trip, nothing scanned
+# that did not change): the timeouts in effect, the relation locks this backend holds, and
+# the relfilenodes of those relations only (a rewrite takes ACCESS EXCLUSIVE, held to the
+# end of the transaction, so a rewritten table is always among them), plus the tables created
+# since the last look (oid above the highest seen: an index range scan, usually no row) so
+# that a table another session created has its relfilenode known before it is rewritten.
+# Read after the statement: only a SET changes the timeouts, and a SET takes no lock; for a
+# lock-taking statement what is in effect after it is what was in effect while it ran.
+# Indexes, sequences and TOAST tables are left out of the locks (their table's lock is what
+# matters); a locked relation that no longer exists is either a table the statement dropped
+# (named from what was seen before) or the transient heap of a rewrite (left out).
+# A row per relation (mode NULL: a table seen by oid only); always one row for the settings.
+_TRACE_SQL = """
+SELECT s.lock_timeout, s.statement_timeout, r.oid, r.kind, r.name, r.mode, r.filenode
+FROM (SELECT current_setting('lock_timeout') AS lock_timeout,
+             current_setting('statement_timeout') AS statement_timeout) s
+LEFT JOIN (
+  SELECT l.relation::bigint AS oid, c.relkind::text AS kind, l.relation::regclass::text AS name,
+         l.mode, c.relfilenode::bigint AS filenode
+  FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
+  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+    AND l.relation >= 16384
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  UNION ALL
+  SELECT c.oid::bigint, c.relkind::text, c.oid::regclass::text, NULL, c.relfilenode::bigint
+  FROM pg_class c WHERE c.oid > %s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
+) r ON true
 """
 _LOCKED_KINDS = frozenset({"r", "p", "m", "v"})
-_FILENODES_SQL = """
-SELECT c.oid, c.oid::regclass::text, c.relfilenode FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+_TABLE_KINDS = frozenset({"r", "p", "m"})
+# Below this every relation is initdb's (FirstNormalObjectId): "oid above it" is every table
+# of the database's own.
+_FIRST_NORMAL_OID = 16383
+# Once per run, before the first traced statement: the relfilenode of every table, to compare
+# the first rewrite of a table against.
+_BASELINE_SQL = """
+SELECT c.oid::bigint, c.oid::regclass::text, c.relfilenode::bigint FROM pg_class c
+WHERE c.oid > %s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
 """
-_SETTINGS_SQL = "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
 
 
 class Tracer:
@@ -71,7 +92,11 @@ class Tracer:
         self.statements: list[dict[str, Any]] = []
         self.commits: list[float] = []
         self.held: set[tuple[str, str]] = set()
+        # Every table seen, by oid: (name, relfilenode) as last seen.
         self.filenodes: dict[int, tuple[str, int]] = {}
+        self.highest_oid: int | None = None  # the highest table oid seen; None: no baseline
+        self.settings: tuple[str | None, str | None] = (None, None)  # as last read
+        self.queries = 0  # the tracer's own round trips
         self.current: dict[str, Any] | None = None
 
     def now(self) -> float:
@@ -90,9 +115,10 @@ class Tracer:
             frame = frame.f_back  # type: ignore[assignment]
         return None, None, bookkeeping
 
-    def _query(self, cursor: Any, sql: str) -> list[tuple[Any, ...]]:
+    def _query(self, cursor: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self.queries += 1
         with cursor.connection.cursor() as own:
-            own.execute(sql)
+            own.execute(sql, params)
             return list(own.fetchall())
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -105,11 +131,11 @@ class Tracer:
             # fail and take the migration's recovery down with them.
             record["untraced"] = True
         elif self.trace:
-            lock_timeout, statement_timeout = self._query(cursor, _SETTINGS_SQL)[0]
-            record["lock_timeout"] = lock_timeout
-            record["statement_timeout"] = statement_timeout
-            if not self.filenodes:
-                self.filenodes = self._filenodes(cursor)
+            # As last read (no query here): what a statement that fails ran with, unless it
+            # is a SET. The after-hook reads them again.
+            record["lock_timeout"], record["statement_timeout"] = self.settings
+            if self.highest_oid is None:
+                self._baseline(cursor)
         record["start"] = self.now()
         self.current = record
         self.statements.append(record)
@@ -122,19 +148,24 @@ class Tracer:
         if self.trace and _in_failed_transaction(cursor):
             record["untraced"] = True
         elif self.trace:
-            locks = self._locks(cursor)
-            record["locks"] = sorted(locks - self.held)
             # In autocommit (op.get_context().autocommit_block()) every statement commits:
-            # its locks are gone by now and nothing accumulates.
-            record["autocommit"] = bool(getattr(cursor.connection, "autocommit", False))
-            self.held = set() if record["autocommit"] else self.held | locks
-            nodes = self._filenodes(cursor)
+            # its locks are gone by now and nothing accumulates; what it rewrote is found
+            # by looking at every table (autocommit statements are few).
+            autocommit = bool(getattr(cursor.connection, "autocommit", False))
+            since = _FIRST_NORMAL_OID if autocommit else self.highest_oid
+            rows = self._query(cursor, _TRACE_SQL, (since or _FIRST_NORMAL_OID,))
+            self.settings = (rows[0][0], rows[0][1])
+            record["lock_timeout"], record["statement_timeout"] = self.settings
+            locks, nodes = self._read(rows)
+            record["locks"] = sorted(locks - self.held)
+            record["autocommit"] = autocommit
+            self.held = set() if autocommit else self.held | locks
             record["rewritten"] = sorted(
                 name
                 for oid, (name, node) in nodes.items()
                 if oid in self.filenodes and self.filenodes[oid][1] != node
             )
-            self.filenodes = nodes
+            self.filenodes.update(nodes)
         self.current = None
 
     def failed(self, context: Any) -> None:
@@ -147,17 +178,30 @@ class Tracer:
         self.commits.append(self.now())
         self.held = set()
 
-    def _locks(self, cursor: Any) -> set[tuple[str, str]]:
-        locks = set()
-        for oid, kind, name, mode in self._query(cursor, _LOCKS_SQL):
-            if kind is None and oid in self.filenodes:  # dropped by this statement
+    def _baseline(self, cursor: Any) -> None:
+        self.highest_oid = _FIRST_NORMAL_OID
+        for oid, name, node in self._query(cursor, _BASELINE_SQL, (_FIRST_NORMAL_OID,)):
+            self.filenodes[oid] = (name, node)
+            self.highest_oid = max(self.highest_oid, oid)
+
+    def _read(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[set[tuple[str, str]], dict[int, tuple[str, int]]]:
+        """(this backend's relation locks, the relfilenodes of the tables in the rows)."""
+        locks: set[tuple[str, str]] = set()
+        nodes: dict[int, tuple[str, int]] = {}
+        for _, _, oid, kind, name, mode, node in rows:
+            if oid is None:  # the settings' row alone: no lock, no new table
+                continue
+            if kind in _TABLE_KINDS and node is not None:
+                nodes[oid] = (name, node)
+            if mode is None:  # a table created since the last look
+                self.highest_oid = max(self.highest_oid or _FIRST_NORMAL_OID, oid)
+            elif kind is None and oid in self.filenodes:  # dropped by this statement
                 locks.add((self.filenodes[oid][0], mode))
             elif kind in _LOCKED_KINDS:
                 locks.add((name, mode))
-        return locks
-
-    def _filenodes(self, cursor: Any) -> dict[int, tuple[str, int]]:
-        return {oid: (name, node) for oid, name, node in self._query(cursor, _FILENODES_SQL)}
+        return locks, nodes
 
 
 class Session:
@@ -244,6 +288,7 @@ class Session:
             self.tracer = None
         result["statements"] = tracer.statements
         result["commits"] = tracer.commits
+        result["tracing_queries"] = tracer.queries
         result.update(_version_table(self.contexts))
         self.compare_options = _compare_options(self.contexts)
         return result

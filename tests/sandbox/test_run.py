@@ -12,9 +12,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import psycopg
 import pytest
@@ -26,7 +26,7 @@ from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
-from bot.sandbox.isolation import contained_python, scrubbed_env
+from bot.sandbox.isolation import ContainedChild, Reply, contained_python, scrubbed_env
 from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import (
@@ -37,6 +37,7 @@ from bot.sandbox.run import (
     database_failure,
     format_bytes,
     run_sandbox,
+    sandbox_child,
 )
 from bot.sandbox.snapshot import take_snapshot
 
@@ -232,6 +233,46 @@ def test_widening_a_varchar_does_not_rewrite(sandbox: RunSandbox) -> None:
     assert alter.rewritten == []
     assert ("accounts", "AccessExclusiveLock") in alter.locks
     assert "table-rewrite" not in rules_of(outcome)
+
+
+class RecordingChild:
+    """The sandbox child, its replies kept: what the child says of its own tracing."""
+
+    def __init__(self, child: ContainedChild) -> None:
+        self.child = child
+        self.replies: list[tuple[Mapping[str, object], object]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.child, name)
+
+    def request(self, message: Mapping[str, object]) -> Reply:
+        reply = self.child.request(message)
+        self.replies.append((message, reply.message))
+        return reply
+
+
+def test_tracing_costs_at_most_one_query_per_statement(
+    sandbox_server: SandboxServer, traversable: Path
+) -> None:
+    """One round trip after each statement (settings, locks and relfilenodes together), one
+    baseline of the tables' relfilenodes per run: never a query before a statement, never a
+    scan of every table per statement. The rewrite and the locks are still seen."""
+    work_root = traversable / "count-queries" / "tree"
+    work_root.parent.mkdir(mode=0o711)
+    shutil.copytree(FIXTURES / "alter_then_backfill", work_root)
+    request = sandbox_request(work_root)
+    with sandbox_child(request) as child:
+        recording = RecordingChild(child)
+        outcome = run_sandbox(request, sandbox_server, cast(ContainedChild, recording))
+    traced_runs = [reply for message, reply in recording.replies if message.get("trace") is True]
+    assert traced_runs
+    for reply in traced_runs:
+        assert isinstance(reply, dict)
+        statements = reply["statements"]
+        assert len(statements) >= 4  # the ALTER, the UPDATE, Alembic's own
+        assert 0 < reply["tracing_queries"] <= len(statements) + 1
+    assert traced(outcome, "TYPE BIGINT").rewritten == ["accounts"]
+    assert ("accounts", "AccessExclusiveLock") in traced(outcome, "TYPE BIGINT").locks
 
 
 # -- timeouts, as observed on the migration's connection ----------------------------------------
