@@ -426,6 +426,19 @@ def test_index_in_another_collation_than_the_column_is_unusable(sandbox: RunSand
     assert (finding.path, finding.line) == ("migrations/versions/0002_name_index.py", 17)
 
 
+def test_indexes_checked_together_are_judged_each_on_its_own(sandbox: RunSandbox) -> None:
+    """Five new indexes on two tables, one ANALYZE and one batch of EXPLAINs: only the one in
+    another collation is unusable; the expression index is not judged."""
+    outcome = sandbox("many_indexes")
+    finding = only(outcome, "index-unusable")
+    assert "public.ix_accounts_name_posix" in finding.message
+    assert "invalid-index" not in rules_of(outcome)
+    checks = step_named(outcome, "post-migration checks")
+    assert checks.outcome == "failed"
+    assert checks.detail is not None and "ix_accounts_name_posix not used" in checks.detail
+    assert "ix_notes_account_id" not in checks.detail
+
+
 # -- row level security ---------------------------------------------------------------------------
 
 
