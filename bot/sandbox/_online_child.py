@@ -38,36 +38,50 @@ from typing import Any
 
 from bot.migrations._alembic_config import alembic_config, enter_project  # migsafe: inline
 
-# What tracing reads, in ONE query after each statement (one round trip, nothing scanned
-# that did not change): the timeouts in effect, the relation locks this backend holds, and
-# the relfilenodes of those relations only (a rewrite takes ACCESS EXCLUSIVE, held to the
-# end of the transaction, so a rewritten table is always among them), plus the tables created
-# since the last look (oid above the highest seen: an index range scan, usually no row) so
-# that a table another session created has its relfilenode known before it is rewritten.
-# Read after the statement: only a SET changes the timeouts, and a SET takes no lock; for a
-# lock-taking statement what is in effect after it is what was in effect while it ran.
-# Indexes, sequences and TOAST tables are left out of the locks (their table's lock is what
-# matters); a locked relation that no longer exists is either a table the statement dropped
-# (named from what was seen before) or the transient heap of a rewrite (left out).
-# A row per relation (mode NULL: a table seen by oid only); always one row for the settings.
+# What tracing reads, in ONE query after each statement (one round trip, reading only what
+# changed):
+# - the timeouts in effect, read after the statement: only a SET changes them and a SET
+#   takes no lock; for a lock-taking statement what is in effect after it is what was in
+#   effect while it ran;
+# - the relation locks this backend newly holds: the pairs (relation, mode) it held already
+#   in this transaction are sent along (one text, kept as it grows) and left out, so only the
+#   new ones are joined to the catalog and named. Indexes, sequences and TOAST tables are
+#   left out afterwards (their table's lock is what matters); a newly locked relation that no
+#   longer exists is a table the statement dropped (named from what was seen before) or the
+#   transient heap of a rewrite;
+# - the relfilenodes of the tables it holds ACCESS EXCLUSIVE on, newly or already (a rewrite
+#   needs that lock and keeps it to the end of the transaction, so a rewritten table is
+#   always among them);
+# - the tables created since the last look (oid above the highest seen: an index range scan,
+#   usually no row), so that a table another session created has its relfilenode known
+#   before it is rewritten.
+# A row per relation (mode NULL: a table's relfilenode only); always one row for the settings.
 _TRACE_SQL = """
+WITH new AS (
+  SELECT l.relation, l.mode FROM pg_locks l
+  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+    AND l.relation >= 16384
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND l.relation::text || ':' || l.mode NOT IN (SELECT unnest(string_to_array(%(held)s, ',')))
+)
 SELECT s.lock_timeout, s.statement_timeout, r.oid, r.kind, r.name, r.mode, r.filenode
 FROM (SELECT current_setting('lock_timeout') AS lock_timeout,
              current_setting('statement_timeout') AS statement_timeout) s
 LEFT JOIN (
-  SELECT l.relation::bigint AS oid, c.relkind::text AS kind, l.relation::regclass::text AS name,
-         l.mode, c.relfilenode::bigint AS filenode
-  FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
-  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-    AND l.relation >= 16384
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  SELECT n.relation::bigint AS oid, c.relkind::text AS kind, n.relation::regclass::text AS name,
+         n.mode, c.relfilenode::bigint AS filenode
+  FROM new n LEFT JOIN pg_class c ON c.oid = n.relation
+  UNION ALL
+  SELECT c.oid::bigint, c.relkind::text, NULL, NULL, c.relfilenode::bigint
+  FROM pg_class c WHERE c.oid = ANY(string_to_array(%(exclusive)s, ',')::oid[])
   UNION ALL
   SELECT c.oid::bigint, c.relkind::text, c.oid::regclass::text, NULL, c.relfilenode::bigint
-  FROM pg_class c WHERE c.oid > %s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
+  FROM pg_class c WHERE c.oid > %(since)s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
 ) r ON true
 """
 _LOCKED_KINDS = frozenset({"r", "p", "m", "v"})
 _TABLE_KINDS = frozenset({"r", "p", "m"})
+_EXCLUSIVE = "AccessExclusiveLock"
 # Below this every relation is initdb's (FirstNormalObjectId): "oid above it" is every table
 # of the database's own.
 _FIRST_NORMAL_OID = 16383
@@ -91,7 +105,13 @@ class Tracer:
         self.started = time.monotonic()
         self.statements: list[dict[str, Any]] = []
         self.commits: list[float] = []
-        self.held: set[tuple[str, str]] = set()
+        # The relation locks held in the transaction, whatever the relation, as the query
+        # takes them: "oid:mode,oid:mode...". And the tables held in ACCESS EXCLUSIVE mode
+        # (rewritable), "oid,oid...". Both only grow until the transaction ends.
+        self.held = ""
+        self.exclusive = ""
+        # A migration file's path, by the name its code object carries.
+        self.realpaths: dict[str, str] = {}
         # Every table seen, by oid: (name, relfilenode) as last seen.
         self.filenodes: dict[int, tuple[str, int]] = {}
         self.highest_oid: int | None = None  # the highest table oid seen; None: no baseline
@@ -108,14 +128,17 @@ class Tracer:
         frame = sys._getframe(2)
         bookkeeping = False
         while frame is not None:
-            filename = os.path.realpath(frame.f_code.co_filename)
+            name = frame.f_code.co_filename
+            filename = self.realpaths.get(name)
+            if filename is None:
+                filename = self.realpaths[name] = os.path.realpath(name)
             if any(filename.startswith(d) for d in self.versions_dirs):
                 return os.path.relpath(filename, self.project_dir), frame.f_lineno, False
             bookkeeping = bookkeeping or filename == self.alembic_runtime
             frame = frame.f_back  # type: ignore[assignment]
         return None, None, bookkeeping
 
-    def _query(self, cursor: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _query(self, cursor: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
         self.queries += 1
         with cursor.connection.cursor() as own:
             own.execute(sql, params)
@@ -152,14 +175,21 @@ class Tracer:
             # its locks are gone by now and nothing accumulates; what it rewrote is found
             # by looking at every table (autocommit statements are few).
             autocommit = bool(getattr(cursor.connection, "autocommit", False))
-            since = _FIRST_NORMAL_OID if autocommit else self.highest_oid
-            rows = self._query(cursor, _TRACE_SQL, (since or _FIRST_NORMAL_OID,))
+            if autocommit:
+                self.held = self.exclusive = ""
+            params = {
+                "held": self.held,
+                "exclusive": self.exclusive,
+                "since": _FIRST_NORMAL_OID if autocommit else self.highest_oid,
+            }
+            rows = self._query(cursor, _TRACE_SQL, params)
             self.settings = (rows[0][0], rows[0][1])
             record["lock_timeout"], record["statement_timeout"] = self.settings
             locks, nodes = self._read(rows)
-            record["locks"] = sorted(locks - self.held)
+            record["locks"] = sorted(locks)
             record["autocommit"] = autocommit
-            self.held = set() if autocommit else self.held | locks
+            if autocommit:
+                self.held = self.exclusive = ""
             record["rewritten"] = sorted(
                 name
                 for oid, (name, node) in nodes.items()
@@ -176,7 +206,7 @@ class Tracer:
 
     def committed(self, conn: Any) -> None:
         self.commits.append(self.now())
-        self.held = set()
+        self.held = self.exclusive = ""
 
     def _baseline(self, cursor: Any) -> None:
         self.highest_oid = _FIRST_NORMAL_OID
@@ -187,17 +217,24 @@ class Tracer:
     def _read(
         self, rows: list[tuple[Any, ...]]
     ) -> tuple[set[tuple[str, str]], dict[int, tuple[str, int]]]:
-        """(this backend's relation locks, the relfilenodes of the tables in the rows)."""
+        """(the relation locks new to the transaction, by name; the relfilenodes of the
+        tables in the rows, by oid), the locks noted as held."""
         locks: set[tuple[str, str]] = set()
         nodes: dict[int, tuple[str, int]] = {}
         for _, _, oid, kind, name, mode, node in rows:
-            if oid is None:  # the settings' row alone: no lock, no new table
+            if oid is None:  # the settings' row alone: no new lock, no table to look at
                 continue
             if kind in _TABLE_KINDS and node is not None:
-                nodes[oid] = (name, node)
-            if mode is None:  # a table created since the last look
-                self.highest_oid = max(self.highest_oid or _FIRST_NORMAL_OID, oid)
-            elif kind is None and oid in self.filenodes:  # dropped by this statement
+                known = self.filenodes.get(oid)
+                nodes[oid] = (name or (known[0] if known else str(oid)), node)
+            if mode is None:
+                if name is not None:  # a table created since the last look
+                    self.highest_oid = max(self.highest_oid or _FIRST_NORMAL_OID, oid)
+                continue
+            self.held += f"{',' if self.held else ''}{oid}:{mode}"
+            if mode == _EXCLUSIVE and kind in _TABLE_KINDS:
+                self.exclusive += f"{',' if self.exclusive else ''}{oid}"
+            if kind is None and oid in self.filenodes:  # dropped by this statement
                 locks.add((self.filenodes[oid][0], mode))
             elif kind in _LOCKED_KINDS:
                 locks.add((name, mode))
