@@ -49,9 +49,10 @@ from bot.migrations._alembic_config import alembic_config, enter_project  # migs
 #   left out afterwards (their table's lock is what matters); a newly locked relation that no
 #   longer exists is a table the statement dropped (named from what was seen before) or the
 #   transient heap of a rewrite;
-# - the relfilenodes of the tables it holds ACCESS EXCLUSIVE on, newly or already (a rewrite
-#   needs that lock and keeps it to the end of the transaction, so a rewritten table is
-#   always among them);
+# - the relfilenodes of the tables it newly locked, and of the tables it held ACCESS
+#   EXCLUSIVE already where they changed (a rewrite needs that lock and keeps it to the end
+#   of the transaction, so a rewritten table is always among them; their relfilenodes as
+#   last seen are sent along, the server returns only those that differ);
 # - the tables created since the last look (oid above the highest seen: an index range scan,
 #   usually no row), so that a table another session created has its relfilenode known
 #   before it is rewritten.
@@ -73,7 +74,10 @@ LEFT JOIN (
   FROM new n LEFT JOIN pg_class c ON c.oid = n.relation
   UNION ALL
   SELECT c.oid::bigint, c.relkind::text, NULL, NULL, c.relfilenode::bigint
-  FROM pg_class c WHERE c.oid = ANY(string_to_array(%(exclusive)s, ',')::oid[])
+  FROM (SELECT split_part(x, ':', 1)::oid AS oid, split_part(x, ':', 2)::bigint AS node
+        FROM unnest(string_to_array(%(exclusive)s, ',')) x) e
+  JOIN pg_class c ON c.oid = e.oid
+  WHERE c.relfilenode::bigint <> e.node
   UNION ALL
   SELECT c.oid::bigint, c.relkind::text, c.oid::regclass::text, NULL, c.relfilenode::bigint
   FROM pg_class c WHERE c.oid > %(since)s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
@@ -106,10 +110,13 @@ class Tracer:
         self.statements: list[dict[str, Any]] = []
         self.commits: list[float] = []
         # The relation locks held in the transaction, whatever the relation, as the query
-        # takes them: "oid:mode,oid:mode...". And the tables held in ACCESS EXCLUSIVE mode
-        # (rewritable), "oid,oid...". Both only grow until the transaction ends.
+        # takes them: "oid:mode,oid:mode..." (only grows until the transaction ends).
         self.held = ""
-        self.exclusive = ""
+        # The tables held in ACCESS EXCLUSIVE mode in the transaction (rewritable), and as
+        # the query takes them with their relfilenodes: "oid:relfilenode,...".
+        self.exclusive: set[int] = set()
+        self.exclusive_text = ""
+        self.exclusive_count = 0  # how many tables exclusive_text holds
         # A migration file's path, by the name its code object carries.
         self.realpaths: dict[str, str] = {}
         # Every table seen, by oid: (name, relfilenode) as last seen.
@@ -176,10 +183,10 @@ class Tracer:
             # by looking at every table (autocommit statements are few).
             autocommit = bool(getattr(cursor.connection, "autocommit", False))
             if autocommit:
-                self.held = self.exclusive = ""
+                self.end_transaction()
             params = {
                 "held": self.held,
-                "exclusive": self.exclusive,
+                "exclusive": self.exclusive_text,
                 "since": _FIRST_NORMAL_OID if autocommit else self.highest_oid,
             }
             rows = self._query(cursor, _TRACE_SQL, params)
@@ -188,14 +195,22 @@ class Tracer:
             locks, nodes = self._read(rows)
             record["locks"] = sorted(locks)
             record["autocommit"] = autocommit
-            if autocommit:
-                self.held = self.exclusive = ""
-            record["rewritten"] = sorted(
-                name
-                for oid, (name, node) in nodes.items()
+            rewritten = {
+                oid
+                for oid, (_, node) in nodes.items()
                 if oid in self.filenodes and self.filenodes[oid][1] != node
-            )
+            }
+            record["rewritten"] = sorted(nodes[oid][0] for oid in rewritten)
             self.filenodes.update(nodes)
+            if autocommit:
+                self.end_transaction()
+            elif rewritten & self.exclusive or len(self.exclusive) != self.exclusive_count:
+                self.exclusive_count = len(self.exclusive)
+                self.exclusive_text = ",".join(
+                    f"{oid}:{self.filenodes[oid][1]}"
+                    for oid in sorted(self.exclusive)
+                    if oid in self.filenodes
+                )
         self.current = None
 
     def failed(self, context: Any) -> None:
@@ -206,7 +221,13 @@ class Tracer:
 
     def committed(self, conn: Any) -> None:
         self.commits.append(self.now())
-        self.held = self.exclusive = ""
+        self.end_transaction()
+
+    def end_transaction(self) -> None:
+        """Its locks are gone: none held, none to send."""
+        self.held = self.exclusive_text = ""
+        self.exclusive = set()
+        self.exclusive_count = 0
 
     def _baseline(self, cursor: Any) -> None:
         self.highest_oid = _FIRST_NORMAL_OID
@@ -233,7 +254,7 @@ class Tracer:
                 continue
             self.held += f"{',' if self.held else ''}{oid}:{mode}"
             if mode == _EXCLUSIVE and kind in _TABLE_KINDS:
-                self.exclusive += f"{',' if self.exclusive else ''}{oid}"
+                self.exclusive.add(oid)
             if kind is None and oid in self.filenodes:  # dropped by this statement
                 locks.add((self.filenodes[oid][0], mode))
             elif kind in _LOCKED_KINDS:

@@ -227,6 +227,16 @@ def test_type_change_int_to_bigint_rewrites_the_table(sandbox: RunSandbox) -> No
     assert traced(outcome, "UPDATE accounts").rewritten == []
 
 
+def test_a_rewrite_of_a_table_locked_already_is_seen(sandbox: RunSandbox) -> None:
+    """The table is held ACCESS EXCLUSIVE from the first statement on; each later rewrite
+    is still seen, by the statement that made it, and the lock is new only once."""
+    outcome = sandbox("rewrite_after_lock")
+    add, bigint, numeric = (traced(outcome, f) for f in ("ADD COLUMN", "BIGINT", "NUMERIC"))
+    assert (add.rewritten, bigint.rewritten, numeric.rewritten) == ([], ["accounts"], ["accounts"])
+    assert ("accounts", "AccessExclusiveLock") in add.locks
+    assert ("accounts", "AccessExclusiveLock") not in bigint.locks + numeric.locks
+
+
 def test_widening_a_varchar_does_not_rewrite(sandbox: RunSandbox) -> None:
     outcome = sandbox("widen_varchar")
     alter = traced(outcome, "TYPE VARCHAR(40)")
