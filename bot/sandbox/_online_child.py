@@ -15,7 +15,8 @@ Request "upgrade" / "downgrade": project_dir, alembic (working directory, ini, s
 target, trace (bool), socket_dir (the server's Unix socket directory, where SQLAlchemy's
 connections to localhost go; null for a server on TCP).
 Reply: ok, error, statements [...], commits [...], version_table, external_transaction,
-tracing_queries (the tracer's own round trips: one after each statement, one baseline).
+tracing_queries (the tracer's own round trips: at most one after each statement, one
+baseline).
 Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
 drift: the differences between the database and env.py's target_metadata, as `alembic check`
 finds them, one line each; null when env.py set no target_metadata.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -83,6 +85,7 @@ LEFT JOIN (
   FROM pg_class c WHERE c.oid > %(since)s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
 ) r ON true
 """
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _LOCKED_KINDS = frozenset({"r", "p", "m", "v"})
 _TABLE_KINDS = frozenset({"r", "p", "m"})
 _EXCLUSIVE = "AccessExclusiveLock"
@@ -117,6 +120,8 @@ class Tracer:
         self.exclusive: set[int] = set()
         self.exclusive_text = ""
         self.exclusive_count = 0  # how many tables exclusive_text holds
+        # Alembic's own statements read after in this transaction, literals left out.
+        self.bookkept: set[str] = set()
         # A migration file's path, by the name its code object carries.
         self.realpaths: dict[str, str] = {}
         # Every table seen, by oid: (name, relfilenode) as last seen.
@@ -175,13 +180,19 @@ class Tracer:
         if record is None:
             return
         record["duration"] = round(self.now() - record["start"], 6)
+        autocommit = bool(getattr(cursor.connection, "autocommit", False))
         if self.trace and _in_failed_transaction(cursor):
             record["untraced"] = True
+        elif self.trace and not autocommit and self._bookkept_already(record):
+            # One of Alembic's own statements once more in this transaction, the same but
+            # for its literals (the version-table UPDATE of every revision): the first one
+            # took its locks (read after it), this one takes none anew, and the parent drops
+            # both. No query: an upgrade is half such statements.
+            pass
         elif self.trace:
             # In autocommit (op.get_context().autocommit_block()) every statement commits:
             # its locks are gone by now and nothing accumulates; what it rewrote is found
             # by looking at every table (autocommit statements are few).
-            autocommit = bool(getattr(cursor.connection, "autocommit", False))
             if autocommit:
                 self.end_transaction()
             params = {
@@ -228,6 +239,17 @@ class Tracer:
         self.held = self.exclusive_text = ""
         self.exclusive = set()
         self.exclusive_count = 0
+        self.bookkept = set()
+
+    def _bookkept_already(self, record: dict[str, Any]) -> bool:
+        """Whether this is Alembic's bookkeeping, seen already (else noted as seen)."""
+        if record.get("bookkeeping") is not True:
+            return False
+        shape = _LITERAL.sub("''", record["sql"])
+        if shape in self.bookkept:
+            return True
+        self.bookkept.add(shape)
+        return False
 
     def _baseline(self, cursor: Any) -> None:
         self.highest_oid = _FIRST_NORMAL_OID
