@@ -1,6 +1,7 @@
-"""A full sandbox check of a 50-revision project against the floor of plain Alembic.
+"""A full sandbox check of generated projects against the floor of plain Alembic.
 
-Run: python bench/bench_sandbox_check.py [--revisions 50] [--runs 3] [--url ADMIN_URL]
+Run: python bench/bench_sandbox_check.py [--sizes 10,50,200,500] [--runs 3] [--url ADMIN_URL]
+(--revisions N is --sizes N; the default is 50.)
 
 (a) migsafe: `run_check` with the sandbox (dry-run child, analysis, a fresh database and
     role, upgrade traced per statement, snapshots and seeding, post-migration checks,
@@ -8,8 +9,11 @@ Run: python bench/bench_sandbox_check.py [--revisions 50] [--runs 3] [--url ADMI
     starts, like the dry-run beside it, while the rest of the check gets ready;
 (b) the floor: one Python process running `alembic upgrade head`, `alembic downgrade base`,
     `alembic upgrade head` on a database of the same server.
-Both on the embedded cluster (or --url / MIGSAFE_SANDBOX_URL), warm, median of --runs.
-Goals (issue 3): (a) <= 2x (b); the per-check database create+drop <= 150 ms.
+Both on the embedded cluster (or --url / MIGSAFE_SANDBOX_URL), warm (one of each first),
+then --runs rounds per size, the two sides alternated within a round; the ratio (a)/(b) of
+each round, min/median/max. With several sizes a scaling table ends the output: linear
+tracing keeps the ratio flat (issue 14: at 500 revisions within 10% of the ratio at 10).
+Goals (issue 14): (a) <= 1.5x (b) at every size; the per-check database create+drop <= 150 ms.
 """
 
 from __future__ import annotations
@@ -185,41 +189,73 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
+RATIO_GOAL = 1.5
+
+
+def measure(size: int, runs: int, server: SandboxServer) -> tuple[list[float], list[float], object]:
+    """(check seconds, floor seconds, the last check's result), alternated round by round."""
+    admin_url = server.admin_conninfo
+    check_s: list[float] = []
+    floor_s: list[float] = []
+    result: object = None
+    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
+        project = write_project(Path(tmp) / "project", size)
+        check_once(project, admin_url)
+        floor_once(project, server)
+        for _ in range(runs):
+            seconds, result = timed(lambda: check_once(project, admin_url), 1)
+            check_s += seconds
+            seconds, _ = timed(lambda: floor_once(project, server), 1)
+            floor_s += seconds
+    return check_s, floor_s, result
+
+
+def ratio_line(check_s: list[float], floor_s: list[float]) -> str:
+    ratios = sorted(c / f for c, f in zip(check_s, floor_s, strict=True))
+    median = statistics.median(ratios)
+    verdict = "ok" if median <= RATIO_GOAL else "MISSED"
+    return (
+        f"ratio (a)/(b): min {ratios[0]:.2f}x  median {median:.2f}x  max {ratios[-1]:.2f}x"
+        f"   goal <= {RATIO_GOAL}x: {verdict}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--revisions", type=int, default=50)
+    parser.add_argument("--sizes", help="revision counts, comma-separated: 10,50,200,500")
+    parser.add_argument("--revisions", type=int, default=50, help="one size (without --sizes)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", default=os.environ.get("MIGSAFE_SANDBOX_URL"))
     options = parser.parse_args()
+    sizes = [int(n) for n in options.sizes.split(",")] if options.sizes else [options.revisions]
     began = time.perf_counter()
     server = shared_server(options.url)
     version = server.server_version()
     print(f"server: PostgreSQL {version} (ready in {time.perf_counter() - began:.2f} s)")
-    admin_url = server.admin_conninfo
-    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
-        project = write_project(Path(tmp) / "project", options.revisions)
-        print(f"project: {options.revisions} revisions, {options.runs} runs each (after a warm-up)")
-        check_once(project, admin_url)
-        floor_once(project, server)
-        check_s, result = timed(lambda: check_once(project, admin_url), options.runs)
-        floor_s, _ = timed(lambda: floor_once(project, server), options.runs)
-    create_drop_s = create_drop_times(server, 20)
-    check, floor = statistics.median(check_s), statistics.median(floor_s)
-    print(f"(a) migsafe check, sandbox on:      median {ms(check)}  (runs: {fmt(check_s)})")
-    assert isinstance(result, CheckResult) and result.sandbox is not None
-    dry, box = ms(result.dry_run.duration_s), ms(result.sandbox.duration_s)
-    print(f"      dry-run child {dry}; sandbox {box}, of which:")
-    for step in result.sandbox.steps:
-        print(f"        {step.name:<24} {ms(step.duration_s)}")
-    print(f"(b) floor, alembic up/down/up:       median {ms(floor)}  (runs: {fmt(floor_s)})")
-    verdict = "ok" if check <= 2 * floor else "MISSED"
-    print(f"ratio (a)/(b): {check / floor:.2f}x   goal <= 2x: {verdict}")
+    table = []
+    for size in sizes:
+        print(f"project: {size} revisions, {options.runs} rounds (after a warm-up)")
+        check_s, floor_s, result = measure(size, options.runs, server)
+        check, floor = statistics.median(check_s), statistics.median(floor_s)
+        print(f"(a) migsafe check, sandbox on:      median {ms(check)}  (runs: {fmt(check_s)})")
+        assert isinstance(result, CheckResult) and result.sandbox is not None
+        dry, box = ms(result.dry_run.duration_s), ms(result.sandbox.duration_s)
+        print(f"      dry-run child {dry}; sandbox {box}, of which:")
+        for step in result.sandbox.steps:
+            print(f"        {step.name:<24} {ms(step.duration_s)}")
+        print(f"(b) floor, alembic up/down/up:       median {ms(floor)}  (runs: {fmt(floor_s)})")
+        print(ratio_line(check_s, floor_s))
+        table.append((size, check_s, floor_s))
+    if len(table) > 1:
+        print("scaling (ratio (a)/(b) per round):")
+        for size, check_s, floor_s in table:
+            print(f"  {size:>5} revisions  {ratio_line(check_s, floor_s)}")
     print(
         f"child start (python + alembic/sqlalchemy/psycopg imports): {ms(interpreter_start(5))},"
         " paid once by (b); twice by (a), side by side (the dry-run child and the one sandbox"
         " child that runs every step)"
     )
-    create_drop = statistics.median(create_drop_s)
+    create_drop = statistics.median(create_drop_times(server, 20))
     verdict = "ok" if create_drop <= 0.150 else "MISSED"
     print(f"per-check database create+drop: median {ms(create_drop)}   goal <= 150 ms: {verdict}")
 

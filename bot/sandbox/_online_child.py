@@ -14,7 +14,9 @@ Request "upgrade" / "downgrade": project_dir, alembic (working directory, ini, s
 -x arguments, url, the variables env.py may read: see _alembic_config.py), versions_dirs,
 target, trace (bool), socket_dir (the server's Unix socket directory, where SQLAlchemy's
 connections to localhost go; null for a server on TCP).
-Reply: ok, error, statements [...], commits [...], version_table, external_transaction.
+Reply: ok, error, statements [...], commits [...], version_table, external_transaction,
+tracing_queries (the tracer's own round trips: at most one after each statement, one
+baseline).
 Request "compare" (after an upgrade, the database as it left it): url. Reply: ok, error,
 drift: the differences between the database and env.py's target_metadata, as `alembic check`
 finds them, one line each; null when env.py set no target_metadata.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -37,25 +40,64 @@ from typing import Any
 
 from bot.migrations._alembic_config import alembic_config, enter_project  # migsafe: inline
 
-# Relation locks of the migration's own backend. Indexes, sequences and TOAST tables are
-# left out (their table's lock is what matters); a relation that no longer exists is either a
-# table the statement dropped (named from the previous statement's view) or the transient
-# heap of a rewrite (left out).
-_LOCKS_SQL = """
-SELECT l.relation::bigint, c.relkind::text, l.relation::regclass::text, l.mode FROM pg_locks l
-LEFT JOIN pg_class c ON c.oid = l.relation
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.relation >= 16384
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+# What tracing reads, in ONE query after each statement (one round trip, reading only what
+# changed):
+# - the timeouts in effect, read after the statement: only a SET changes them and a SET
+#   takes no lock; for a lock-taking statement what is in effect after it is what was in
+#   effect while it ran;
+# - the relation locks this backend newly holds: the pairs (relation, mode) it held already
+#   in this transaction are sent along (one text, kept as it grows) and left out, so only the
+#   new ones are joined to the catalog and named. Indexes, sequences and TOAST tables are
+#   left out afterwards (their table's lock is what matters); a newly locked relation that no
+#   longer exists is a table the statement dropped (named from what was seen before) or the
+#   transient heap of a rewrite;
+# - the relfilenodes of the tables it newly locked, and of the tables it held ACCESS
+#   EXCLUSIVE already where they changed (a rewrite needs that lock and keeps it to the end
+#   of the transaction, so a rewritten table is always among them; their relfilenodes as
+#   last seen are sent along, the server returns only those that differ);
+# - the tables created since the last look (oid above the highest seen: an index range scan,
+#   usually no row), so that a table another session created has its relfilenode known
+#   before it is rewritten.
+# A row per relation (mode NULL: a table's relfilenode only); always one row for the settings.
+_TRACE_SQL = """
+WITH new AS (
+  SELECT l.relation, l.mode FROM pg_locks l
+  WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+    AND l.relation >= 16384
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND l.relation::text || ':' || l.mode NOT IN (SELECT unnest(string_to_array(%(held)s, ',')))
+)
+SELECT s.lock_timeout, s.statement_timeout, r.oid, r.kind, r.name, r.mode, r.filenode
+FROM (SELECT current_setting('lock_timeout') AS lock_timeout,
+             current_setting('statement_timeout') AS statement_timeout) s
+LEFT JOIN (
+  SELECT n.relation::bigint AS oid, c.relkind::text AS kind, n.relation::regclass::text AS name,
+         n.mode, c.relfilenode::bigint AS filenode
+  FROM new n LEFT JOIN pg_class c ON c.oid = n.relation
+  UNION ALL
+  SELECT c.oid::bigint, c.relkind::text, NULL, NULL, c.relfilenode::bigint
+  FROM (SELECT split_part(x, ':', 1)::oid AS oid, split_part(x, ':', 2)::bigint AS node
+        FROM unnest(string_to_array(%(exclusive)s, ',')) x) e
+  JOIN pg_class c ON c.oid = e.oid
+  WHERE c.relfilenode::bigint <> e.node
+  UNION ALL
+  SELECT c.oid::bigint, c.relkind::text, c.oid::regclass::text, NULL, c.relfilenode::bigint
+  FROM pg_class c WHERE c.oid > %(since)s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
+) r ON true
 """
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _LOCKED_KINDS = frozenset({"r", "p", "m", "v"})
-_FILENODES_SQL = """
-SELECT c.oid, c.oid::regclass::text, c.relfilenode FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+_TABLE_KINDS = frozenset({"r", "p", "m"})
+_EXCLUSIVE = "AccessExclusiveLock"
+# Below this every relation is initdb's (FirstNormalObjectId): "oid above it" is every table
+# of the database's own.
+_FIRST_NORMAL_OID = 16383
+# Once per run, before the first traced statement: the relfilenode of every table, to compare
+# the first rewrite of a table against.
+_BASELINE_SQL = """
+SELECT c.oid::bigint, c.oid::regclass::text, c.relfilenode::bigint FROM pg_class c
+WHERE c.oid > %s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
 """
-_SETTINGS_SQL = "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
 
 
 class Tracer:
@@ -70,8 +112,23 @@ class Tracer:
         self.started = time.monotonic()
         self.statements: list[dict[str, Any]] = []
         self.commits: list[float] = []
-        self.held: set[tuple[str, str]] = set()
+        # The relation locks held in the transaction, whatever the relation, as the query
+        # takes them: "oid:mode,oid:mode..." (only grows until the transaction ends).
+        self.held = ""
+        # The tables held in ACCESS EXCLUSIVE mode in the transaction (rewritable), and as
+        # the query takes them with their relfilenodes: "oid:relfilenode,...".
+        self.exclusive: set[int] = set()
+        self.exclusive_text = ""
+        self.exclusive_count = 0  # how many tables exclusive_text holds
+        # Alembic's own statements read after in this transaction, literals left out.
+        self.bookkept: set[str] = set()
+        # A migration file's path, by the name its code object carries.
+        self.realpaths: dict[str, str] = {}
+        # Every table seen, by oid: (name, relfilenode) as last seen.
         self.filenodes: dict[int, tuple[str, int]] = {}
+        self.highest_oid: int | None = None  # the highest table oid seen; None: no baseline
+        self.settings: tuple[str | None, str | None] = (None, None)  # as last read
+        self.queries = 0  # the tracer's own round trips
         self.current: dict[str, Any] | None = None
 
     def now(self) -> float:
@@ -83,16 +140,20 @@ class Tracer:
         frame = sys._getframe(2)
         bookkeeping = False
         while frame is not None:
-            filename = os.path.realpath(frame.f_code.co_filename)
+            name = frame.f_code.co_filename
+            filename = self.realpaths.get(name)
+            if filename is None:
+                filename = self.realpaths[name] = os.path.realpath(name)
             if any(filename.startswith(d) for d in self.versions_dirs):
                 return os.path.relpath(filename, self.project_dir), frame.f_lineno, False
             bookkeeping = bookkeeping or filename == self.alembic_runtime
             frame = frame.f_back  # type: ignore[assignment]
         return None, None, bookkeeping
 
-    def _query(self, cursor: Any, sql: str) -> list[tuple[Any, ...]]:
+    def _query(self, cursor: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        self.queries += 1
         with cursor.connection.cursor() as own:
-            own.execute(sql)
+            own.execute(sql, params)
             return list(own.fetchall())
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -105,11 +166,11 @@ class Tracer:
             # fail and take the migration's recovery down with them.
             record["untraced"] = True
         elif self.trace:
-            lock_timeout, statement_timeout = self._query(cursor, _SETTINGS_SQL)[0]
-            record["lock_timeout"] = lock_timeout
-            record["statement_timeout"] = statement_timeout
-            if not self.filenodes:
-                self.filenodes = self._filenodes(cursor)
+            # As last read (no query here): what a statement that fails ran with, unless it
+            # is a SET. The after-hook reads them again.
+            record["lock_timeout"], record["statement_timeout"] = self.settings
+            if self.highest_oid is None:
+                self._baseline(cursor)
         record["start"] = self.now()
         self.current = record
         self.statements.append(record)
@@ -119,22 +180,48 @@ class Tracer:
         if record is None:
             return
         record["duration"] = round(self.now() - record["start"], 6)
+        autocommit = bool(getattr(cursor.connection, "autocommit", False))
         if self.trace and _in_failed_transaction(cursor):
             record["untraced"] = True
+        elif self.trace and not autocommit and self._bookkept_already(record):
+            # One of Alembic's own statements once more in this transaction, the same but
+            # for its literals (the version-table UPDATE of every revision): the first one
+            # took its locks (read after it), this one takes none anew, and the parent drops
+            # both. No query: an upgrade is half such statements.
+            pass
         elif self.trace:
-            locks = self._locks(cursor)
-            record["locks"] = sorted(locks - self.held)
             # In autocommit (op.get_context().autocommit_block()) every statement commits:
-            # its locks are gone by now and nothing accumulates.
-            record["autocommit"] = bool(getattr(cursor.connection, "autocommit", False))
-            self.held = set() if record["autocommit"] else self.held | locks
-            nodes = self._filenodes(cursor)
-            record["rewritten"] = sorted(
-                name
-                for oid, (name, node) in nodes.items()
+            # its locks are gone by now and nothing accumulates; what it rewrote is found
+            # by looking at every table (autocommit statements are few).
+            if autocommit:
+                self.end_transaction()
+            params = {
+                "held": self.held,
+                "exclusive": self.exclusive_text,
+                "since": _FIRST_NORMAL_OID if autocommit else self.highest_oid,
+            }
+            rows = self._query(cursor, _TRACE_SQL, params)
+            self.settings = (rows[0][0], rows[0][1])
+            record["lock_timeout"], record["statement_timeout"] = self.settings
+            locks, nodes = self._read(rows)
+            record["locks"] = sorted(locks)
+            record["autocommit"] = autocommit
+            rewritten = {
+                oid
+                for oid, (_, node) in nodes.items()
                 if oid in self.filenodes and self.filenodes[oid][1] != node
-            )
-            self.filenodes = nodes
+            }
+            record["rewritten"] = sorted(nodes[oid][0] for oid in rewritten)
+            self.filenodes.update(nodes)
+            if autocommit:
+                self.end_transaction()
+            elif rewritten & self.exclusive or len(self.exclusive) != self.exclusive_count:
+                self.exclusive_count = len(self.exclusive)
+                self.exclusive_text = ",".join(
+                    f"{oid}:{self.filenodes[oid][1]}"
+                    for oid in sorted(self.exclusive)
+                    if oid in self.filenodes
+                )
         self.current = None
 
     def failed(self, context: Any) -> None:
@@ -145,19 +232,56 @@ class Tracer:
 
     def committed(self, conn: Any) -> None:
         self.commits.append(self.now())
-        self.held = set()
+        self.end_transaction()
 
-    def _locks(self, cursor: Any) -> set[tuple[str, str]]:
-        locks = set()
-        for oid, kind, name, mode in self._query(cursor, _LOCKS_SQL):
+    def end_transaction(self) -> None:
+        """Its locks are gone: none held, none to send."""
+        self.held = self.exclusive_text = ""
+        self.exclusive = set()
+        self.exclusive_count = 0
+        self.bookkept = set()
+
+    def _bookkept_already(self, record: dict[str, Any]) -> bool:
+        """Whether this is Alembic's bookkeeping, seen already (else noted as seen)."""
+        if record.get("bookkeeping") is not True:
+            return False
+        shape = _LITERAL.sub("''", record["sql"])
+        if shape in self.bookkept:
+            return True
+        self.bookkept.add(shape)
+        return False
+
+    def _baseline(self, cursor: Any) -> None:
+        self.highest_oid = _FIRST_NORMAL_OID
+        for oid, name, node in self._query(cursor, _BASELINE_SQL, (_FIRST_NORMAL_OID,)):
+            self.filenodes[oid] = (name, node)
+            self.highest_oid = max(self.highest_oid, oid)
+
+    def _read(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[set[tuple[str, str]], dict[int, tuple[str, int]]]:
+        """(the relation locks new to the transaction, by name; the relfilenodes of the
+        tables in the rows, by oid), the locks noted as held."""
+        locks: set[tuple[str, str]] = set()
+        nodes: dict[int, tuple[str, int]] = {}
+        for _, _, oid, kind, name, mode, node in rows:
+            if oid is None:  # the settings' row alone: no new lock, no table to look at
+                continue
+            if kind in _TABLE_KINDS and node is not None:
+                known = self.filenodes.get(oid)
+                nodes[oid] = (name or (known[0] if known else str(oid)), node)
+            if mode is None:
+                if name is not None:  # a table created since the last look
+                    self.highest_oid = max(self.highest_oid or _FIRST_NORMAL_OID, oid)
+                continue
+            self.held += f"{',' if self.held else ''}{oid}:{mode}"
+            if mode == _EXCLUSIVE and kind in _TABLE_KINDS:
+                self.exclusive.add(oid)
             if kind is None and oid in self.filenodes:  # dropped by this statement
                 locks.add((self.filenodes[oid][0], mode))
             elif kind in _LOCKED_KINDS:
                 locks.add((name, mode))
-        return locks
-
-    def _filenodes(self, cursor: Any) -> dict[int, tuple[str, int]]:
-        return {oid: (name, node) for oid, name, node in self._query(cursor, _FILENODES_SQL)}
+        return locks, nodes
 
 
 class Session:
@@ -244,6 +368,7 @@ class Session:
             self.tracer = None
         result["statements"] = tracer.statements
         result["commits"] = tracer.commits
+        result["tracing_queries"] = tracer.queries
         result.update(_version_table(self.contexts))
         self.compare_options = _compare_options(self.contexts)
         return result

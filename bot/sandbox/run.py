@@ -774,7 +774,9 @@ def _check_indexes(
     run: _Run, owner: psycopg.Connection[Any], base: SchemaSnapshot, head: SchemaSnapshot
 ) -> list[str]:
     problems = []
-    for index in new_indexes(base, head):
+    added = new_indexes(base, head)
+    unusable = _unusable_indexes(owner, [(i.name, i.table) for i in added if i.valid])
+    for index in added:
         name = index.name
         if not index.valid:
             run.fail(
@@ -783,7 +785,7 @@ def _check_indexes(
                 _statement_creating(run.report.trace, name),
             )
             problems.append(f"index {name} invalid")
-        elif not _index_usable(owner, name, index.table):
+        elif name in unusable:
             run.fail(
                 "index-unusable",
                 f"the planner did not use index {name} for a query on its leading column",
@@ -804,46 +806,79 @@ def _statement_creating(trace: list[TracedStatement], index: str) -> dict[str, A
 # Access methods whose operator classes answer `=` on the leading column; a GIN, GiST,
 # BRIN or SP-GiST index serves other operators (@>, @@, &&, ...) and is not judged by this.
 _EQUALITY_METHODS = ("btree", "hash")
-_INDEX_SHAPE = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), am.amname,
+# The shape of every index asked about, in one query: (schema, name) pairs as two arrays.
+_INDEX_SHAPES = """
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), am.amname,
        pg_get_expr(i.indpred, i.indrelid)
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM unnest(%s::text[], %s::text[]) AS asked(nspname, relname)
+JOIN pg_namespace n ON n.nspname = asked.nspname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = asked.relname
+JOIN pg_index i ON i.indexrelid = c.oid
 JOIN pg_am am ON am.oid = c.relam
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-WHERE n.nspname = %s AND c.relname = %s
 """
 
 
-def _index_usable(owner: psycopg.Connection[Any], index: str, table: str) -> bool:
-    """ANALYZE, then EXPLAIN an equality lookup on the leading column (inside the index's
+def _unusable_indexes(owner: psycopg.Connection[Any], indexes: list[tuple[str, str]]) -> set[str]:
+    """The indexes (name, table) the planner does not use: ANALYZE their tables (once, all
+    together), then EXPLAIN an equality lookup on each one's leading column (inside its
     predicate, for a partial index) with sequential scans off: the plan must scan the index.
+    The shapes in one query; the ANALYZE and the EXPLAINs in one transaction, pipelined where
+    libpq can (one round trip for the lot).
 
     The compared value is an opaque parameter of no table (`(SELECT NULL::type)`): a
     subquery reading the table could itself use the index and pass the check."""
-    schema, name = (part.strip('"') for part in index.split(".", 1))
-    shape = owner.execute(_INDEX_SHAPE, (schema, name)).fetchone()
-    if shape is None:  # an expression index: no plain leading column to query
-        return True
-    column, column_type, method, predicate = shape
-    if method not in _EQUALITY_METHODS:
-        return True
-    condition = psycopg.sql.SQL("{} = (SELECT NULL::{})").format(
-        psycopg.sql.Identifier(column), psycopg.sql.SQL(column_type)
+    if not indexes:
+        return set()
+    names: list[tuple[str, str]] = []
+    for index, _ in indexes:
+        schema, name = (part.strip('"') for part in index.split(".", 1))
+        names.append((schema, name))
+    shapes = {
+        (schema, name): shape
+        for schema, name, *shape in owner.execute(
+            _INDEX_SHAPES, ([n[0] for n in names], [n[1] for n in names])
+        ).fetchall()
+    }
+    explains: list[tuple[str, str, psycopg.sql.Composed]] = []
+    tables: list[str] = []
+    for (index, table), key in zip(indexes, names, strict=True):
+        shape = shapes.get(key)
+        if shape is None:  # an expression index: no plain leading column to query
+            continue
+        column, column_type, method, predicate = shape
+        if method not in _EQUALITY_METHODS:
+            continue
+        condition = psycopg.sql.SQL("{} = (SELECT NULL::{})").format(
+            psycopg.sql.Identifier(column), psycopg.sql.SQL(column_type)
+        )
+        if predicate:
+            condition = psycopg.sql.SQL("{} AND ({})").format(condition, psycopg.sql.SQL(predicate))
+        query = psycopg.sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {} WHERE {}").format(
+            _identifier(table), condition
+        )
+        explains.append((index, key[1], query))
+        if table not in tables:
+            tables.append(table)
+    if not explains:
+        return set()
+    analyze = psycopg.sql.SQL("ANALYZE {}").format(
+        psycopg.sql.SQL(", ").join(_identifier(table) for table in tables)
     )
-    if predicate:
-        condition = psycopg.sql.SQL("{} AND ({})").format(condition, psycopg.sql.SQL(predicate))
-    relation = _identifier(table)
-    with owner.transaction():
-        owner.execute(psycopg.sql.SQL("ANALYZE {}").format(relation))
-        owner.execute("SET LOCAL enable_seqscan = off")
-        plan = owner.execute(
-            psycopg.sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {} WHERE {}").format(
-                relation, condition
-            )
-        ).fetchone()
-    return plan is not None and name in _indexes_scanned(plan[0])
+    pipelined = psycopg.Pipeline.is_supported()
+    with ExitStack() as stack:
+        if pipelined:
+            stack.enter_context(owner.pipeline())
+        with owner.transaction():
+            owner.execute(analyze)
+            owner.execute("SET LOCAL enable_seqscan = off")
+            cursors = [owner.execute(query) for _, _, query in explains]
+    plans = [cursor.fetchone() for cursor in cursors]
+    return {
+        index
+        for (index, name, _), plan in zip(explains, plans, strict=True)
+        if plan is None or name not in _indexes_scanned(plan[0])
+    }
 
 
 def _indexes_scanned(plan: Any) -> set[str]:

@@ -7,6 +7,7 @@ its default, and both are counted so that the report can say so.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Mapping
@@ -160,19 +161,32 @@ def _name_pattern(name: str) -> str:
 
 def lock_spans(trace: list[TracedStatement], commits: list[float]) -> list[LockSpan]:
     """How long each lock was held: from the statement that took it to the end of its
-    transaction (the next commit), across every statement in between."""
-    spans = []
-    run_end = max((s.start_s + s.duration_s for s in trace), default=0.0)
+    transaction (the next commit), across every statement in between.
+
+    One pass over the statements, each span's end and last statement found by bisection
+    (O(n log n)): the commits sorted; for the last statement, the latest one starting by the
+    span's end, found in the suffix minima of the start times (nondecreasing, so bisectable,
+    and right whatever order the child's times come in)."""
+    spans: list[LockSpan] = []
+    if not trace:
+        return spans
+    run_end = max(s.start_s + s.duration_s for s in trace)
+    ordered_commits = sorted(commits)
+    # suffix_min[j]: the earliest start among statements j..n-1. The latest j with
+    # suffix_min[j] <= end is the latest statement that starts by `end`.
+    suffix_min = [s.start_s for s in trace]
+    for j in range(len(trace) - 2, -1, -1):
+        suffix_min[j] = min(suffix_min[j], suffix_min[j + 1])
     for index, statement in enumerate(trace):
+        if not statement.locks:
+            continue
         taken_end = statement.start_s + statement.duration_s
         if statement.autocommit:
             end = taken_end
         else:
-            end = min((c for c in commits if c >= taken_end), default=run_end)
-        last = index
-        for later in range(index + 1, len(trace)):
-            if trace[later].start_s <= end:
-                last = later
+            position = bisect.bisect_left(ordered_commits, taken_end)
+            end = ordered_commits[position] if position < len(ordered_commits) else run_end
+        last = max(index, bisect.bisect_right(suffix_min, end) - 1)
         for relation, mode in statement.locks:
             spans.append(LockSpan(relation, mode, index, last, statement.start_s, end))
     return spans

@@ -12,9 +12,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import psycopg
 import pytest
@@ -25,7 +25,7 @@ from bot.migrations.dryrun import dry_run
 from bot.migrations.project import find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
-from bot.sandbox.child import contained_python
+from bot.sandbox.child import ContainedChild, Reply, contained_python
 from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
 from bot.sandbox.isolation import scrubbed_env
 from bot.sandbox.model import Step, TracedStatement
@@ -38,6 +38,7 @@ from bot.sandbox.run import (
     database_failure,
     format_bytes,
     run_sandbox,
+    sandbox_child,
 )
 from bot.sandbox.snapshot import take_snapshot
 
@@ -227,12 +228,62 @@ def test_type_change_int_to_bigint_rewrites_the_table(sandbox: RunSandbox) -> No
     assert traced(outcome, "UPDATE accounts").rewritten == []
 
 
+def test_a_rewrite_of_a_table_locked_already_is_seen(sandbox: RunSandbox) -> None:
+    """The table is held ACCESS EXCLUSIVE from the first statement on; each later rewrite
+    is still seen, by the statement that made it, and the lock is new only once."""
+    outcome = sandbox("rewrite_after_lock")
+    add, bigint, numeric = (traced(outcome, f) for f in ("ADD COLUMN", "BIGINT", "NUMERIC"))
+    assert (add.rewritten, bigint.rewritten, numeric.rewritten) == ([], ["accounts"], ["accounts"])
+    assert ("accounts", "AccessExclusiveLock") in add.locks
+    assert ("accounts", "AccessExclusiveLock") not in bigint.locks + numeric.locks
+
+
 def test_widening_a_varchar_does_not_rewrite(sandbox: RunSandbox) -> None:
     outcome = sandbox("widen_varchar")
     alter = traced(outcome, "TYPE VARCHAR(40)")
     assert alter.rewritten == []
     assert ("accounts", "AccessExclusiveLock") in alter.locks
     assert "table-rewrite" not in rules_of(outcome)
+
+
+class RecordingChild:
+    """The sandbox child, its replies kept: what the child says of its own tracing."""
+
+    def __init__(self, child: ContainedChild) -> None:
+        self.child = child
+        self.replies: list[tuple[Mapping[str, object], object]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.child, name)
+
+    def request(self, message: Mapping[str, object]) -> Reply:
+        reply = self.child.request(message)
+        self.replies.append((message, reply.message))
+        return reply
+
+
+def test_tracing_costs_at_most_one_query_per_statement(
+    sandbox_server: SandboxServer, traversable: Path
+) -> None:
+    """One round trip after each statement (settings, locks and relfilenodes together), one
+    baseline of the tables' relfilenodes per run: never a query before a statement, never a
+    scan of every table per statement. The rewrite and the locks are still seen."""
+    work_root = traversable / "count-queries" / "tree"
+    work_root.parent.mkdir(mode=0o711)
+    shutil.copytree(FIXTURES / "alter_then_backfill", work_root)
+    request = sandbox_request(work_root)
+    with sandbox_child(request) as child:
+        recording = RecordingChild(child)
+        outcome = run_sandbox(request, sandbox_server, cast(ContainedChild, recording))
+    traced_runs = [reply for message, reply in recording.replies if message.get("trace") is True]
+    assert traced_runs
+    for reply in traced_runs:
+        assert isinstance(reply, dict)
+        statements = reply["statements"]
+        assert len(statements) >= 4  # the ALTER, the UPDATE, Alembic's own
+        assert 0 < reply["tracing_queries"] <= len(statements) + 1
+    assert traced(outcome, "TYPE BIGINT").rewritten == ["accounts"]
+    assert ("accounts", "AccessExclusiveLock") in traced(outcome, "TYPE BIGINT").locks
 
 
 # -- timeouts, as observed on the migration's connection ----------------------------------------
@@ -384,6 +435,19 @@ def test_index_in_another_collation_than_the_column_is_unusable(sandbox: RunSand
     finding = only(outcome, "index-unusable")
     assert "public.ix_accounts_name" in finding.message
     assert (finding.path, finding.line) == ("migrations/versions/0002_name_index.py", 17)
+
+
+def test_indexes_checked_together_are_judged_each_on_its_own(sandbox: RunSandbox) -> None:
+    """Five new indexes on two tables, one ANALYZE and one batch of EXPLAINs: only the one in
+    another collation is unusable; the expression index is not judged."""
+    outcome = sandbox("many_indexes")
+    finding = only(outcome, "index-unusable")
+    assert "public.ix_accounts_name_posix" in finding.message
+    assert "invalid-index" not in rules_of(outcome)
+    checks = step_named(outcome, "post-migration checks")
+    assert checks.outcome == "failed"
+    assert checks.detail is not None and "ix_accounts_name_posix not used" in checks.detail
+    assert "ix_notes_account_id" not in checks.detail
 
 
 # -- row level security ---------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from bot.sandbox.model import TracedStatement
+import pytest
+
+from bot.sandbox.model import LockSpan, TracedStatement
 from bot.sandbox.trace import lock_spans, read_trace, traced_statements
 
 MIGRATION = "migrations/versions/0002_change.py"
@@ -112,6 +115,57 @@ def test_without_a_commit_the_lock_lasts_until_the_run_ends() -> None:
 
 def test_no_statements_no_spans() -> None:
     assert lock_spans([], commits=[1.0]) == []
+
+
+def reference_lock_spans(trace: list[TracedStatement], commits: list[float]) -> list[LockSpan]:
+    """The straightforward definition (quadratic): every later statement looked at."""
+    spans = []
+    run_end = max((s.start_s + s.duration_s for s in trace), default=0.0)
+    for index, taken in enumerate(trace):
+        taken_end = taken.start_s + taken.duration_s
+        if taken.autocommit:
+            end = taken_end
+        else:
+            end = min((c for c in commits if c >= taken_end), default=run_end)
+        last = index
+        for later in range(index + 1, len(trace)):
+            if trace[later].start_s <= end:
+                last = later
+        for relation, mode in taken.locks:
+            spans.append(LockSpan(relation, mode, index, last, taken.start_s, end))
+    return spans
+
+
+def synthetic_trace(
+    rng: random.Random, size: int, *, ordered: bool
+) -> tuple[list[TracedStatement], list[float]]:
+    """Times on a coarse grid (ties between starts, ends and commits are common); some
+    statements lock, some in autocommit; out of order when not `ordered` (a child's records
+    are not trusted to be)."""
+    clock, trace = 0.0, []
+    for _ in range(size):
+        clock += rng.choice([0.0, 0.5, 1.0, 2.0])
+        start = clock if ordered else rng.choice([0.0, 0.5, 1.0, 2.0, 3.0, 5.0]) * size / 4
+        locks = [(f"t{rng.randrange(3)}", rng.choice([AE, "ShareLock"]))] * rng.randrange(3)
+        trace.append(
+            statement(start, rng.choice([0.0, 0.5, 1.5]), locks, autocommit=rng.random() < 0.2)
+        )
+    horizon = max(clock, size * 1.25) + 2
+    commits = [
+        rng.choice([0.5, 1.0, 2.0]) * rng.randrange(int(horizon) + 1) for _ in range(size // 3)
+    ]
+    if not ordered:
+        rng.shuffle(commits)
+    return trace, commits
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_lock_spans_match_the_straightforward_definition(ordered: bool) -> None:
+    rng = random.Random(14)
+    for size in [*range(0, 12), *rng.sample(range(12, 60), 10), 400]:
+        for _ in range(20 if size < 100 else 2):
+            trace, commits = synthetic_trace(rng, size, ordered=ordered)
+            assert lock_spans(trace, commits) == reference_lock_spans(trace, commits), size
 
 
 def test_only_statements_outside_migration_files_can_be_bookkeeping() -> None:
