@@ -42,12 +42,7 @@ from bot.migrations.project import AlembicProject, find_project
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 from bot.policy.config import Policy
-from bot.policy.environments import (
-    approval_roles,
-    check_environment,
-    severity_for,
-    timeout_limits_ms,
-)
+from bot.policy.environments import apply_policy, check_environment, timeout_limits_ms
 from bot.progress import Stage
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 from bot.sandbox.child import ContainedChild
@@ -654,16 +649,7 @@ def _unparsed(statement: Statement) -> Finding:
 
 
 def _apply_policy(findings: list[Finding], policy: Policy, environment: str) -> list[Finding]:
-    """The environment matrix and the policy file decide severity and approvals."""
-    kept = []
-    for finding in findings:
-        rule = RULES[finding.rule]
-        severity = severity_for(policy, environment, rule)
-        if severity is None:
-            continue
-        roles = approval_roles(policy, environment, finding.rule)
-        kept.append(replace(finding, severity=severity, approval_roles=roles))
-    return kept
+    return apply_policy(findings, policy, environment, RULES)
 
 
 def _approvals_required(findings: list[Finding]) -> list[str]:

@@ -25,7 +25,7 @@ from bot.errors import UserError
 from bot.migrations.model import DryRun, MigrationFile
 from bot.migrations.scan import suppressions_in
 from bot.policy.config import POLICY_PATH, Policy, load_policy
-from bot.policy.environments import approval_roles, severity_for, timeout_limits_ms
+from bot.policy.environments import apply_policy, timeout_limits_ms
 from bot.result import CheckResult, Judged, NewRevisions, PolicyOrigin
 from bot.scope import DEFAULTS_TEXT, choose_environment
 
@@ -199,12 +199,4 @@ def _no_revision(finding: Finding) -> Finding:
 
 
 def _apply_policy(findings: list[Finding], policy: Policy, environment: str) -> list[Finding]:
-    """The environment matrix and the policy file decide severity and approvals (as in
-    `bot.check`)."""
-    kept = []
-    for finding in findings:
-        severity = severity_for(policy, environment, RULES[finding.rule])
-        if severity is not None:
-            roles = approval_roles(policy, environment, finding.rule)
-            kept.append(replace(finding, severity=severity, approval_roles=roles))
-    return kept
+    return apply_policy(findings, policy, environment, RULES)

@@ -6,12 +6,13 @@ in, severities / roles / environments out. No I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Literal, get_args
 
 from bot.analysis.durations import parse_duration_ms
-from bot.analysis.model import Family, RuleInfo, Severity
+from bot.analysis.model import Family, Finding, RuleInfo, Severity
 from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.errors import UserError
 
@@ -204,3 +205,21 @@ def _duration_ms(value: str) -> float:
     if ms is None:  # the loader validated it; reaching this is a bug, not user input
         raise ValueError(f"not a duration: {value!r}")
     return ms
+
+
+def apply_policy(
+    findings: Iterable[Finding],
+    policy: Policy,
+    environment: str,
+    rules: Mapping[str, RuleInfo],
+) -> list[Finding]:
+    """The environment matrix and the policy file decide each finding's severity and the
+    approvals it needs; a rule switched off drops its findings. One step for `migsafe check`
+    and `migsafe lint` alike."""
+    kept = []
+    for finding in findings:
+        severity = severity_for(policy, environment, rules[finding.rule])
+        if severity is not None:
+            roles = approval_roles(policy, environment, finding.rule)
+            kept.append(replace(finding, severity=severity, approval_roles=roles))
+    return kept
