@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import psycopg
 from psycopg import sql
@@ -102,26 +101,6 @@ class SandboxServer:
         params = {k: v for k, v in self._params.items() if k not in {"host", "hostaddr", "port"}}
         params |= {"dbname": dbname, "user": user, "password": password}
         return make_conninfo(**params, host=str(socket_dir), port=RELAY_PORT)
-
-    def url(self, *, dbname: str, user: str, password: str) -> str:
-        """A SQLAlchemy URL (psycopg driver) for the same server, host/port in the query.
-
-        Rendered here as SQLAlchemy's `URL.render_as_string(hide_password=False)` does, so
-        that the parent process does not import SQLAlchemy only to build a string for the
-        child (tests/sandbox/test_database_url.py compares the two)."""
-        params = self._params
-        query = sorted(
-            (key, str(value))
-            for key, value in params.items()
-            if key not in {"dbname", "user", "password"} and value is not None
-        )
-        url = (
-            f"postgresql+psycopg://{quote(user, safe=' +')}:{quote(password, safe=' +')}"
-            f"@/{quote(dbname, safe=' +/')}"
-        )
-        if query:
-            url += "?" + "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in query)
-        return url
 
     def address(self) -> tuple[str, int]:
         """Where the server listens: a host name or address, or a Unix socket directory."""
@@ -316,11 +295,6 @@ class Sandbox:
     def admin_conninfo(self) -> str:
         """psycopg conninfo as the server admin on the sandbox database."""
         return self.server.conninfo(dbname=self.name)
-
-    @property
-    def url(self) -> str:
-        """SQLAlchemy URL as the sandbox role, for the child's Alembic."""
-        return self.server.url(dbname=self.name, user=self.name, password=self.password)
 
     def conninfo_via(self, socket_dir: Path) -> str:
         """`conninfo` through a contained child's relay socket in `socket_dir` (its only way

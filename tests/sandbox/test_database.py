@@ -10,6 +10,7 @@ import sqlalchemy
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bot.migrations.database_env import sandbox_params
 from bot.sandbox.cluster import EmbeddedCluster
 from bot.sandbox.database import (
     CONNECTION_LIMIT,
@@ -83,7 +84,9 @@ def test_a_second_connection_as_the_role_is_refused(sandbox_server: SandboxServe
     ):
         with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
             psycopg.connect(sandbox.conninfo)
-        engine = sqlalchemy.create_engine(sandbox.url, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(
+            sandbox_params(sandbox.conninfo).url, poolclass=sqlalchemy.pool.NullPool
+        )
         with pytest.raises(sqlalchemy.exc.OperationalError, match="too many connections"):
             engine.connect()
         assert first.execute("SELECT 1").fetchone() == (1,)  # the first one is unharmed
@@ -237,13 +240,14 @@ def test_role_cannot_connect_to_the_maintenance_database(
 
 def test_sqlalchemy_url_connects_as_the_role(sandbox_server: SandboxServer) -> None:
     with create_sandbox(sandbox_server) as sandbox:
-        engine = sqlalchemy.create_engine(sandbox.url)
+        url = sandbox_params(sandbox.conninfo).url
+        engine = sqlalchemy.create_engine(url)
         try:
             with engine.connect() as connection:
                 row = connection.exec_driver_sql("SELECT current_user, current_database()").one()
         finally:
             engine.dispose()
-    assert sandbox.url.startswith(f"postgresql+psycopg://{sandbox.role}:")
+    assert url.startswith(f"postgresql+psycopg://{sandbox.role}:")
     assert tuple(row) == (sandbox.role, sandbox.database)
 
 

@@ -1,18 +1,20 @@
-"""SandboxServer.url renders the child's SQLAlchemy URL without importing SQLAlchemy in the
-parent: it must be the very string SQLAlchemy renders, and parse back to the same parts."""
+"""The URL env.py is given (`database_env.sandbox_params`) is rendered without importing
+SQLAlchemy in the parent: SQLAlchemy must read it back to the very same parts, and psycopg
+must reach the same server with it."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.engine import URL, make_url
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
 
-from bot.sandbox.database import SandboxServer
+from bot.migrations.database_env import sandbox_params
 
-ADMIN_CONNINFOS = [
-    "host=/tmp/migsafe-sock port=54329 user=postgres dbname=postgres",
-    "postgresql://admin:pw@db.example.test:5433/postgres?sslmode=require",
-    "postgresql+psycopg://admin@[::1]:5432/postgres?application_name=a%20b%26c",
-    "host='/var/run/with space' port=5432 options='-c statement_timeout=0'",
+SERVERS = [
+    {"host": "/tmp/migsafe-sock", "port": 54329},
+    {"host": "db.example.test", "port": 5433, "sslmode": "require"},
+    {"host": "::1", "port": 5432, "application_name": "a b&c"},
+    {"host": "/var/run/with space", "port": 5432, "options": "-c statement_timeout=0"},
 ]
 CREDENTIALS = [
     ("migsafe_sbx_0123abcd", "Zx9-_.~token"),
@@ -21,24 +23,26 @@ CREDENTIALS = [
 ]
 
 
-@pytest.mark.parametrize("admin", ADMIN_CONNINFOS)
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize(("user", "password"), CREDENTIALS)
-def test_url_is_the_string_sqlalchemy_renders(admin: str, user: str, password: str) -> None:
-    server = SandboxServer(admin)
+def test_sqlalchemy_reads_back_every_part(
+    server: dict[str, object], user: str, password: str
+) -> None:
     dbname = user.replace(" ", "_") + "/db"
-    rendered = server.url(dbname=dbname, user=user, password=password)
-
-    query = {
-        key: str(value)
-        for key, value in server._params.items()
-        if key not in {"dbname", "user", "password"} and value is not None
-    }
-    expected = URL.create(
-        "postgresql+psycopg", username=user, password=password, database=dbname, query=query
-    ).render_as_string(hide_password=False)
-    assert rendered == expected
-
-    parsed = make_url(rendered)
+    conninfo = make_conninfo(**server, dbname=dbname, user=user, password=password)  # type: ignore[arg-type]
+    params = sandbox_params(conninfo)
+    parsed = make_url(params.url)
+    assert parsed.drivername == "postgresql+psycopg"
     assert (parsed.username, parsed.password, parsed.database) == (user, password, dbname)
-    assert dict(parsed.query) == query
-    assert parsed.host is None and parsed.port is None
+    host = str(server["host"])
+    if host.startswith("/"):  # a socket directory travels in the query, as libpq reads it
+        assert (parsed.host, parsed.query["host"], parsed.query["port"]) == (
+            None,
+            host,
+            str(server["port"]),
+        )
+        assert params.socket_dir == host and params.host == "localhost"
+    else:
+        assert (parsed.host, parsed.port) == (host, server["port"])
+    extras = {k: str(v) for k, v in server.items() if k not in {"host", "port"}}
+    assert {k: parsed.query[k] for k in extras} == extras
