@@ -3,14 +3,13 @@
 The children run as single scripts with `python -I` (migsafe is not importable there), yet
 the dry-run and the sandbox must run Alembic the same way. Each child imports what it shares
 from `bot.migrations._alembic_config` on a line marked `# migsafe: inline`; the script that
-is started has that line replaced by the helper's code.
+is started has that line replaced by the helper's code (`inlined_source`, handed to
+`run_python_script` / `contained_python` as the source to run).
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ def inlined_source(script: Path) -> str:
     for line in script.read_text(encoding="utf-8").splitlines():
         lines.append(helper if line.rstrip().endswith(MARKER) else line)
     return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def child_script(script: Path) -> Iterator[Path]:
-    """A file of the same name holding `inlined_source(script)`, for as long as it is used."""
-    with tempfile.TemporaryDirectory(prefix="migsafe-script-") as directory:
-        path = Path(directory) / script.name
-        path.write_text(inlined_source(script), encoding="utf-8")
-        yield path
 
 
 def alembic_spec(

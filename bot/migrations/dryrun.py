@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.analysis.model import Phase, Statement
 from bot.analysis.parse import split_sql
-from bot.migrations.childscript import alembic_spec, child_script
+from bot.migrations.childscript import alembic_spec, inlined_source
 from bot.migrations.database_env import OFFLINE, child_variables
 from bot.migrations.model import DryRun
 from bot.sandbox.isolation import (
@@ -125,17 +125,17 @@ def dry_run(
         url=OFFLINE.url,
         env=variables,
     )
-    with child_script(CHILD_SCRIPT) as script:
-        raw, isolated = run_python_script(
-            script,
-            _request(project_dir, spec, versions_dirs, base, heads),
-            cwd=run_dir.resolve(),
-            env=scrubbed_env({**variables, **(extra_env or {})}),
-            timeout_s=timeout_s,
-            limits=limits or Limits(),
-            python=python,
-            readable_paths=[project_dir],
-        )
+    raw, isolated = run_python_script(
+        CHILD_SCRIPT,
+        _request(project_dir, spec, versions_dirs, base, heads),
+        source=inlined_source(CHILD_SCRIPT),
+        cwd=run_dir.resolve(),
+        env=scrubbed_env({**variables, **(extra_env or {})}),
+        timeout_s=timeout_s,
+        limits=limits or Limits(),
+        python=python,
+        readable_paths=[project_dir],
+    )
     result = _dry_run_from(raw, isolated, timeout_s, limits or Limits())
     _summarize(result, raw, isolated, project_dir)
     return result

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bot.sandbox.containment import View
-from bot.sandbox.isolation import MAX_RESULT_BYTES
+from bot.sandbox.isolation import MAX_RESULT_BYTES, script_directory
 from bot.sandbox.launch import (
     Limits,
     common_lines,
@@ -294,16 +294,14 @@ def contained_python(
     readable_paths: Sequence[Path] = (),
     writable_paths: Sequence[Path] = (),
     database: bool = False,
+    source: str | None = None,
 ) -> Iterator[ContainedChild]:
     """`python -I -B script REQUESTS_FD REPLIES_FD`, contained and kept up for requests (see
-    `ContainedChild`). The script lives in a directory of ours the child can only read."""
-    with tempfile.TemporaryDirectory(prefix="migsafe-child-") as work:
-        work_dir = Path(work)
-        work_dir.chmod(0o711)
-        child_script = work_dir / script.name
-        shutil.copyfile(script, child_script)
-        child_script.chmod(0o644)
-        with contained_child(
+    `ContainedChild`). The script (`source` when given, else the file's text) lives in a
+    directory of ours the child can only read."""
+    with (
+        script_directory(script, source) as (work_dir, child_script),
+        contained_child(
             [python, "-I", "-B", str(child_script)],
             cwd=cwd,
             env=env,
@@ -312,5 +310,6 @@ def contained_python(
             readable_paths=[work_dir, *readable_paths],
             writable_paths=writable_paths,
             database=database,
-        ) as child:
-            yield child
+        ) as child,
+    ):
+        yield child

@@ -15,6 +15,7 @@ uncontained, and the report then says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,21 @@ def _run_contained(
 MAX_RESULT_BYTES = 64 * 1024**2  # the child's file size limit's default
 
 
+@contextlib.contextmanager
+def script_directory(script: Path, source: str | None) -> Iterator[tuple[Path, Path]]:
+    """A directory of ours (0711) holding the script a child runs (0644, read-only to it):
+    (the directory, the script's path there)."""
+    with tempfile.TemporaryDirectory(prefix="migsafe-child-") as work:
+        work_dir = Path(work)
+        work_dir.chmod(0o711)
+        child = work_dir / script.name
+        child.write_text(
+            script.read_text(encoding="utf-8") if source is None else source, encoding="utf-8"
+        )
+        child.chmod(0o644)
+        yield work_dir, child
+
+
 def run_python_script(
     script: Path,
     request: Mapping[str, object],
@@ -154,20 +170,18 @@ def run_python_script(
     limits: Limits = Limits(),
     python: str = sys.executable,
     readable_paths: Sequence[Path] = (),
+    source: str | None = None,
 ) -> tuple[bytes | None, IsolatedResult]:
     """Run `python -I -B script REQUEST RESULT` contained; the result file's bytes, if any.
 
-    The script and request live in a directory of ours that the child sees read-only; it may
-    write only into `out/`, which no other child sees.
+    The script (`source` when given, e.g. with a helper inlined, else the file's text) and
+    the request live in a directory of ours that the child sees read-only; it may write only
+    into `out/`, which no other child sees.
     """
-    with tempfile.TemporaryDirectory(prefix="migsafe-child-") as work:
-        work_dir = Path(work)
-        work_dir.chmod(0o711)
-        child, request_path = work_dir / script.name, work_dir / "request.json"
-        shutil.copyfile(script, child)
+    with script_directory(script, source) as (work_dir, child):
+        request_path = work_dir / "request.json"
         request_path.write_text(json.dumps(request), encoding="utf-8")
-        for path in (child, request_path):
-            path.chmod(0o644)
+        request_path.chmod(0o644)
         out_dir = work_dir / "out"
         out_dir.mkdir()
         result_path = out_dir / "result.json"

@@ -35,7 +35,7 @@ import psycopg
 
 from bot.analysis.model import Finding, Statement
 from bot.analysis.rules import sandbox as rules
-from bot.migrations.childscript import alembic_spec, child_script
+from bot.migrations.childscript import alembic_spec, inlined_source
 from bot.migrations.database_env import (
     DatabaseParams,
     child_variables,
@@ -392,19 +392,17 @@ def sandbox_child(request: SandboxRequest) -> Iterator[ContainedChild]:
     # each request (the database does not exist yet); listed here so that the protections
     # name every variable the child will see.
     env = scrubbed_env(variable_names(request.child_env))
-    with (
-        child_script(_CHILD) as script,
-        contained_python(
-            script,
-            cwd=request.run_dir,
-            env=env,
-            timeout_s=request.timeout_s,
-            limits=request.limits,
-            python=request.python,
-            readable_paths=[request.work_root],
-            database=True,
-        ) as child,
-    ):
+    with contained_python(
+        _CHILD,
+        source=inlined_source(_CHILD),
+        cwd=request.run_dir,
+        env=env,
+        timeout_s=request.timeout_s,
+        limits=request.limits,
+        python=request.python,
+        readable_paths=[request.work_root],
+        database=True,
+    ) as child:
         yield child
 
 
