@@ -216,9 +216,9 @@ def _environment(
 
 @contextmanager
 def _working_copy(repo_root: Path, head_ref: str | None) -> Iterator[Path]:
-    """A private copy of the tree to check: the dry-run child may write anywhere in it."""
+    """A private copy of the tree to check: the children see it read-only (setup commands may
+    write in it), and every path they report is relative to it."""
     with tempfile.TemporaryDirectory(prefix="migsafe-tree-") as tmp:
-        Path(tmp).chmod(0o711)  # the child may run as an unprivileged user: let it in
         dest = Path(tmp) / "tree"
         if head_ref:
             dest.mkdir()

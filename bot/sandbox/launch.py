@@ -315,7 +315,7 @@ def _poll_unreaped(pid: int, deadline: float) -> bool:
 
 def _limit_setter(limits: Limits) -> Callable[[], None]:
     """The limits, and SIGKILL when migsafe dies: nothing else would stop the child then
-    (`unshare --kill-child` passes it on to the whole namespace)."""
+    (bubblewrap's --die-with-parent passes it on to the namespace's init, and so to all)."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def apply() -> None:  # runs in the child between fork and exec

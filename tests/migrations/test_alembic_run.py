@@ -159,3 +159,25 @@ def test_each_child_runs_with_the_helper_inlined(script: Path) -> None:
     ]
     assert "alembic_config" in defined and "enter_project" in defined
     assert len(defined) == len(set(defined)), "the child redefines a helper's name"
+
+
+def test_sqlalchemy_url_with_percent_reaches_env_py_intact(tmp_path: Path) -> None:
+    """configparser reads `%` as interpolation: the URL (a socket directory or password
+    needing percent-encoding) is escaped, and env.py's get_main_option gets it back as is."""
+    from bot.migrations._alembic_config import alembic_config
+
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\nscript_location = migrations\n")
+    url = "postgresql+psycopg://u:p%40ss@/db?host=/tmp/pct%25%20dir&port=5432"
+    spec = {
+        "working_dir": str(tmp_path),
+        "ini_path": str(ini),
+        "section": "alembic",
+        "script_location": str(tmp_path / "migrations%dir"),
+        "x_arguments": [],
+        "url": url,
+        "env": {},
+    }
+    config = alembic_config(spec, ["upgrade", "heads"])
+    assert config.get_main_option("sqlalchemy.url") == url
+    assert config.get_main_option("script_location") == str(tmp_path / "migrations%dir")

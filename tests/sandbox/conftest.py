@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -38,12 +36,3 @@ def sandbox_server(embedded_cluster: EmbeddedCluster) -> Iterator[SandboxServer]
 def require_binaries() -> None:
     """For tests that start clusters of their own."""
     _require_binaries()
-
-
-@pytest.fixture
-def tmp_path() -> Iterator[Path]:
-    """pytest's own, but outside its private base folder: where the tests run as root, the
-    contained children run as nobody (if it can run the interpreter) and must traverse it."""
-    with tempfile.TemporaryDirectory(prefix="migsafe-test-") as folder:
-        Path(folder).chmod(0o711)
-        yield Path(folder)

@@ -8,14 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,15 +48,6 @@ def _python(
         readable_paths=readable or [],
         writable_paths=writable or [],
     )
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A directory an unprivileged user can reach (pytest's tmp_path is under a 0700 dir)."""
-    path = Path(tempfile.mkdtemp(prefix="migsafe-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_captures_exit_status_and_both_streams(tmp_path: Path) -> None:

@@ -15,16 +15,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.check import CheckOptions, run_check
-from bot.migrations.database_env import sandbox_params
 from bot.report import render
 from bot.result import CheckResult
 from bot.sandbox.database import SandboxServer
@@ -119,33 +115,6 @@ def test_x_arguments_and_version_table_reach_env_py(
     assert not [f for f in result.findings if "alembic_version" in (f.statement or "")]
     assert result.sandbox is not None
     assert any("members of acme" in s.sql for s in result.sandbox.trace)
-
-
-@pytest.fixture
-def percent_server(sandbox_server: SandboxServer) -> Iterator[str]:
-    """The session's cluster reached through a socket directory whose name needs
-    percent-encoding in a URL (`%` and a space), so the sandbox URL holds `%`."""
-    params = conninfo_to_dict(sandbox_server.admin_conninfo)
-    # Not under pytest's tmp_path: the child may run as another user and must traverse it.
-    parent = Path(tempfile.mkdtemp(prefix="migsafe-pct-", dir="/tmp"))
-    try:
-        parent.chmod(0o711)
-        link = parent / "pg% dir"
-        link.symlink_to(str(params["host"]))
-        yield make_conninfo(**{**params, "host": str(link)})
-    finally:
-        shutil.rmtree(parent)
-
-
-def test_a_sandbox_url_with_percent_passes_through_sqlalchemy_url(
-    percent_server: str, tmp_path: Path
-) -> None:
-    """env.py reads `sqlalchemy.url` (stock env.py); migsafe escapes `%` as `%%` there."""
-    user_conninfo = make_conninfo(percent_server, user="someone", password="pw")
-    assert "%" in sandbox_params(user_conninfo).url  # the case under test
-    root = _copy(tmp_path, "percent_url")
-    result = _check(root, percent_server)
-    _assert_judged_at_the_alter(result, root, LAYOUTS["percent_url"])
 
 
 @pytest.mark.parametrize("dies", [False, True], ids=["raises", "dies"])

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -110,18 +109,16 @@ def left_after() -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def traversable() -> Iterator[Path]:
-    """A folder outside pytest's private one, which a child running as another user (root
-    drops to nobody where it can) may traverse."""
-    with tempfile.TemporaryDirectory(prefix="migsafe-test-run-") as folder:
-        Path(folder).chmod(0o711)
-        yield Path(folder)
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this module's working copies go: under pytest's own private (0700) folder, as a
+    real check's copy sits in a private temporary folder."""
+    return tmp_path_factory.mktemp("sandbox-run")
 
 
 @pytest.fixture(scope="module")
 def sandbox(
     sandbox_server: SandboxServer,
-    traversable: Path,
+    work_dir: Path,
     left_after: dict[str, list[str]],
 ) -> RunSandbox:
     """Runs a fixture project once (from a private copy, as `migsafe check` does)."""
@@ -136,10 +133,7 @@ def sandbox(
     ) -> SandboxOutcome:
         key = f"{name} {sorted(new)} {rls} {max_bytes}"
         if key not in outcomes:
-            # As `migsafe check` does: a folder the child may traverse when it runs as
-            # another user (pytest's own base folder is private to ours).
-            work_root = traversable / f"{name}-{len(outcomes)}" / "tree"
-            work_root.parent.mkdir(mode=0o711)
+            work_root = work_dir / f"{name}-{len(outcomes)}" / "tree"
             shutil.copytree(FIXTURES / name, work_root)
             request = sandbox_request(work_root, new=new, rls=rls, max_bytes=max_bytes)
             outcomes[key] = run_sandbox(request, sandbox_server)
@@ -263,13 +257,12 @@ class RecordingChild:
 
 
 def test_tracing_costs_at_most_one_query_per_statement(
-    sandbox_server: SandboxServer, traversable: Path
+    sandbox_server: SandboxServer, work_dir: Path
 ) -> None:
     """One round trip after each statement (settings, locks and relfilenodes together), one
     baseline of the tables' relfilenodes per run: never a query before a statement, never a
     scan of every table per statement. The rewrite and the locks are still seen."""
-    work_root = traversable / "count-queries" / "tree"
-    work_root.parent.mkdir(mode=0o711)
+    work_root = work_dir / "count-queries" / "tree"
     shutil.copytree(FIXTURES / "alter_then_backfill", work_root)
     request = sandbox_request(work_root)
     with sandbox_child(request) as child:
