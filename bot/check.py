@@ -23,16 +23,23 @@ from psycopg.conninfo import conninfo_to_dict
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
 from bot.analysis.durations import parse_duration_ms
-from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
-from bot.analysis.model import Finding, Severity, Statement
+from bot.analysis.engine import (
+    AnalysisOptions,
+    analyze_downgrade,
+    analyze_project,
+    analyze_upgrade,
+)
+from bot.analysis.model import Finding, Statement
 from bot.analysis.parse import parse_statements
-from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
-from bot.analysis.rules.revisions import (
-    missing_downgrade_findings,
-    multiple_heads_findings,
-    undocumented_findings,
+from bot.analysis.rule import ProjectFacts
+from bot.analysis.rule import Stage as RuleStage
+from bot.analysis.rules.sandbox import (
+    LOCK_TIMEOUT_NOT_SET,
+    SANDBOX_FAILED,
+    STATEMENT_TIMEOUT_NOT_SET,
 )
 from bot.analysis.rules.static import static_findings
+from bot.analysis.rules.timeouts import MISSING_LOCK_TIMEOUT, MISSING_STATEMENT_TIMEOUT
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
 from bot.migrations.dryrun import dry_run
@@ -441,7 +448,7 @@ def _containment_refused() -> str | None:
 
 
 def _not_contained(reason: str) -> Finding:
-    info = RULES["sandbox-failed"]
+    info = SANDBOX_FAILED
     return Finding(
         rule=info.id,
         severity=info.default_severity,
@@ -509,7 +516,7 @@ def _password_of(url: str | None) -> str | None:
 def _setup_failed(error: str) -> SandboxOutcome:
     """The policy's setup commands failed: the run cannot start, and the report says why."""
     report = SandboxReport(steps=[Step("setup", "failed", detail=error)])
-    info = RULES["sandbox-failed"]
+    info = SANDBOX_FAILED
     finding = Finding(
         rule=info.id,
         severity=info.default_severity,
@@ -521,8 +528,8 @@ def _setup_failed(error: str) -> SandboxOutcome:
 
 # The offline SQL's timeout rules and what the sandbox saw on the migration's connection.
 _OBSERVED_AS = {
-    "missing-lock-timeout": "lock-timeout-not-set",
-    "missing-statement-timeout": "statement-timeout-not-set",
+    MISSING_LOCK_TIMEOUT.id: LOCK_TIMEOUT_NOT_SET.id,
+    MISSING_STATEMENT_TIMEOUT.id: STATEMENT_TIMEOUT_NOT_SET.id,
 }
 
 
@@ -598,13 +605,12 @@ def _analyze(
     findings = analyze_upgrade(dry.upgrade, options)
     findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)
     findings = onto_batch_calls(findings, new_files)
+    # The SQL rules' destructive findings read from the source: they stand where the
+    # dry-run could not run (not a stage: they carry the SQL rules' ids).
     findings += _not_in_sql(static_findings(new_files), findings, dry)
-    findings += missing_downgrade_findings(new_files)
-    findings += multiple_heads_findings(graph)
-    findings += _dry_run_findings(dry)
-    by_path = {f.path: f for f in new_files}
-    destructive = [f for f in findings if f.rule in DESTRUCTIVE_RULE_IDS]
-    findings += undocumented_findings(destructive, by_path)
+    facts = ProjectFacts(files=new_files, graph=graph, dry_run=dry, findings=findings)
+    findings += analyze_project(RuleStage.STATIC, facts)
+    findings += analyze_project(RuleStage.META, replace(facts, findings=findings))
     return _apply_policy(findings, policy, environment)
 
 
@@ -614,38 +620,6 @@ def _not_in_sql(static: list[Finding], sql: list[Finding], dry: DryRun) -> list[
     The static scan stands on its own where the dry-run could not run."""
     seen = {(f.rule, f.path, f.line) for f in sql}
     return [f for f in static if (f.rule, f.path, f.line) not in seen]
-
-
-def _dry_run_findings(dry: DryRun) -> list[Finding]:
-    findings = []
-    if dry.error:
-        findings.append(
-            Finding(
-                rule="dry-run-failed",
-                severity=Severity.ERROR,
-                message="alembic could not produce the offline SQL: "
-                f"{dry.error_summary or dry.error.strip() or 'no error text'}",
-                path=dry.error_path,
-                line=dry.error_line,
-                source="project",
-            )
-        )
-    findings.extend(_unparsed(s) for s in [*dry.upgrade, *dry.downgrade] if s.parse_error)
-    return findings
-
-
-def _unparsed(statement: Statement) -> Finding:
-    return Finding(
-        rule="unparsed-statement",
-        severity=Severity.NOTICE,
-        message=f"migsafe could not parse this statement, so no rule judged it: "
-        f"{statement.parse_error}",
-        path=statement.path,
-        line=statement.line,
-        revision=statement.revision,
-        statement=statement.sql,
-        phase=statement.phase,
-    )
 
 
 def _apply_policy(findings: list[Finding], policy: Policy, environment: str) -> list[Finding]:

@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.analysis.catalog import RULES, UNPARSED_STATEMENT
-from bot.analysis.engine import AnalysisOptions, analyze_upgrade
+from bot.analysis.catalog import RULES
+from bot.analysis.engine import AnalysisOptions, analyze_project, analyze_upgrade
 from bot.analysis.model import Finding, Statement
 from bot.analysis.parse import parse_statements, split_sql_located, sql_comments
-from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
-from bot.analysis.rules.revisions import undocumented_findings
+from bot.analysis.rule import ProjectFacts, Stage
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
 from bot.migrations.model import DryRun, MigrationFile
@@ -79,9 +78,10 @@ def lint_sources(
         parsed = _statements(source, first_index=len(statements))
         statements += parsed
         found = analyze_upgrade(parsed, options)
-        found += [_unparsed(s) for s in parsed if s.parse_error]
-        destructive = [f for f in found if f.rule in DESTRUCTIVE_RULE_IDS]
-        found += undocumented_findings(destructive, {source.name: files[source.name]})
+        # The file stands in as a new revision, its statements as the dry-run's upgrade.
+        facts = ProjectFacts(files=[files[source.name]], dry_run=DryRun(upgrade=parsed))
+        found += analyze_project(Stage.STATIC, replace(facts, findings=found))
+        found += analyze_project(Stage.META, replace(facts, findings=found))
         findings += _apply_policy(found, policy, env.name)
     marked = apply_suppressions(findings, files, known_rules=set(RULES))
     problems = _apply_policy(marked[len(findings) :], policy, env.name)
@@ -177,19 +177,6 @@ def _as_file(source: SqlSource) -> MigrationFile:
         comment_only_lines=only,
         suppressions=suppressions_in(comments),
         new=True,
-    )
-
-
-def _unparsed(statement: Statement) -> Finding:
-    return Finding(
-        rule=UNPARSED_STATEMENT.id,
-        severity=UNPARSED_STATEMENT.default_severity,
-        message="migsafe could not parse this statement, so no rule judged it: "
-        f"{statement.parse_error}",
-        path=statement.path,
-        line=statement.line,
-        statement=statement.sql,
-        phase="upgrade",
     )
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from bot.analysis.model import Finding
+from bot.analysis.registry import points_at
+from bot.analysis.rule import PointsAt
 from bot.migrations.model import MigrationFile, OpCall
 
 _Matches = Callable[[OpCall], bool]
@@ -32,21 +34,19 @@ def _typed(call: OpCall) -> bool:
     return call.name == "add_column" or (call.name == "alter_column" and "type_" in call.kwargs)
 
 
-# The batch_op calls whose SQL each rule reports.
-_CALLS_OF_RULE: dict[str, _Matches] = {
-    "alter-column-type": _altering("type_"),
-    "drop-column": _named("drop_column"),
-    "drop-index": _named("drop_index"),
-    "drop-index-non-concurrently": _named("drop_index"),
-    "add-not-null-column": _named("add_column"),
-    "volatile-default": _named("add_column"),
-    "set-not-null": _setting_not_null,
-    "create-index-non-concurrently": _named("create_index"),
-    "add-foreign-key-validated": _named("create_foreign_key"),
-    "add-check-constraint-validated": _named("create_check_constraint"),
-    "add-unique-constraint": _named("create_unique_constraint", "create_primary_key"),
-    "rename-column": _altering("new_column_name"),
-    "prefer-timestamptz": _typed,
+# The batch_op calls each kind of `Rule.points_at` names (STATEMENT names none).
+_CALLS: dict[PointsAt, _Matches] = {
+    PointsAt.ADD_COLUMN: _named("add_column"),
+    PointsAt.TYPED_COLUMN: _typed,
+    PointsAt.ALTER_TYPE: _altering("type_"),
+    PointsAt.SET_NOT_NULL: _setting_not_null,
+    PointsAt.RENAME_COLUMN: _altering("new_column_name"),
+    PointsAt.DROP_COLUMN: _named("drop_column"),
+    PointsAt.CREATE_INDEX: _named("create_index"),
+    PointsAt.DROP_INDEX: _named("drop_index"),
+    PointsAt.CREATE_FOREIGN_KEY: _named("create_foreign_key"),
+    PointsAt.CREATE_CHECK_CONSTRAINT: _named("create_check_constraint"),
+    PointsAt.CREATE_UNIQUE: _named("create_unique_constraint", "create_primary_key"),
 }
 
 
@@ -58,7 +58,7 @@ def onto_batch_calls(findings: list[Finding], files: Iterable[MigrationFile]) ->
     used: dict[tuple[str, int, str, str], int] = {}
     moved: list[Finding] = []
     for finding in findings:
-        matches = _CALLS_OF_RULE.get(finding.rule)
+        matches = _CALLS.get(points_at(finding.rule))
         calls = batches.get((finding.path or "", finding.line or 0, finding.phase or ""), [])
         candidates = [call for call in calls if matches is not None and matches(call)]
         key = (finding.path or "", finding.line or 0, finding.phase or "", finding.rule)

@@ -1,38 +1,35 @@
-"""Runs the statement rules over the dry-run's statement streams.
+"""Runs the registry's rules stage by stage; names no concrete rule.
 
-Statements must already be classified (`bot.analysis.parse.parse_statements`).
-Findings carry each rule's default severity; the caller applies the environment
-matrix. Pure: no I/O.
+SQL: each statement of the upgrade stream, classified already
+(`bot.analysis.parse.parse_statements`), goes to the checks that judge its action kinds.
+DOWNGRADE: the downgrade stream against the upgrade's. STATIC and META: the new revision
+files, the history and the dry-run. Findings carry each rule's default severity; the
+caller applies the environment matrix. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import lru_cache
 
 from bot.analysis.model import ActionKind, Finding, Statement
-from bot.analysis.rules import RULE_KINDS, STATEMENT_RULES
-from bot.analysis.rules.base import Check
-from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE, destructive_downgrade_findings
+from bot.analysis.registry import by_stage
+from bot.analysis.rule import ProjectFacts, Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, Check
 from bot.analysis.rules.timeouts import with_revision_counts
 from bot.analysis.state import StreamState, name_key, rebuilt_indexes
 
 Dispatch = dict[ActionKind, tuple[Check, ...]]
+AnyCheck = Callable[..., Iterable[Finding]]  # each stage's own signature (bot.analysis.rule)
 
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    lock_timeout_max_ms: float = 30_000  # the checklist's SET lock_timeout = '30s'
-    statement_timeout_max_ms: float = 300_000  # the checklist's SET statement_timeout = '5min'
-    enabled: frozenset[str] | None = None  # rule ids to run; None = all
-    version_table: str = "alembic_version"  # Alembic's bookkeeping table, never judged
+__all__ = ["AnalysisOptions", "analyze_downgrade", "analyze_project", "analyze_upgrade"]
 
 
 def analyze_upgrade(
     statements: Iterable[Statement], options: AnalysisOptions | None = None
 ) -> list[Finding]:
-    """Findings of the statement rules over the upgrade stream, in statement order.
+    """Findings of the SQL stage over the upgrade stream, in statement order.
 
     The timeout rules report once per revision (at its first offending statement)."""
     options = options or AnalysisOptions()
@@ -61,25 +58,45 @@ def analyze_downgrade(
     downgrade: Iterable[Statement],
     options: AnalysisOptions | None = None,
 ) -> list[Finding]:
-    """destructive-downgrade: the downgrade drops or truncates what the upgrade did not create."""
+    """Findings of the DOWNGRADE stage: the downgrade stream judged against the upgrade's
+    (Alembic's bookkeeping left out of both)."""
     options = options or AnalysisOptions()
-    if options.enabled is not None and DESTRUCTIVE_DOWNGRADE.id not in options.enabled:
-        return []
     version_table = options.version_table
-    return destructive_downgrade_findings(
-        (s for s in upgrade if not _is_bookkeeping(s, version_table)),
-        (s for s in downgrade if not _is_bookkeeping(s, version_table)),
-    )
+    ups = [s for s in upgrade if not _is_bookkeeping(s, version_table)]
+    downs = [s for s in downgrade if not _is_bookkeeping(s, version_table)]
+    findings: list[Finding] = []
+    for _, check in _runnable(Stage.DOWNGRADE, options.enabled):
+        findings.extend(check(ups, downs))
+    return findings
+
+
+def analyze_project(stage: Stage, facts: ProjectFacts) -> list[Finding]:
+    """Findings of a STATIC or META stage, in rule order; each check sees what the earlier
+    stages and checks found (`facts.findings`)."""
+    if stage not in (Stage.STATIC, Stage.META):
+        raise ValueError(f"{stage} is not a stage of project checks")
+    found: list[Finding] = []
+    for _, check in _runnable(stage, None):
+        found.extend(check(replace(facts, findings=(*facts.findings, *found))))
+    return found
+
+
+def _runnable(stage: Stage, enabled: frozenset[str] | None) -> list[tuple[Rule, AnyCheck]]:
+    """The stage's rules with a check the engine runs (not raised elsewhere) and their
+    checks, of those enabled (None: all), in registry order."""
+    return [
+        (rule, rule.check)
+        for rule in by_stage(stage)
+        if rule.check is not None and (enabled is None or rule.id in enabled)
+    ]
 
 
 @lru_cache(maxsize=32)
 def _dispatch(enabled: frozenset[str] | None) -> Dispatch:
-    """Action kind -> the checks interested in it, in STATEMENT_RULES order."""
+    """Action kind -> the checks that judge it, in registry order."""
     by_kind: dict[ActionKind, list[Check]] = {}
-    for info, check in STATEMENT_RULES:
-        if enabled is not None and info.id not in enabled:
-            continue
-        for kind in RULE_KINDS[info.id]:
+    for rule, check in _runnable(Stage.SQL, enabled):
+        for kind in rule.judges:
             by_kind.setdefault(kind, []).append(check)
     return {kind: tuple(checks) for kind, checks in by_kind.items()}
 
@@ -97,7 +114,8 @@ def _checks_for_all(stmt: Statement, dispatch: Dispatch) -> tuple[Check, ...]:
 
 @lru_cache(maxsize=1)
 def _rule_order() -> dict[Check, int]:
-    return {check: position for position, (_, check) in enumerate(STATEMENT_RULES)}
+    checks = _runnable(Stage.SQL, None)
+    return {check: position for position, (_, check) in enumerate(checks)}
 
 
 def _is_bookkeeping(stmt: Statement, version_table: str) -> bool:

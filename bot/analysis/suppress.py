@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Collection
 
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
+from bot.analysis.rule import Rule, Stage
 from bot.migrations.model import MigrationFile, Suppression
 
 SUPPRESSION_MISSING_REASON = RuleInfo(
@@ -37,9 +38,20 @@ SUPPRESSION_UNKNOWN_RULE = RuleInfo(
     ),
 )
 
-RULE_INFOS: dict[str, RuleInfo] = {
-    info.id: info for info in (SUPPRESSION_MISSING_REASON, SUPPRESSION_UNKNOWN_RULE)
-}
+# Raised by `apply_suppressions`, not by a stage's run: it must come last, after every
+# other finding is made, because it marks them.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        SUPPRESSION_MISSING_REASON,
+        Stage.META,
+        "write the reason after the brackets: `# migsafe: ignore[rule-id] why it is safe`",
+    ),
+    Rule(
+        SUPPRESSION_UNKNOWN_RULE,
+        Stage.META,
+        "name rules by their id as `migsafe rules` lists them",
+    ),
+)
 
 
 def apply_suppressions(

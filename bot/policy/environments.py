@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from bot.analysis.durations import parse_duration_ms
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
-from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
+from bot.analysis.registry import adr_rule_ids, approval_rule_ids, window_rule_ids
 from bot.errors import UserError
 
 if TYPE_CHECKING:  # config imports this module for the matrix; only the type flows back
@@ -32,11 +32,12 @@ BACKUPS: tuple[Backup, ...] = get_args(Backup)
 ROLE_ORDER = ("backend-lead", "product-owner")
 CHECKLIST_ROLES = ("backend-lead", "product-owner", "devops-lead")
 
-# Findings that always need approval where the environment asks for it (the
-# checklist's destructive changes, plus the sandbox's undeclared schema change).
-APPROVAL_RULE_IDS = (*DESTRUCTIVE_RULE_IDS, "undeclared-change")
-ADR_RULE_IDS = ("drop-table", "truncate-table")
-MAINTENANCE_WINDOW_RULE_IDS = ("drop-table", "truncate-table", "alter-column-type")
+# The checklist's defaults, as the rules declare them (`Rule.needs_approval` and the
+# like): findings that always need approval where the environment asks for it (the
+# destructive changes, plus the sandbox's undeclared schema change), an ADR, a window.
+APPROVAL_RULE_IDS = approval_rule_ids()
+ADR_RULE_IDS = adr_rule_ids()
+MAINTENANCE_WINDOW_RULE_IDS = window_rule_ids()
 
 
 @dataclass(frozen=True)

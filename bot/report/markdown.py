@@ -17,6 +17,8 @@ from functools import partial
 from urllib.parse import quote
 
 from bot.analysis.model import Finding, Statement
+from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE
+from bot.analysis.rules.revisions import MISSING_DOWNGRADE
 from bot.report import (
     approval_findings,
     judged_lines,
@@ -34,7 +36,7 @@ from bot.result import CheckResult
 MAX_CHARS = 65_535
 LIST_LIMIT = 10  # revisions listed, findings named per approval role: the table has all
 ERROR_TAIL_CHARS = 4_000  # of a failed dry-run's error text: its end names the exception
-ROLLBACK_RULES = frozenset({"missing-downgrade", "destructive-downgrade"})
+ROLLBACK_RULES = frozenset({MISSING_DOWNGRADE.id, DESTRUCTIVE_DOWNGRADE.id})
 PHASES = ("upgrade", "downgrade")
 _CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 _SQL_START = re.compile(

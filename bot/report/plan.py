@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.analysis.rules.destructive import DROP_COLUMN, DROP_TABLE, TRUNCATE_TABLE
+from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE
+from bot.analysis.rules.revisions import MISSING_DOWNGRADE
+from bot.analysis.rules.sandbox import (
+    DOWNGRADE_FAILED,
+    ROLLBACK_DATA_LOSS,
+    ROLLBACK_SCHEMA_MISMATCH,
+    UNDECLARED_CHANGE,
+)
 from bot.policy.approvals import human_duration
 from bot.policy.backup import NOT_CONFIGURED, BackupStatus, BackupUnavailable
 from bot.policy.config import Policy
@@ -26,16 +35,21 @@ Backup = BackupStatus | BackupUnavailable | None
 DEFAULT_CONTACT_ROLES = ("backend-lead", "devops-lead")
 ROLLBACK_STEP = "rollback to the base"
 # The downgrade itself cannot be trusted to get back to the base.
-DOWNGRADE_BROKEN = (
-    "missing-downgrade",
-    "destructive-downgrade",
-    "downgrade-failed",
-    "rollback-schema-mismatch",
-    "rollback-data-loss",
+DOWNGRADE_BROKEN = tuple(
+    info.id
+    for info in (
+        MISSING_DOWNGRADE,
+        DESTRUCTIVE_DOWNGRADE,
+        DOWNGRADE_FAILED,
+        ROLLBACK_SCHEMA_MISMATCH,
+        ROLLBACK_DATA_LOSS,
+    )
 )
 # The upgrade destroys data, or changed the schema in a way its SQL never declared: no
 # downgrade can be trusted to bring it back, whatever it does.
-UPGRADE_DESTROYS = ("drop-table", "drop-column", "truncate-table", "undeclared-change")
+UPGRADE_DESTROYS = tuple(
+    info.id for info in (DROP_TABLE, DROP_COLUMN, TRUNCATE_TABLE, UNDECLARED_CHANGE)
+)
 _LOW_VALUE_LOCKS = ("AccessShareLock", "RowShareLock")
 # Table names that are safe inside a shell command; others are named, not put in commands.
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?$")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.analysis.model import Family, Finding, Severity
+from bot.analysis.registry import by_stage
+from bot.analysis.rule import Stage
 from bot.analysis.rules.revisions import (
-    RULE_INFOS,
     missing_downgrade_findings,
     multiple_heads_findings,
     undocumented_findings,
@@ -194,6 +195,7 @@ def test_linear_fixture_drop_is_documented() -> None:
 
 
 def test_rule_infos() -> None:
+    RULE_INFOS = {rule.id: rule.info for rule in by_stage(Stage.STATIC)}
     assert set(RULE_INFOS) == {"missing-downgrade", "multiple-heads", "destructive-undocumented"}
     assert RULE_INFOS["destructive-undocumented"].family is Family.DESTRUCTIVE
     assert RULE_INFOS["multiple-heads"].family is Family.REVISION

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
-from bot.analysis.rules.base import Check, finding
+from bot.analysis.rule import Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, finding
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 BACKFILL_IN_MIGRATION = RuleInfo(
     id="backfill-in-migration",
@@ -119,7 +116,12 @@ def _top_level(text: str) -> list[str]:
     return [*parts, text[start:]]
 
 
-RULES: list[tuple[RuleInfo, Check]] = [(BACKFILL_IN_MIGRATION, check_backfill)]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    BACKFILL_IN_MIGRATION.id: (ActionKind.UPDATE, ActionKind.DELETE)
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        BACKFILL_IN_MIGRATION,
+        Stage.SQL,
+        "update or delete in batches, outside the DDL transaction",
+        judges=(ActionKind.UPDATE, ActionKind.DELETE),
+        check=check_backfill,
+    ),
+)

@@ -1,17 +1,25 @@
-"""What every statement rule shares: the check signature and building a finding."""
+"""What every statement rule shares: its options, the check signature, building a finding."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from bot.analysis.model import Action, ActionKind, Finding, RuleInfo, Statement
 from bot.analysis.state import StreamState
 
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
-Check = Callable[[Statement, StreamState, "AnalysisOptions"], Iterable[Finding]]
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the SQL and downgrade stages are told (`bot.analysis.engine` runs them)."""
+
+    lock_timeout_max_ms: float = 30_000  # the checklist's SET lock_timeout = '30s'
+    statement_timeout_max_ms: float = 300_000  # the checklist's SET statement_timeout = '5min'
+    enabled: frozenset[str] | None = None  # rule ids to run; None = all
+    version_table: str = "alembic_version"  # Alembic's bookkeeping table, never judged
+
+
+Check = Callable[[Statement, StreamState, AnalysisOptions], Iterable[Finding]]
 
 AUTOCOMMIT_HINT = "with op.get_context().autocommit_block():"
 

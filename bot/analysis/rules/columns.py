@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import (
     Action,
@@ -14,11 +13,9 @@ from bot.analysis.model import (
     Severity,
     Statement,
 )
-from bot.analysis.rules.base import Check, actions_of, bare_name, finding
+from bot.analysis.rule import PointsAt, Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, actions_of, bare_name, finding
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 ADD_NOT_NULL_COLUMN = RuleInfo(
     id="add-not-null-column",
@@ -207,13 +204,29 @@ def _identity_advice(action: Action) -> str:
     )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (ADD_NOT_NULL_COLUMN, check_add_not_null_column),
-    (SET_NOT_NULL, check_set_not_null),
-    (VOLATILE_DEFAULT, check_volatile_default),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    ADD_NOT_NULL_COLUMN.id: (ActionKind.ADD_COLUMN,),
-    SET_NOT_NULL.id: (ActionKind.SET_NOT_NULL,),
-    VOLATILE_DEFAULT.id: (ActionKind.ADD_COLUMN,),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        ADD_NOT_NULL_COLUMN,
+        Stage.SQL,
+        "add it nullable, backfill in batches, then SET NOT NULL (or use a constant default)",
+        judges=(ActionKind.ADD_COLUMN,),
+        check=check_add_not_null_column,
+        points_at=PointsAt.ADD_COLUMN,
+    ),
+    Rule(
+        SET_NOT_NULL,
+        Stage.SQL,
+        "ADD CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (PostgreSQL 12+)",
+        judges=(ActionKind.SET_NOT_NULL,),
+        check=check_set_not_null,
+        points_at=PointsAt.SET_NOT_NULL,
+    ),
+    Rule(
+        VOLATILE_DEFAULT,
+        Stage.SQL,
+        "add it without a default, SET DEFAULT for new rows, backfill old rows in batches",
+        judges=(ActionKind.ADD_COLUMN,),
+        check=check_volatile_default,
+        points_at=PointsAt.ADD_COLUMN,
+    ),
+)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import (
     Action,
@@ -14,9 +13,10 @@ from bot.analysis.model import (
     Severity,
     Statement,
 )
+from bot.analysis.rule import PointsAt, Rule, Stage
 from bot.analysis.rules.base import (
     AUTOCOMMIT_HINT,
-    Check,
+    AnalysisOptions,
     actions_of,
     bare_name,
     column_list,
@@ -24,9 +24,6 @@ from bot.analysis.rules.base import (
     py_list,
 )
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 ADD_FOREIGN_KEY_VALIDATED = RuleInfo(
     id="add-foreign-key-validated",
@@ -162,13 +159,29 @@ def check_unique_constraint(
         )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (ADD_FOREIGN_KEY_VALIDATED, check_foreign_key),
-    (ADD_CHECK_CONSTRAINT_VALIDATED, check_check_constraint),
-    (ADD_UNIQUE_CONSTRAINT, check_unique_constraint),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    ADD_FOREIGN_KEY_VALIDATED.id: (ActionKind.ADD_CONSTRAINT,),
-    ADD_CHECK_CONSTRAINT_VALIDATED.id: (ActionKind.ADD_CONSTRAINT,),
-    ADD_UNIQUE_CONSTRAINT.id: (ActionKind.ADD_CONSTRAINT,),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        ADD_FOREIGN_KEY_VALIDATED,
+        Stage.SQL,
+        "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT separately",
+        judges=(ActionKind.ADD_CONSTRAINT,),
+        check=check_foreign_key,
+        points_at=PointsAt.CREATE_FOREIGN_KEY,
+    ),
+    Rule(
+        ADD_CHECK_CONSTRAINT_VALIDATED,
+        Stage.SQL,
+        "ADD CONSTRAINT ... CHECK (...) NOT VALID, then VALIDATE CONSTRAINT separately",
+        judges=(ActionKind.ADD_CONSTRAINT,),
+        check=check_check_constraint,
+        points_at=PointsAt.CREATE_CHECK_CONSTRAINT,
+    ),
+    Rule(
+        ADD_UNIQUE_CONSTRAINT,
+        Stage.SQL,
+        "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX",
+        judges=(ActionKind.ADD_CONSTRAINT,),
+        check=check_unique_constraint,
+        points_at=PointsAt.CREATE_UNIQUE,
+    ),
+)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
-from bot.analysis.rules.base import Check, finding
+from bot.analysis.rule import PointsAt, Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, finding
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 PREFER_TIMESTAMPTZ = RuleInfo(
     id="prefer-timestamptz",
@@ -55,5 +52,13 @@ def check_timestamptz(
 
 _KINDS = (ActionKind.ADD_COLUMN, ActionKind.ALTER_COLUMN_TYPE)
 
-RULES: list[tuple[RuleInfo, Check]] = [(PREFER_TIMESTAMPTZ, check_timestamptz)]
-KINDS: dict[str, tuple[ActionKind, ...]] = {PREFER_TIMESTAMPTZ.id: _KINDS}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        PREFER_TIMESTAMPTZ,
+        Stage.SQL,
+        "timestamptz (in SQLAlchemy: sa.DateTime(timezone=True))",
+        judges=_KINDS,
+        check=check_timestamptz,
+        points_at=PointsAt.TYPED_COLUMN,
+    ),
+)

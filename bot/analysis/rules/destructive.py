@@ -7,14 +7,17 @@ index created earlier in the same set of new revisions loses nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
-from bot.analysis.rules.base import Check, actions_of, bare_name, finding, tables_of
+from bot.analysis.rule import PointsAt, Rule, Stage
+from bot.analysis.rules.base import (
+    AnalysisOptions,
+    actions_of,
+    bare_name,
+    finding,
+    tables_of,
+)
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 _APPROVAL = (
     "The checklist requires documenting it in a comment in the migration, a recent backup "
@@ -214,17 +217,53 @@ def check_truncate(
             )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (DROP_TABLE, check_drop_table),
-    (DROP_COLUMN, check_drop_column),
-    (DROP_INDEX, check_drop_index),
-    (ALTER_COLUMN_TYPE, check_alter_column_type),
-    (TRUNCATE_TABLE, check_truncate),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    DROP_TABLE.id: (ActionKind.DROP_TABLE,),
-    DROP_COLUMN.id: (ActionKind.DROP_COLUMN,),
-    DROP_INDEX.id: (ActionKind.DROP_INDEX,),
-    ALTER_COLUMN_TYPE.id: (ActionKind.ALTER_COLUMN_TYPE,),
-    TRUNCATE_TABLE.id: (ActionKind.TRUNCATE,),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        DROP_TABLE,
+        Stage.SQL,
+        "ship code that no longer uses the table, then drop it in a later release",
+        judges=(ActionKind.DROP_TABLE,),
+        check=check_drop_table,
+        needs_approval=True,
+        needs_adr=True,
+        needs_window=True,
+    ),
+    Rule(
+        DROP_COLUMN,
+        Stage.SQL,
+        "remove the column from the models and deploy that first; drop it in a later migration",
+        judges=(ActionKind.DROP_COLUMN,),
+        check=check_drop_column,
+        points_at=PointsAt.DROP_COLUMN,
+        needs_approval=True,
+    ),
+    Rule(
+        DROP_INDEX,
+        Stage.SQL,
+        "check pg_stat_user_indexes.idx_scan, then DROP INDEX CONCURRENTLY",
+        judges=(ActionKind.DROP_INDEX,),
+        check=check_drop_index,
+        points_at=PointsAt.DROP_INDEX,
+        needs_approval=True,
+    ),
+    Rule(
+        ALTER_COLUMN_TYPE,
+        Stage.SQL,
+        "add a column of the new type, backfill it, switch to it, drop the old one later",
+        judges=(ActionKind.ALTER_COLUMN_TYPE,),
+        check=check_alter_column_type,
+        points_at=PointsAt.ALTER_TYPE,
+        needs_approval=True,
+        needs_window=True,
+    ),
+    Rule(
+        TRUNCATE_TABLE,
+        Stage.SQL,
+        "delete only the rows that must go, in batches, outside the DDL transaction",
+        judges=(ActionKind.TRUNCATE,),
+        check=check_truncate,
+        needs_approval=True,
+        needs_adr=True,
+        needs_window=True,
+    ),
+)

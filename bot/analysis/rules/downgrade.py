@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from bot.analysis.model import Action, ActionKind, Family, Finding, RuleInfo, Severity, Statement
+from bot.analysis.rule import Rule, Stage
 from bot.analysis.rules.base import finding, tables_of
 from bot.analysis.state import StreamState, rebuilt_indexes
 
@@ -95,3 +96,13 @@ def _destroyed(action: Action, state: StreamState) -> str | None:
         return None
     verb = "drops table" if action.kind is ActionKind.DROP_TABLE else "truncates"
     return f"{verb} {', '.join(existing)}"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        DESTRUCTIVE_DOWNGRADE,
+        Stage.DOWNGRADE,
+        "restore the previous state without dropping pre-existing data, or make downgrade() raise",
+        check=destructive_downgrade_findings,
+    ),
+)

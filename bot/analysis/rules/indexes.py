@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import (
     Action,
@@ -14,18 +13,16 @@ from bot.analysis.model import (
     Severity,
     Statement,
 )
+from bot.analysis.rule import PointsAt, Rule, Stage
 from bot.analysis.rules.base import (
     AUTOCOMMIT_HINT,
-    Check,
+    AnalysisOptions,
     actions_of,
     column_list,
     finding,
     py_list,
 )
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 CREATE_INDEX_NON_CONCURRENTLY = RuleInfo(
     id="create-index-non-concurrently",
@@ -151,13 +148,28 @@ def check_concurrently_in_transaction(
             )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (CREATE_INDEX_NON_CONCURRENTLY, check_create_index),
-    (DROP_INDEX_NON_CONCURRENTLY, check_drop_index),
-    (CONCURRENTLY_IN_TRANSACTION, check_concurrently_in_transaction),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    CREATE_INDEX_NON_CONCURRENTLY.id: (ActionKind.CREATE_INDEX,),
-    DROP_INDEX_NON_CONCURRENTLY.id: (ActionKind.DROP_INDEX,),
-    CONCURRENTLY_IN_TRANSACTION.id: _CONCURRENT_KINDS,
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        CREATE_INDEX_NON_CONCURRENTLY,
+        Stage.SQL,
+        "CREATE INDEX CONCURRENTLY, in an autocommit block",
+        judges=(ActionKind.CREATE_INDEX,),
+        check=check_create_index,
+        points_at=PointsAt.CREATE_INDEX,
+    ),
+    Rule(
+        DROP_INDEX_NON_CONCURRENTLY,
+        Stage.SQL,
+        "DROP INDEX CONCURRENTLY, in an autocommit block",
+        judges=(ActionKind.DROP_INDEX,),
+        check=check_drop_index,
+        points_at=PointsAt.DROP_INDEX,
+    ),
+    Rule(
+        CONCURRENTLY_IN_TRANSACTION,
+        Stage.SQL,
+        "run the CONCURRENTLY statement in `with op.get_context().autocommit_block():`",
+        judges=_CONCURRENT_KINDS,
+        check=check_concurrently_in_transaction,
+    ),
+)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
-from bot.analysis.rules.base import Check, actions_of, finding
+from bot.analysis.rule import PointsAt, Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, actions_of, finding
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 RENAME_COLUMN = RuleInfo(
     id="rename-column",
@@ -87,11 +84,20 @@ def check_rename_table(
         )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (RENAME_COLUMN, check_rename_column),
-    (RENAME_TABLE, check_rename_table),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    RENAME_COLUMN.id: (ActionKind.RENAME_COLUMN,),
-    RENAME_TABLE.id: (ActionKind.RENAME_TABLE,),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        RENAME_COLUMN,
+        Stage.SQL,
+        "add the new column, write both, backfill, move reads over, drop the old column later",
+        judges=(ActionKind.RENAME_COLUMN,),
+        check=check_rename_column,
+        points_at=PointsAt.RENAME_COLUMN,
+    ),
+    Rule(
+        RENAME_TABLE,
+        Stage.SQL,
+        "rename, and keep a view under the old name until no deployed code uses it",
+        judges=(ActionKind.RENAME_TABLE,),
+        check=check_rename_table,
+    ),
+)

@@ -10,7 +10,15 @@ import re
 from collections.abc import Iterable
 
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
-from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
+from bot.analysis.rule import ProjectFacts, Rule, Stage
+from bot.analysis.rules.destructive import (
+    ALTER_COLUMN_TYPE,
+    DESTRUCTIVE_RULE_IDS,
+    DROP_COLUMN,
+    DROP_INDEX,
+    DROP_TABLE,
+    TRUNCATE_TABLE,
+)
 from bot.migrations.model import MigrationFile
 from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import is_suppression_comment
@@ -59,9 +67,6 @@ DESTRUCTIVE_UNDOCUMENTED = RuleInfo(
     ),
 )
 
-RULE_INFOS: dict[str, RuleInfo] = {
-    info.id: info for info in (MISSING_DOWNGRADE, MULTIPLE_HEADS, DESTRUCTIVE_UNDOCUMENTED)
-}
 
 # Comments that explain nothing: tool directives and Alembic's autogenerate markers.
 _NOT_DOCUMENTATION = re.compile(
@@ -177,23 +182,23 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
 
 # What each destructive finding's message names (the SQL rules' and the static scan's).
 _SUBJECT: dict[str, re.Pattern[str]] = {
-    "drop-table": re.compile(r"(?:DROP TABLE|drops table) (?P<subject>\S+)"),
-    "drop-column": re.compile(r"(?:DROP COLUMN|drops column) (?P<subject>\S+)"),
-    "drop-index": re.compile(r"(?:DROP INDEX|drops index) (?P<subject>\S+)"),
-    "alter-column-type": re.compile(
+    DROP_TABLE.id: re.compile(r"(?:DROP TABLE|drops table) (?P<subject>\S+)"),
+    DROP_COLUMN.id: re.compile(r"(?:DROP COLUMN|drops column) (?P<subject>\S+)"),
+    DROP_INDEX.id: re.compile(r"(?:DROP INDEX|drops index) (?P<subject>\S+)"),
+    ALTER_COLUMN_TYPE.id: re.compile(
         r"(?:ALTER COLUMN (?P<subject>\S+) TYPE|the type of (?P<static>[^\s:]+))"
     ),
-    "truncate-table": re.compile(r"TRUNCATE (?P<subject>[^:]+?)(?: CASCADE.*)?(?::| deletes)"),
+    TRUNCATE_TABLE.id: re.compile(r"TRUNCATE (?P<subject>[^:]+?)(?: CASCADE.*)?(?::| deletes)"),
 }
 _EXAMPLE: dict[str, str] = {
-    "drop-table": "Drops table {}: unused since release 2.3, data archived in ADR-012; "
+    DROP_TABLE.id: "Drops table {}: unused since release 2.3, data archived in ADR-012; "
     "backup taken before deploy.",
-    "drop-column": "Drops {}: unused since release 2.3, data archived in ADR-012; "
+    DROP_COLUMN.id: "Drops {}: unused since release 2.3, data archived in ADR-012; "
     "backup taken before deploy.",
-    "drop-index": "Drops index {}: no scans in pg_stat_user_indexes for 30 days, see ADR-012.",
-    "alter-column-type": "Changes the type of {}: every value fits the new type (checked "
+    DROP_INDEX.id: "Drops index {}: no scans in pg_stat_user_indexes for 30 days, see ADR-012.",
+    ALTER_COLUMN_TYPE.id: "Changes the type of {}: every value fits the new type (checked "
     "in ADR-012); backup taken before deploy.",
-    "truncate-table": "Empties {}: a cache rebuilt on demand, nothing else reads it "
+    TRUNCATE_TABLE.id: "Empties {}: a cache rebuilt on demand, nothing else reads it "
     "(ADR-012); backup taken before deploy.",
 }
 
@@ -241,3 +246,40 @@ def _documents(comment: str | None) -> bool:
         return False
     text = comment.strip("# ").strip()
     return any(char.isalpha() for char in text) and not _NOT_DOCUMENTATION.match(text)
+
+
+def _check_missing_downgrade(facts: ProjectFacts) -> list[Finding]:
+    return missing_downgrade_findings(facts.files)
+
+
+def _check_multiple_heads(facts: ProjectFacts) -> list[Finding]:
+    return multiple_heads_findings(facts.graph) if facts.graph is not None else []
+
+
+def _check_undocumented(facts: ProjectFacts) -> list[Finding]:
+    """destructive-undocumented over every destructive finding the earlier stages made."""
+    destructive = [f for f in facts.findings if f.rule in DESTRUCTIVE_RULE_IDS]
+    return undocumented_findings(destructive, {f.path: f for f in facts.files})
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        MISSING_DOWNGRADE,
+        Stage.STATIC,
+        "write the inverse operations in downgrade(), or raise explaining why it cannot be",
+        check=_check_missing_downgrade,
+    ),
+    Rule(
+        MULTIPLE_HEADS,
+        Stage.STATIC,
+        "alembic merge heads, or point the new revision's down_revision at the current head",
+        check=_check_multiple_heads,
+    ),
+    # Runs after the other static rules: it reads every destructive finding before it.
+    Rule(
+        DESTRUCTIVE_UNDOCUMENTED,
+        Stage.STATIC,
+        "a comment above the operation saying why it is safe (what replaced the data, the ADR)",
+        check=_check_undocumented,
+    ),
+)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
-from bot.analysis.rules.base import Check, actions_of, finding
+from bot.analysis.rule import Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, actions_of, finding
 from bot.analysis.state import StreamState
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 DISABLE_RLS = RuleInfo(
     id="disable-rls",
@@ -89,11 +86,19 @@ def check_drop_policy(
         )
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (DISABLE_RLS, check_disable_rls),
-    (DROP_POLICY, check_drop_policy),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    DISABLE_RLS.id: (ActionKind.DISABLE_RLS, ActionKind.NO_FORCE_RLS),
-    DROP_POLICY.id: (ActionKind.DROP_POLICY,),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        DISABLE_RLS,
+        Stage.SQL,
+        "keep row level security on; change the policy instead",
+        judges=(ActionKind.DISABLE_RLS, ActionKind.NO_FORCE_RLS),
+        check=check_disable_rls,
+    ),
+    Rule(
+        DROP_POLICY,
+        Stage.SQL,
+        "create the replacement policy in the same migration before dropping the old one",
+        judges=(ActionKind.DROP_POLICY,),
+        check=check_drop_policy,
+    ),
+)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from bot.analysis.durations import format_ms, parse_duration_ms
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
+from bot.analysis.rule import Rule, Stage, rule_infos
 from bot.sandbox.model import LockSpan, TracedStatement
 
 
@@ -198,30 +199,107 @@ SANDBOX_FAILED = _info(
     "an infrastructure problem, not the migration's: the report says what failed.",
 )
 
-RULE_INFOS: dict[str, RuleInfo] = {
-    info.id: info
-    for info in (
+# Decided in bot.sandbox (run.py, rls.py) and by `observed_findings` below, which the
+# sandbox run calls: no check the registry runs.
+RULES: tuple[Rule, ...] = (
+    Rule(
         ACCESS_EXCLUSIVE_LOCK,
+        Stage.SANDBOX,
+        "keep the statement short and alone in its transaction, with lock_timeout set",
+    ),
+    Rule(
         TABLE_REWRITE,
+        Stage.SANDBOX,
+        "add a new column, backfill it in batches and swap, instead of rewriting the table",
+    ),
+    Rule(
         LOCK_TIMEOUT_NOT_SET,
+        Stage.SANDBOX,
+        "SET lock_timeout = '30s' (or less) in the migration's SQL",
+    ),
+    Rule(
         STATEMENT_TIMEOUT_NOT_SET,
+        Stage.SANDBOX,
+        "SET statement_timeout = '5min' (or less) in the migration's SQL",
+    ),
+    Rule(
         UPGRADE_FAILED,
+        Stage.SANDBOX,
+        "fix the statement PostgreSQL rejected; run the upgrade against a copy of the schema",
+    ),
+    Rule(
         DOWNGRADE_FAILED,
+        Stage.SANDBOX,
+        "make downgrade() undo exactly what upgrade() did",
+    ),
+    Rule(
         ROLLBACK_SCHEMA_MISMATCH,
+        Stage.SANDBOX,
+        "make downgrade() restore every object upgrade() changed, as it was",
+    ),
+    Rule(
         ROLLBACK_DATA_LOSS,
+        Stage.SANDBOX,
+        "keep the old data until the change is final (contract in a later release)",
+    ),
+    Rule(
         REUPGRADE_FAILED,
+        Stage.SANDBOX,
+        "make downgrade() remove everything upgrade() creates, so it runs again",
+    ),
+    Rule(
         SCHEMA_DRIFT,
+        Stage.SANDBOX,
+        "run `alembic check` and add the revision it asks for, or fix the models",
+    ),
+    Rule(
         INVALID_INDEX,
+        Stage.SANDBOX,
+        "drop the invalid index and build it again (CONCURRENTLY)",
+    ),
+    Rule(
         INDEX_UNUSABLE,
+        Stage.SANDBOX,
+        "check the index's column order and operator class, or drop it",
+    ),
+    Rule(
         RLS_DISABLED,
+        Stage.SANDBOX,
+        "ALTER TABLE ... ENABLE ROW LEVEL SECURITY on every tenant table",
+    ),
+    Rule(
         RLS_NO_POLICY,
+        Stage.SANDBOX,
+        "CREATE POLICY ... USING (tenant column = the tenant setting)",
+    ),
+    Rule(
         TENANT_ISOLATION_BROKEN,
+        Stage.SANDBOX,
+        "make the policy's USING clause compare the tenant column to the setting",
+    ),
+    Rule(
         UNDECLARED_CHANGE,
+        Stage.SANDBOX,
+        "make the migration do everything through op, in offline mode too",
+        needs_approval=True,
+    ),
+    Rule(
         SANDBOX_SIDE_CONNECTION,
+        Stage.SANDBOX,
+        "run every statement through op (op.execute, op.get_bind())",
+    ),
+    Rule(
         SANDBOX_SIZE_LIMIT,
+        Stage.SANDBOX,
+        "move bulk data loads out of the migration, or raise sandbox.max_database_size",
+    ),
+    Rule(
         SANDBOX_FAILED,
-    )
-}
+        Stage.SANDBOX,
+        "fix the sandbox's setup or server (the report says what failed)",
+    ),
+)
+RULE_INFOS: dict[str, RuleInfo] = rule_infos(RULES)  # what bot.sandbox.run reads
 
 
 def bare(relation: str) -> str:

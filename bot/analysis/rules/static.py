@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bot.analysis.model import Finding, Severity
+from bot.analysis.rules import destructive
 from bot.analysis.state import name_key
 from bot.migrations.model import MigrationFile, OpCall
 
 # Every id emitted here is owned by the SQL rules (bot.analysis.rules.destructive).
-DROP_TABLE = "drop-table"
-DROP_COLUMN = "drop-column"
-DROP_INDEX = "drop-index"
-ALTER_COLUMN_TYPE = "alter-column-type"
-TRUNCATE_TABLE = "truncate-table"
+DROP_TABLE = destructive.DROP_TABLE.id
+DROP_COLUMN = destructive.DROP_COLUMN.id
+DROP_INDEX = destructive.DROP_INDEX.id
+ALTER_COLUMN_TYPE = destructive.ALTER_COLUMN_TYPE.id
+TRUNCATE_TABLE = destructive.TRUNCATE_TABLE.id
 
 _UNKNOWN = "<not a literal>"
 _TRUNCATE = re.compile(

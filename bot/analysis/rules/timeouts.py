@@ -7,7 +7,6 @@ counted in `StreamState.per_revision`, and the engine adds the count to the mess
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from bot.analysis.durations import format_ms
 from bot.analysis.model import (
@@ -19,11 +18,9 @@ from bot.analysis.model import (
     Severity,
     Statement,
 )
-from bot.analysis.rules.base import Check, finding, tables_of
+from bot.analysis.rule import Rule, Stage
+from bot.analysis.rules.base import AnalysisOptions, finding, tables_of
 from bot.analysis.state import StreamState, Timeout
-
-if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
 
 MISSING_LOCK_TIMEOUT = RuleInfo(
     id="missing-lock-timeout",
@@ -204,11 +201,19 @@ def _with_count(f: Finding, count: int) -> str:
     return f"{f.message} ({count} lock-taking {plural} in {where} without it)"
 
 
-RULES: list[tuple[RuleInfo, Check]] = [
-    (MISSING_LOCK_TIMEOUT, check_lock_timeout),
-    (MISSING_STATEMENT_TIMEOUT, check_statement_timeout),
-]
-KINDS: dict[str, tuple[ActionKind, ...]] = {
-    MISSING_LOCK_TIMEOUT.id: tuple(LOCKING_KINDS),
-    MISSING_STATEMENT_TIMEOUT.id: tuple(LOCKING_KINDS),
-}
+RULES: tuple[Rule, ...] = (
+    Rule(
+        MISSING_LOCK_TIMEOUT,
+        Stage.SQL,
+        "SET lock_timeout = '30s' (or less) before the first statement that takes a lock",
+        judges=tuple(LOCKING_KINDS),
+        check=check_lock_timeout,
+    ),
+    Rule(
+        MISSING_STATEMENT_TIMEOUT,
+        Stage.SQL,
+        "SET statement_timeout = '5min' (or less) before the first statement that takes a lock",
+        judges=tuple(LOCKING_KINDS),
+        check=check_statement_timeout,
+    ),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.analysis.model import Family, Severity
-from bot.analysis.rules import RULE_INFOS
+from bot.analysis.registry import INFOS as RULE_INFOS
 
 from .helpers import ids, in_transaction, run
 
