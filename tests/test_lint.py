@@ -74,6 +74,14 @@ def test_destructive_and_locking_statements_are_reported_at_their_lines(repo, ca
     assert [s["line"] for s in report["dry_run"]["statements"]] == [2, 4, 5]
 
 
+def test_a_statement_no_rule_can_read_is_an_unparsed_statement_notice(repo, capsys):
+    (repo / "broken.sql").write_text("SET lock_timeout = '5s';\nALTER TABLE;\n", encoding="utf-8")
+    code, report = report_of(capsys, "broken.sql")
+    [unparsed] = [f for f in report["findings"] if f["rule"] == "unparsed-statement"]
+    assert (unparsed["severity"], unparsed["line"]) == ("notice", 2)
+    assert code == 0
+
+
 def test_text_report_names_file_and_line(repo, capsys):
     (repo / "cleanup.sql").write_text(RISKY, encoding="utf-8")
     code, out, _ = lint(capsys, "cleanup.sql")

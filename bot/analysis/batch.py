@@ -35,7 +35,7 @@ def _typed(call: OpCall) -> bool:
 
 
 # The batch_op calls each kind of `Rule.points_at` names (STATEMENT names none).
-_CALLS: dict[PointsAt, _Matches] = {
+BATCH_CALLS: dict[PointsAt, _Matches] = {
     PointsAt.ADD_COLUMN: _named("add_column"),
     PointsAt.TYPED_COLUMN: _typed,
     PointsAt.ALTER_TYPE: _altering("type_"),
@@ -58,7 +58,7 @@ def onto_batch_calls(findings: list[Finding], files: Iterable[MigrationFile]) ->
     used: dict[tuple[str, int, str, str], int] = {}
     moved: list[Finding] = []
     for finding in findings:
-        matches = _CALLS.get(points_at(finding.rule))
+        matches = BATCH_CALLS.get(points_at(finding.rule))
         calls = batches.get((finding.path or "", finding.line or 0, finding.phase or ""), [])
         candidates = [call for call in calls if matches is not None and matches(call)]
         key = (finding.path or "", finding.line or 0, finding.phase or "", finding.rule)
