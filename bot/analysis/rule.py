@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot import HOME_URL
 from bot.analysis.model import ActionKind, Finding, RuleInfo
 from bot.migrations.model import DryRun, MigrationFile
 from bot.migrations.revisions import RevisionGraph
@@ -82,9 +83,14 @@ class Rule:
         return self.info.id
 
 
+def doc_url(rule_id: str) -> str:
+    """The rule's documentation page (docs/rules/<id>.md) on the project's repository."""
+    return f"{HOME_URL}/blob/main/docs/rules/{rule_id}.md"
+
+
 def rule_infos(rules: Iterable[Rule]) -> dict[str, RuleInfo]:
     """id -> RuleInfo, in the order given."""
     return {rule.id: rule.info for rule in rules}
 
 
-__all__ = ["PointsAt", "ProjectCheck", "ProjectFacts", "Rule", "Stage", "rule_infos"]
+__all__ = ["PointsAt", "ProjectCheck", "ProjectFacts", "Rule", "Stage", "doc_url", "rule_infos"]

@@ -17,6 +17,7 @@ from functools import partial
 from urllib.parse import quote
 
 from bot.analysis.model import Finding, Statement
+from bot.analysis.rule import doc_url
 from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE
 from bot.analysis.rules.revisions import MISSING_DOWNGRADE
 from bot.report import (
@@ -228,8 +229,14 @@ class _Document:
             reason = finding.suppression_reason or "no reason given"
             message += f"<br>_Suppressed: {_escape_cell(reason)}_"
         place = self._link(finding.path, finding.line)
-        cells = [severity, _pipes(_code(finding.rule)), _pipes(place), message]
+        cells = [severity, _pipes(self._rule(finding.rule)), _pipes(place), message]
         return f"| {' | '.join(cells)} |"
+
+    def _rule(self, rule_id: str) -> str:
+        """The rule's id, linked to its documentation page when migsafe knows the rule."""
+        if rule_id not in self.result.rules:
+            return _code(rule_id)
+        return f"[{_code(rule_id)}]({doc_url(rule_id)})"
 
     def _approvals(self) -> str:
         roles = self.result.approvals_required

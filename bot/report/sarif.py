@@ -12,13 +12,15 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from bot import HOME_URL
 from bot.analysis.model import Finding, RuleInfo, Severity
+from bot.analysis.rule import doc_url
 from bot.report import revision_index
 from bot.result import CheckResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
-INFORMATION_URI = "https://github.com/migsafe/migsafe"
+INFORMATION_URI = HOME_URL
 FINGERPRINT_KEY = "migsafeFindingHash/v1"
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
 
@@ -80,6 +82,7 @@ def _rule(rule_id: str, info: RuleInfo | None) -> JsonObject:
         "name": "".join(part.capitalize() for part in info.id.split("-")),
         "shortDescription": {"text": info.summary},
         "fullDescription": {"text": info.explanation},
+        "helpUri": doc_url(info.id),
         "help": {
             "text": info.explanation,
             "markdown": f"**{info.summary}**\n\n{info.explanation}",

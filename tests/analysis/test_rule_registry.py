@@ -19,9 +19,11 @@ from bot.analysis.engine import analyze_downgrade
 from bot.analysis.model import Phase, Statement
 from bot.analysis.parse import parse_statements, split_sql_located
 from bot.analysis.registry import RULES, by_stage
-from bot.analysis.rule import PointsAt, Stage
+from bot.analysis.rule import PointsAt, Stage, doc_url
 from bot.lint import SqlSource, lint_sources
 from bot.policy.config import Policy
+from bot.report.markdown import render_markdown
+from bot.report.sarif import to_sarif
 from bot.result import PolicyOrigin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +140,17 @@ def test_sql_rules_judge_actions_with_a_check_and_others_judge_none() -> None:
         else:
             assert rule.judges == (), rule.id
         assert rule.safe_alternative and "\n" not in rule.safe_alternative, rule.id
+
+
+def test_sarif_and_the_markdown_report_link_each_rule_to_its_page() -> None:
+    origin = PolicyOrigin(None, None, "the checklist's defaults")
+    sql = sql_block(page("drop-column"), "Bad")
+    result = lint_sources([SqlSource("bad.sql", sql)], Policy.default(), origin)
+    described = to_sarif(result)["runs"][0]["tool"]["driver"]["rules"]
+    assert {rule["id"]: rule["helpUri"] for rule in described} == {
+        rule_id: doc_url(rule_id) for rule_id in RULES
+    }
+    for rule_id in RULES:  # each link names a page of this repository
+        assert (ROOT / doc_url(rule_id).split("/blob/main/", 1)[1]).is_file()
+    markdown = render_markdown(result)
+    assert f"[`drop-column`]({doc_url('drop-column')})" in markdown

@@ -12,6 +12,7 @@ from bot.result import CheckResult
 from . import CLEANUP, clean_result, failed_dry_run_result, sample_result
 
 LINK_BASE = "https://github.com/o/r/blob/0123abc/"
+RULE_PAGES = "https://github.com/migsafe/migsafe/blob/main/docs/rules/"
 
 
 def table_rows(markdown: str) -> list[str]:
@@ -53,7 +54,8 @@ def test_table_has_a_row_per_finding_most_severe_first_suppressed_last() -> None
         "**notice**",
         "warning (suppressed)",
     ]
-    assert body[1][:3] == ["**error**", "`drop-column`", f"`{CLEANUP}:14`"]
+    drop_column_page = f"{RULE_PAGES}drop-column.md"
+    assert body[1][:3] == ["**error**", f"[`drop-column`]({drop_column_page})", f"`{CLEANUP}:14`"]
     assert body[-1][3].endswith("<br>_Suppressed: orders has 12 rows in every environment_")
 
 
@@ -64,7 +66,8 @@ def test_locations_link_to_the_file_and_line_when_a_link_base_is_given() -> None
 
 def test_locations_are_plain_code_without_a_link_base() -> None:
     markdown = render_markdown(sample_result())
-    assert "](" not in markdown
+    links = re.findall(r"\]\(([^)]*)\)", markdown)
+    assert links and all(link.startswith(RULE_PAGES) for link in links)  # the rules' pages only
     assert f"`{CLEANUP}:14`" in markdown
 
 

@@ -90,6 +90,7 @@ def test_rules_describe_the_whole_catalog() -> None:
         "name": "DropColumn",
         "shortDescription": {"text": "a column is dropped"},
         "fullDescription": {"text": "Why drop-column matters, and the safe alternative."},
+        "helpUri": "https://github.com/migsafe/migsafe/blob/main/docs/rules/drop-column.md",
         "help": {
             "text": "Why drop-column matters, and the safe alternative.",
             "markdown": (
