@@ -24,6 +24,7 @@ from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
 from bot.analysis.durations import parse_duration_ms
 from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
+from bot.analysis.evidence import one_per_operation
 from bot.analysis.model import Finding, Severity, Statement
 from bot.analysis.parse import parse_statements
 from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
@@ -154,7 +155,7 @@ def run_check(options: CheckOptions) -> CheckResult:
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment.name)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
-    findings = _suppressed(findings, ordered, policy, environment.name)
+    findings = one_per_operation(_suppressed(findings, ordered, policy, environment.name))
     findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from bot.analysis.model import Finding, Statement
 from bot.report import (
     approval_findings,
+    evidence_line,
     judged_lines,
     location,
     ordered,
@@ -225,6 +226,8 @@ class _Document:
             severity = f"{finding.severity.value} (suppressed)"
             reason = finding.suppression_reason or "no reason given"
             message += f"<br>_Suppressed: {_escape_cell(reason)}_"
+        for evidence in finding.evidence:
+            message += f"<br>{_escape_cell(evidence_line(evidence))}"
         place = self._link(finding.path, finding.line)
         cells = [severity, _pipes(_code(finding.rule)), _pipes(place), message]
         return f"| {' | '.join(cells)} |"
