@@ -29,6 +29,7 @@ from bot.analysis.engine import (
     analyze_project,
     analyze_upgrade,
 )
+from bot.analysis.evidence import one_per_operation
 from bot.analysis.model import Finding, Statement
 from bot.analysis.parse import parse_statements
 from bot.analysis.rule import ProjectFacts
@@ -161,7 +162,7 @@ def run_check(options: CheckOptions) -> CheckResult:
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment.name)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
-    findings = _suppressed(findings, ordered, policy, environment.name)
+    findings = one_per_operation(_suppressed(findings, ordered, policy, environment.name))
     findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),

@@ -150,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--format", default="text", choices=FORMATS)
     check.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    _also_argument(check)
     check.add_argument("--no-sandbox", action="store_true", help="static analysis and dry-run only")
     check.add_argument(
         "--database-url",
@@ -198,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lint.add_argument("--format", default="text", choices=FORMATS)
     lint.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    _also_argument(lint)
     lint.set_defaults(run=_run_lint)
 
     rules = commands.add_parser("rules", help="list every rule with its explanation")
@@ -244,7 +246,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 database_url_origin=origin,
             )
         )
-    return _write_report(result, args.format, args.output)
+    return _write_report(result, args.format, args.output, args.also)
 
 
 def _run_lint(args: argparse.Namespace) -> int:
@@ -258,11 +260,35 @@ def _run_lint(args: argparse.Namespace) -> int:
             pg_version=args.pg_version,
         )
     )
-    return _write_report(result, args.format, args.output)
+    return _write_report(result, args.format, args.output, args.also)
 
 
-def _write_report(result: CheckResult, fmt: str, output: Path | None) -> int:
-    """The report on standard output or in `output`; the exit status of the result."""
+def _also_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--also",
+        type=_also_report,
+        action="append",
+        default=[],
+        metavar="FORMAT:FILE",
+        help="also write the report in FORMAT to FILE, from the same run (repeatable), "
+        "e.g. --format sarif --output migsafe.sarif --also markdown:migsafe.md",
+    )
+
+
+def _also_report(value: str) -> tuple[str, Path]:
+    fmt, colon, file = value.partition(":")
+    if not colon or not file or fmt not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected FORMAT:FILE with FORMAT one of {', '.join(FORMATS)}"
+        )
+    return fmt, Path(file)
+
+
+def _write_report(
+    result: CheckResult, fmt: str, output: Path | None, also: list[tuple[str, Path]]
+) -> int:
+    """The report on standard output or in `output`, and in each `--also` file; the exit
+    status of the result."""
     from bot.report import render
 
     to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -270,13 +296,17 @@ def _write_report(result: CheckResult, fmt: str, output: Path | None) -> int:
     if output is None:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
     else:
-        try:
-            output.write_text(report, encoding="utf-8")
-        except OSError as error:
-            raise UserError(
-                f"cannot write the report: {error.strerror}", path=str(output)
-            ) from error
+        _write_file(output, report)
+    for also_fmt, also_output in also:
+        _write_file(also_output, render(result, also_fmt, color=False))
     return result.exit_code
+
+
+def _write_file(output: Path, report: str) -> None:
+    try:
+        output.write_text(report, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the report: {error.strerror}", path=str(output)) from error
 
 
 def _run_rules(args: argparse.Namespace) -> int:

@@ -123,3 +123,11 @@ def test_the_readme_blocks_run_commands_the_parser_accepts() -> None:
     for line in ci:
         command = re.split(r" >>? | \|\| ", line)[0]
         parses([re.sub(r"\$\w+", "main", word) for word in shlex.split(command)])
+
+
+def test_the_action_runs_the_check_once_for_both_reports() -> None:
+    """A second `migsafe check` would run the dry-run and the sandbox twice."""
+    steps = load(ACTION)["runs"]["steps"]
+    lines = [line for step in steps if "run" in step for line in migsafe_lines(step["run"])]
+    assert len(lines) == 1
+    assert "--also markdown:migsafe.md" in lines[0]

@@ -115,6 +115,34 @@ def test_output_file_and_formats(capsys, tmp_path):
     assert sarif["version"] == "2.1.0"
 
 
+def test_also_writes_the_same_run_in_more_formats(capsys, tmp_path):
+    sarif, markdown = tmp_path / "r.sarif", tmp_path / "r.md"
+    code, out, _ = run(
+        capsys,
+        str(SHOP),
+        "--no-sandbox",
+        "--format",
+        "json",
+        "--also",
+        f"sarif:{sarif}",
+        "--also",
+        f"markdown:{markdown}",
+    )
+    assert code == 1
+    rules = sorted({f["rule"] for f in json.loads(out)["findings"]})
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert sorted({r["ruleId"] for r in results}) == rules
+    assert all(f"`{rule}`" in markdown.read_text() for rule in rules)
+
+
+def test_also_names_what_is_wrong_with_its_value(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(SHOP), "--also", "pdf:report.pdf"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--also" in err[-1] and "'pdf:report.pdf'" in err[-1]
+
+
 def test_from_revision_selects_what_follows(capsys):
     _, report = findings_of(capsys, str(SHOP), "--no-sandbox", "--from", "0001")
     assert [r["revision"] for r in report["revisions"] if r["new"]] == ["0002", "0003"]
@@ -439,7 +467,16 @@ def test_example_sandbox_catches_the_broken_downgrade(capsys):
     assert sandbox["ran"] is True
     assert sandbox["server_version"]
     rules = {f["rule"] for f in report["findings"] if f["source"] == "sandbox"}
-    assert {"rollback-schema-mismatch", "rollback-data-loss", "table-rewrite"} <= rules
+    assert {"rollback-schema-mismatch", "rollback-data-loss"} <= rules
+    # The rewrite the sandbox saw joins the SQL rule's finding on the same operation.
+    rewrites = [
+        (f["rule"], f["line"], e["message"])
+        for f in report["findings"]
+        for e in f["evidence"]
+        if e["rule"] == "table-rewrite"
+    ]
+    assert rewrites and all(rule != "table-rewrite" for rule, _, _ in rewrites)
+    assert not any(f["rule"] == "table-rewrite" for f in report["findings"])
     loss = next(f for f in report["findings"] if f["rule"] == "rollback-data-loss")
     assert "orders" in loss["message"]
     # The trace: the ALTER on users (line 20) holds ACCESS EXCLUSIVE until COMMIT.

@@ -149,6 +149,16 @@ class RuleInfo:
     explanation: str  # one paragraph: why it matters and the safe alternative
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Another stage's word on the same operation, folded into its finding
+    (`bot.analysis.evidence`): e.g. the sandbox saw the rewrite the SQL rule predicted."""
+
+    rule: str  # the rule that would have reported it on its own
+    source: Literal["sql", "static", "sandbox", "project"]
+    message: str
+
+
 @dataclass
 class Finding:
     rule: str
@@ -164,6 +174,13 @@ class Finding:
     suppression_reason: str | None = None
     approval_roles: list[str] = field(default_factory=list)
     source: Literal["sql", "static", "sandbox", "project"] = "sql"
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """Its rule and the rules of the observations folded into it: what the gate asks
+        approvals, ADRs and windows for."""
+        return (self.rule, *(e.rule for e in self.evidence if e.rule != self.rule))
 
     @property
     def blocking(self) -> bool:

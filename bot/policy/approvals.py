@@ -20,7 +20,7 @@ status; this module decides. The rules (issue 5, "Counting approvals"):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -287,6 +287,15 @@ def _split_stale(
     return fresh, stale
 
 
+def _approvals_of(
+    policy: Policy, environment: str, finding: Finding
+) -> Iterator[tuple[str, str, int]]:
+    """(rule, role, approvals) for the finding's rule and each observation folded into it."""
+    for rule in finding.rules:
+        for role, count in required_approvals(policy, environment, rule).items():
+            yield rule, role, count
+
+
 def _required_roles(
     policy: Policy, environment: str, findings: Sequence[Finding]
 ) -> tuple[dict[str, int], dict[str, list[Reason]]]:
@@ -295,9 +304,9 @@ def _required_roles(
     required: dict[str, int] = {}
     why: dict[str, list[Reason]] = {}
     for finding in findings:
-        for role, count in required_approvals(policy, environment, finding.rule).items():
+        for rule, role, count in _approvals_of(policy, environment, finding):
             required[role] = max(required.get(role, 0), count)
-            reason = Reason(finding.rule, finding.path, finding.line)
+            reason = Reason(rule, finding.path, finding.line)
             reasons = why.setdefault(role, [])
             if reason not in reasons:
                 reasons.append(reason)
@@ -448,7 +457,7 @@ def _documented_item(
 def _adr_item(
     policy: Policy, findings: Sequence[Finding], changed_files: Collection[str], pr_body: str
 ) -> ProcedureItem:
-    significant = [f for f in findings if adr_required(policy, f.rule)]
+    significant = [f for f in findings if any(adr_required(policy, r) for r in f.rules)]
     pattern = policy.adr.path
     if not significant:
         return ProcedureItem(ADR, None, "not needed: no significant change")
@@ -489,7 +498,11 @@ def _maintenance_item(
     label = policy.maintenance_window.label
     if not settings.maintenance_window:
         return ProcedureItem(MAINTENANCE_WINDOW, None, f"not required in {settings.name}")
-    major = [f for f in findings if maintenance_window_required(policy, settings.name, f.rule)]
+    major = [
+        f
+        for f in findings
+        if any(maintenance_window_required(policy, settings.name, r) for r in f.rules)
+    ]
     if not major:
         return ProcedureItem(MAINTENANCE_WINDOW, None, "not needed: no major change")
     if label.casefold() in {name.casefold() for name in labels}:

@@ -6,7 +6,7 @@ verdict, the counts and the rollback command read the same everywhere.
 
 from __future__ import annotations
 
-from bot.analysis.model import Finding, Severity
+from bot.analysis.model import Evidence, Finding, Severity
 from bot.errors import UserError
 from bot.migrations.model import MigrationFile
 from bot.result import CheckResult
@@ -99,6 +99,12 @@ def statement_origin(path: str | None, line: int | None, revision: str | None) -
     if revision is not None:
         place = f"{place} ({revision})" if place else f"({revision})"
     return place or "(unknown origin)"
+
+
+def evidence_line(evidence: Evidence) -> str:
+    """An observation folded into a finding (`bot.analysis.evidence`), as one line."""
+    seen = "seen in the sandbox" if evidence.source == "sandbox" else f"also ({evidence.source})"
+    return f"{seen}: {evidence.message} ({evidence.rule})"
 
 
 def ordered(findings: list[Finding]) -> list[Finding]:

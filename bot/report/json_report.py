@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.analysis.model import Finding, Severity, Statement
+from bot.analysis.model import Evidence, Finding, Severity, Statement
 from bot.migrations.model import MigrationFile
 from bot.report import sandbox_view, suppressed_count
 from bot.result import CheckResult
@@ -105,6 +105,9 @@ def _finding(finding: Finding) -> JsonObject:
         "advice": finding.advice,
         "phase": finding.phase,
         "source": finding.source,
+        "evidence": [
+            {"rule": e.rule, "source": e.source, "message": e.message} for e in finding.evidence
+        ],
     }
 
 
@@ -124,6 +127,8 @@ def finding_from_json(data: JsonObject) -> Finding:
         suppression_reason=data["suppression_reason"],
         approval_roles=list(data["approval_roles"]),
         source=data["source"],
+        # Reports stored before `evidence` existed have none.
+        evidence=[Evidence(e["rule"], e["source"], e["message"]) for e in data.get("evidence", [])],
     )
 
 

@@ -22,6 +22,7 @@ from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE
 from bot.analysis.rules.revisions import MISSING_DOWNGRADE
 from bot.report import (
     approval_findings,
+    evidence_line,
     judged_lines,
     location,
     ordered,
@@ -228,6 +229,8 @@ class _Document:
             severity = f"{finding.severity.value} (suppressed)"
             reason = finding.suppression_reason or "no reason given"
             message += f"<br>_Suppressed: {_escape_cell(reason)}_"
+        for evidence in finding.evidence:
+            message += f"<br>{_escape_cell(evidence_line(evidence))}"
         place = self._link(finding.path, finding.line)
         cells = [severity, _pipes(self._rule(finding.rule)), _pipes(place), message]
         return f"| {' | '.join(cells)} |"

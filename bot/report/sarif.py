@@ -15,7 +15,7 @@ from urllib.parse import quote
 from bot import HOME_URL
 from bot.analysis.model import Finding, RuleInfo, Severity
 from bot.analysis.rule import doc_url
-from bot.report import revision_index
+from bot.report import evidence_line, revision_index
 from bot.result import CheckResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -96,6 +96,8 @@ def _result(
     finding: Finding, rule_index: int, finding_hash: str, result: CheckResult
 ) -> JsonObject:
     text = finding.message
+    if finding.evidence:
+        text += "\n" + "\n".join(evidence_line(e) for e in finding.evidence)
     if finding.advice:
         text += f"\n\nSafe alternative:\n{finding.advice}"
     sarif: JsonObject = {

@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.analysis.model import Finding, Severity
 from bot.migrations.model import MigrationFile
 from bot.report import (
+    evidence_line,
     judged_lines,
     location,
     ordered,
@@ -111,6 +112,8 @@ def _finding_lines(findings: list[Finding], paint: _Painter) -> Iterator[str]:
             line = paint.dim(f"{line}  [suppressed: {reason}]")
         yield line
         yield from (f"    {more}" for more in message_lines[1:])
+        for evidence in finding.evidence:
+            yield f"      {evidence_line(evidence)}"
         if finding.approval_roles:
             yield f"      approval: {', '.join(clean(r) for r in finding.approval_roles)}"
         if finding.advice and not finding.suppressed:

@@ -45,6 +45,7 @@ FINDING_KEYS = [
     "advice",
     "phase",
     "source",
+    "evidence",
 ]
 
 

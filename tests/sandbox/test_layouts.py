@@ -74,7 +74,10 @@ def _assert_judged_at_the_alter(result: CheckResult, root: Path, path: str) -> N
     assert result.sandbox is not None
     assert [(s.name, s.outcome) for s in result.sandbox.steps] == STEPS, result.sandbox.steps
     line = _line_of(root, path, "type_=sa.BigInteger()")
-    found = {(f.rule, f.source, f.path, f.line) for f in result.findings}
+    # Every judgement at the operation, whether a finding of its own or folded into one.
+    found = {(f.rule, f.source, f.path, f.line) for f in result.findings} | {
+        (e.rule, e.source, f.path, f.line) for f in result.findings for e in f.evidence
+    }
     for rule, source in (
         ("alter-column-type", "sql"),
         ("table-rewrite", "sandbox"),

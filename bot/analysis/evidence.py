@@ -1,0 +1,74 @@
+"""One finding per operation: what the sandbox saw is folded into the finding it confirms.
+
+The SQL rules predict what a statement will do (`alter-column-type`: "rewrites the table
+under ACCESS EXCLUSIVE"); the sandbox observes it (`table-rewrite`, `access-exclusive-lock`).
+Reported side by side, one operation reads as two or three problems. Here an observation
+joins the operation's own finding as `evidence` when that finding already says at least as
+much: same revision, file, line and phase, the same suppression state, and a severity at
+least as high — so folding never lowers what blocks, and a suppression of one rule never
+hides another. An observation with nothing to join (a rewrite no rule predicted) stays a
+finding of its own. The gate still sees every folded rule (`Finding.rules`), so a policy that
+asks approval, an ADR or a window for `table-rewrite` keeps asking.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.analysis.model import Evidence, Finding
+from bot.analysis.rules.sandbox import ACCESS_EXCLUSIVE_LOCK, TABLE_REWRITE
+
+# The sandbox's observations of what a statement did to the locks and the table; each is
+# evidence for the finding about the operation that did it.
+OBSERVATIONS = frozenset({TABLE_REWRITE.id, ACCESS_EXCLUSIVE_LOCK.id})
+
+_Place = tuple[str | None, str | None, int, str | None, bool]
+
+
+def one_per_operation(findings: Iterable[Finding]) -> list[Finding]:
+    """`findings` with each foldable observation moved into its operation's finding,
+    in their original order."""
+    findings = list(findings)
+    primary: dict[_Place, Finding] = {}
+    for finding in findings:
+        place = _place(finding)
+        if place is None or finding.rule in OBSERVATIONS:
+            continue
+        best = primary.get(place)
+        if best is None or _rank(finding) > _rank(best):
+            primary[place] = finding
+    kept: list[Finding] = []
+    for finding in findings:
+        place = _place(finding)
+        target = primary.get(place) if place is not None else None
+        if (
+            finding.rule in OBSERVATIONS
+            and target is not None
+            and target.severity.rank >= finding.severity.rank
+        ):
+            _fold(finding, into=target)
+        else:
+            kept.append(finding)
+    return kept
+
+
+def _place(finding: Finding) -> _Place | None:
+    """The operation a finding is about, or None when it has no line to share."""
+    if finding.line is None:
+        return None
+    return (finding.revision, finding.path, finding.line, finding.phase, finding.suppressed)
+
+
+def _rank(finding: Finding) -> tuple[int, int]:
+    """The operation's main finding: the most severe; among equals, the SQL rule's."""
+    return (finding.severity.rank, 1 if finding.source == "sql" else 0)
+
+
+def _fold(observation: Finding, into: Finding) -> None:
+    into.evidence.append(Evidence(observation.rule, observation.source, observation.message))
+    into.evidence.extend(observation.evidence)
+    for role in observation.approval_roles:
+        if role not in into.approval_roles:
+            into.approval_roles.append(role)
