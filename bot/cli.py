@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + interrupt.signum
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
+    except BrokenPipeError:
+        # The reader went away (`migsafe rules | head`): stop quietly, as a tool killed by
+        # SIGPIPE would, and keep the interpreter from complaining when it flushes stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 @contextmanager

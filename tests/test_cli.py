@@ -450,6 +450,22 @@ def test_dry_run_failure_is_a_finding_not_a_crash(capsys, tmp_path):
     assert any(f["rule"] == "drop-column" and f["source"] == "static" for f in report["findings"])
 
 
+def test_a_closed_pipe_ends_the_output_quietly():
+    """`migsafe rules | head`: no traceback when the reader goes away first."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    with open(writer, "wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "rules"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            check=False,
+        )
+    assert done.stderr == b""
+    assert done.returncode == 141  # 128 + SIGPIPE, as a tool killed by it
+
+
 def test_rules_command_lists_public_ids(capsys):
     assert main(["rules"]) == 0
     out = capsys.readouterr().out
