@@ -211,9 +211,10 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
 
-    from bot import service_cli
+    from bot import app_cli, service_cli
 
     service_cli.add_commands(commands)
+    app_cli.add_commands(commands)
     return parser
 
 

@@ -82,6 +82,7 @@ def serve(*, worker: bool = True) -> int:
     settings = start_up()
     state = _ready_state_database(settings)
     try:
+        _check_credentials(settings)
         queue = JobQueue(state.conninfo, settings=settings)
         app = build_web_app(webhook_secret=settings.webhook_secret, queue=queue)
         app.cleanup_ctx.append(_lifecycle(queue, state, settings, with_worker=worker))
@@ -97,6 +98,7 @@ def worker() -> int:
     settings = start_up()
     state = _ready_state_database(settings)
     try:
+        _check_credentials(settings)
         asyncio.run(_run_worker(settings, state))
     finally:
         state.close()
@@ -141,6 +143,15 @@ def _configure_logging() -> None:
     from bot import service_logging
 
     service_logging.configure(os.environ.get("MIGSAFE_LOG_LEVEL", "INFO"))
+
+
+def _check_credentials(settings: Settings) -> None:
+    """`GET /app` with the App's JWT: a wrong key, App id or API URL stops start-up with one
+    line (bot.github.app_check), not the first job. After the state database, so that the
+    local settings are all checked before GitHub is asked."""
+    from bot.github.app_check import check_app_credentials
+
+    logger.info("%s", check_app_credentials(settings))
 
 
 def _ready_state_database(settings: Settings) -> db.StateDatabase:

@@ -9,7 +9,7 @@ import yaml
 from bot.webhooks.routers import ROUTER
 from tests.fakegithub.server import APP_EVENTS, APP_PERMISSIONS
 
-MANIFEST = Path(__file__).resolve().parents[1] / "app.yml"
+MANIFEST = Path(__file__).resolve().parents[1] / "bot" / "app.yml"
 
 
 def test_the_fake_grants_what_the_manifest_asks_for() -> None:

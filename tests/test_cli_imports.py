@@ -92,6 +92,7 @@ def test_version_as_a_module_prints_the_version() -> None:
         ("check", "--help"),
         ("serve", "--help"),
         ("db", "upgrade", "--help"),
+        ("app", "create", "--help"),
         ("rules",),
         ("rules", "drop-column"),
     ],

@@ -24,6 +24,8 @@ SKIP_REASON = (
     "need the OpenAPI description and payload examples"
 )
 OPENAPI_RELATIVE = Path("openapi") / "api.github.com.trimmed.json"
+# Operations beyond that cut (written only where the data is built from the packages).
+SUPPLEMENT_RELATIVE = Path("openapi") / "api.github.com.supplement.json"
 WEBHOOKS_RELATIVE = Path("webhooks")
 
 

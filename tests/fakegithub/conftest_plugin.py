@@ -8,6 +8,7 @@ set), so async fixtures are declared with `@pytest_asyncio.fixture` and async te
   the test fails if any request broke GitHub's OpenAPI description (see `violations`; a test that
   provokes violations on purpose takes them with `pop_violations()`). Set
   `MIGSAFE_FAKE_GITHUB_DEBUG=1` to also validate the fake's own responses.
+  `fake_github_in_thread`: the same for synchronous tests (it serves from its own thread).
 - `seed_pull_request(fake, ...)` and `seed_org(fake, ...)`: a repository with files at a base
   commit and a pull request to a head commit; an organization with teams.
 
@@ -16,8 +17,10 @@ Tests needing the shared data (`../shared/github`) skip when it is absent.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +101,30 @@ async def fake_github(github_shared_dir: Path) -> AsyncIterator[FakeGitHub]:
         yield fake
     finally:
         await fake.stop()
+    _fail_on_violations(fake)
+
+
+@pytest.fixture
+def fake_github_in_thread(github_shared_dir: Path) -> Iterator[FakeGitHub]:
+    """`fake_github` for synchronous tests: it serves from an event loop in a thread of its own,
+    so that what the test runs (a real `migsafe serve`, a blocking call) can talk to it. Read
+    its state once they are done with it."""
+    fake = FakeGitHub(github_shared_dir, validate_responses=os.environ.get(DEBUG_ENV) == "1")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-github", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=30)
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+    _fail_on_violations(fake)
+
+
+def _fail_on_violations(fake: FakeGitHub) -> None:
     if fake.violations:
         listing = "\n".join(f"  - {v}" for v in fake.violations)
         pytest.fail(

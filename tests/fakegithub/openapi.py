@@ -121,8 +121,14 @@ class GitHubDescription:
     @classmethod
     @functools.cache
     def load(cls, github_dir: Path) -> GitHubDescription:
+        """The description in `github_dir`, with the operations its cut lacks where the
+        packages give them (tests/fakegithub/published.py: `supplement`)."""
+        from tests.fakegithub.published import merge_descriptions, supplement
+
         spec = json.loads((github_dir / OPENAPI_RELATIVE).read_text(encoding="utf-8"))
-        return cls(spec)
+        served = {(op.method.lower(), op.template) for op in _operations(spec)}
+        extra = supplement(github_dir, served)
+        return cls(spec if extra is None else merge_descriptions(spec, extra))
 
     def route(self, method: str, path: str) -> Route:
         allowed_here: list[str] = []
@@ -138,6 +144,9 @@ class GitHubDescription:
                 f"{method} {path}: the description has only {sorted(set(allowed_here))} here"
             )
         raise RouteError(f"{method} {path}: no operation of the description matches this path")
+
+    def has_operation(self, operation_id: str) -> bool:
+        return any(op.operation_id == operation_id for op in self.operations)
 
     def operation_ids(self) -> Iterator[str]:
         return (op.operation_id for op in self.operations)

@@ -5,7 +5,10 @@ the packages it was taken from (see ../shared/github/PROVENANCE.md):
 
 - `@octokit/openapi` 23.0.2: `generated/api.github.com.json`, the very file (same SHA-256)
   that `openapi/api.github.com.trimmed.json` was cut from; cut here the same way: the
-  operations in OPERATIONS, every component they reference, the tags they use.
+  operations in OPERATIONS, every component they reference, the tags they use. The
+  operations the fake serves beyond that cut (SUPPLEMENT_OPERATIONS) are cut the same way
+  into `openapi/api.github.com.supplement.json`; `supplement()` gives them to a fake that
+  reads `../shared/github`, whose cut lacks them.
 - `@octokit/webhooks-examples` 7.6.1: every event's examples in one `index.json`, without
   file names; EXAMPLES names the ones the tests use, by their place in that list.
 - `@octokit/webhooks-schemas` 7.6.1: one `schema.json` with every schema under
@@ -25,6 +28,7 @@ its reason. A tarball that does not match its pin is an error, never a skip.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -37,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.fakegithub import SUPPLEMENT_RELATIVE
 
 CACHE_DIR_ENV = "MIGSAFE_TEST_CACHE_DIR"
 NPM_TIMEOUT_S = 600.0
@@ -109,6 +115,12 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("post", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
     ("put", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"),
     ("get", "/repos/{owner}/{repo}/tarball/{ref}"),
+)
+
+# Operations the fake serves that ../shared/github's cut lacks: kept apart, so that the cut
+# of OPERATIONS stays the shared file to the byte.
+SUPPLEMENT_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("post", "/app-manifests/{code}/conversions"),  # the App manifest flow (migsafe app create)
 )
 
 # webhooks/<name>.json -> its place in the event's `examples` of @octokit/webhooks-examples'
@@ -194,6 +206,7 @@ def pins_key() -> str:
             for p in (OPENAPI_PACKAGE, EXAMPLES_PACKAGE, SCHEMAS_PACKAGE)
         ],
         "operations": OPERATIONS,
+        "supplement": SUPPLEMENT_OPERATIONS,
         "examples": sorted(EXAMPLES.items()),
     }
     return hashlib.sha256(json.dumps(pins, sort_keys=True).encode()).hexdigest()[:16]
@@ -326,6 +339,9 @@ def write_github_dir(github: Path, sources: Sources) -> None:
     _write_json(
         openapi / "api.github.com.trimmed.json", trim_description(sources.openapi, OPERATIONS)
     )
+    _write_json(
+        github / SUPPLEMENT_RELATIVE, trim_description(sources.openapi, SUPPLEMENT_OPERATIONS)
+    )
     webhooks = github / "webhooks"
     for name, payload in webhook_examples(sources.examples).items():
         _write_json(webhooks / f"{name}.json", payload)
@@ -394,6 +410,41 @@ def trim_description(
         elif not key.startswith("x-"):  # x-webhooks: not served by the fake
             trimmed[key] = value
     return trimmed
+
+
+def supplement(github_dir: Path, operations: set[tuple[str, str]]) -> dict[str, Any] | None:
+    """The description of SUPPLEMENT_OPERATIONS for a fake reading `github_dir`, whose own
+    description has `operations`: None when it has them all already, or when it lacks some
+    and the packages cannot be had (the fake then answers those as unknown paths)."""
+    if all((method, template) in operations for method, template in SUPPLEMENT_OPERATIONS):
+        return None
+    own = github_dir / SUPPLEMENT_RELATIVE
+    if not own.is_file():
+        try:
+            own = published_github_dir() / SUPPLEMENT_RELATIVE
+        except Unavailable:
+            return None
+    loaded: dict[str, Any] = json.loads(own.read_text(encoding="utf-8"))
+    return loaded
+
+
+def merge_descriptions(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with the operations, components and tags of `extra` it lacks. Both are cut from
+    the same file, so a component in both must be the same: else RuntimeError."""
+    merged = copy.deepcopy(dict(base))
+    for template, item in extra["paths"].items():
+        path = merged["paths"].setdefault(template, {})
+        for method, operation in item.items():
+            path.setdefault(method, operation)
+    components = merged.setdefault("components", {})
+    for kind, entries in extra.get("components", {}).items():
+        for name, value in entries.items():
+            if components.setdefault(kind, {}).setdefault(name, value) != value:
+                raise RuntimeError(f"components/{kind}/{name} differs between the descriptions")
+    tags = merged.setdefault("tags", [])
+    names = {tag["name"] for tag in tags}
+    tags.extend(tag for tag in extra.get("tags", []) if tag["name"] not in names)
+    return merged
 
 
 def _refs(node: Any) -> Iterator[str]:

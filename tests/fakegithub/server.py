@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakegithub import require_shared_github_dir
+from tests.fakegithub.manifests import ManifestFlow
 from tests.fakegithub.openapi import GitHubDescription, Route, RouteError
 
 T = TypeVar("T")
@@ -68,6 +69,10 @@ JWT_OPERATIONS = frozenset(
         "apps/get-repo-installation",
     }
 )
+# Operations that take no credentials: the manifest flow's code is its own.
+ANONYMOUS_OPERATIONS = frozenset({"apps/create-from-manifest"})
+# GitHub Enterprise Server serves the REST API under this prefix of its web host.
+GHES_API_PREFIX = "/api/v3"
 # GitHub's legacy `permission` field next to the `role_name`.
 LEGACY_PERMISSION = {
     "admin": "admin",
@@ -492,9 +497,10 @@ def build_tarball(prefix: str, commit: Commit) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeGitHub:
+class FakeGitHub(ManifestFlow):
     """GitHub's REST API for one GitHub App, in memory. `await start()`, then point the bot at
-    `url`; `await stop()` at the end."""
+    `url` (or, as GitHub Enterprise Server's, at `url` + /api/v3); `await stop()` at the end.
+    Its web side has the new-App page of the manifest flow (tests/fakegithub/manifests.py)."""
 
     def __init__(
         self,
@@ -504,6 +510,7 @@ class FakeGitHub:
         app_id: int = 4242,
         app_slug: str = "migsafe",
     ) -> None:
+        ManifestFlow.__init__(self)
         self.description = GitHubDescription.load(github_dir or require_shared_github_dir())
         self.validate_responses = validate_responses
         self.url = ""
@@ -906,9 +913,12 @@ class FakeGitHub:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         query = {k: v for k, v in request.query.items()}
+        path = request.path
+        if path.startswith(GHES_API_PREFIX + "/"):
+            path = path[len(GHES_API_PREFIX) :]
         record = RecordedRequest(
             request.method,
-            request.path,
+            path,
             query,
             None,
             {k.lower(): v for k, v in request.headers.items()},
@@ -916,6 +926,10 @@ class FakeGitHub:
         self.requests.append(record)
         if request.path.startswith(CODELOAD_PREFIX):
             return self._codeload(record)
+        form_reply = self._new_app_form(record, body)
+        if form_reply is not None:
+            record.status = form_reply.status
+            return self._to_response(form_reply, record)
         violations_before = len(self.violations)
         reply, route = self._serve(record, body, request.headers.get("content-type", ""))
         record.status = reply.status
@@ -1054,6 +1068,8 @@ class FakeGitHub:
 
     def _authenticate(self, record: RecordedRequest, route: Route) -> Caller:
         scheme, _, credential = record.headers.get("authorization", "").partition(" ")
+        if route.operation.operation_id in ANONYMOUS_OPERATIONS:
+            return Caller()
         if not credential:
             raise GitHubError(401, "Requires authentication")
         if route.operation.operation_id in JWT_OPERATIONS:

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from gidgethub import BadRequest, GitHubBroken
 from gidgethub.aiohttp import GitHubAPI
 from gidgethub.apps import get_installation_access_token, get_jwt
@@ -23,6 +22,7 @@ from gidgethub.apps import get_installation_access_token, get_jwt
 from tests.fakegithub import payloads, require_shared_github_dir
 from tests.fakegithub.conftest_plugin import SeededPull, seed_org, seed_pull_request
 from tests.fakegithub.openapi import GitHubDescription
+from tests.fakegithub.published import OPERATIONS, SUPPLEMENT_OPERATIONS
 from tests.fakegithub.server import CheckRun, FakeGitHub
 
 REPO = "acme/shop"
@@ -32,22 +32,6 @@ MIGRATION_TEXT = (
     "def downgrade():\n    op.drop_index('ix')\n"
 )
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest_asyncio.fixture
-async def fake(github_shared_dir: Path) -> AsyncIterator[FakeGitHub]:
-    """The fake in debug mode: its own responses are validated too."""
-    server = FakeGitHub(github_shared_dir, validate_responses=True)
-    await server.start()
-    yield server
-    await server.stop()
-    assert server.violations == [], "\n".join(server.violations)
-
-
-@pytest_asyncio.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def gh(session: aiohttp.ClientSession, fake: FakeGitHub) -> GitHubAPI:
@@ -354,9 +338,18 @@ async def test_every_operation_answers_and_its_response_matches_the_description(
     status, _, _ = await raw(session, fake, "GET", f"{r}/tarball/main", token)
     assert status == 200
 
+    manifest_flow = fake.description.has_operation("apps/create-from-manifest")
+    if manifest_flow:  # last: the fake becomes the new App
+        form = {"manifest": json.dumps({"url": "https://x.test", "redirect_url": "http://cb.test"})}
+        async with session.post(
+            f"{fake.url}/settings/apps/new", data=form, allow_redirects=False
+        ) as page:
+            code = page.headers["location"].rpartition("code=")[2]
+        assert (await api.post(f"/app-manifests/{code}/conversions", data=b""))["pem"]
+
     served = {q.operation_id for q in fake.requests if q.operation_id and q.status < 400}
     assert served == set(fake.description.operation_ids())
-    assert len(served) == 31
+    assert len(served) == len(OPERATIONS) + (len(SUPPLEMENT_OPERATIONS) if manifest_flow else 0)
     assert fake.issue_comment_store[comment["id"]].body == "report v2"
     assert [x.content for x in fake.reactions(human.id)] == ["+1"]
     assert fake.review_comments(REPO, n)[0].line == 2  # the review's comment; the other deleted

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.hardening import SECRET_VARIABLES
+from tests.fakegithub.server import FakeGitHub
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
@@ -130,10 +131,11 @@ def test_start_up_leaves_no_secret_for_a_child_to_inherit(
 
 @pytest.fixture
 def running_service(
-    service_environ: dict[str, str], state_conninfo: str
+    service_environ: dict[str, str], state_conninfo: str, fake_github_in_thread: FakeGitHub
 ) -> Iterator[tuple[int, int]]:
     """The real `migsafe serve --no-worker` on the test cluster's state database, its
-    password given in PGPASSWORD; its pid and port."""
+    password given in PGPASSWORD, as the fake GitHub's App (start-up checks its key); its pid
+    and port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -144,6 +146,9 @@ def running_service(
         "DATABASE_URL": make_conninfo(**params),
         "PGPASSWORD": state_password,
         "PORT": str(port),
+        "MIGSAFE_APP_ID": str(fake_github_in_thread.app_id),
+        "MIGSAFE_PRIVATE_KEY": fake_github_in_thread.private_key_pem,
+        "MIGSAFE_GITHUB_API_URL": fake_github_in_thread.url,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--no-worker"],
