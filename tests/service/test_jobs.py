@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+import croniter
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -225,3 +227,17 @@ async def test_a_stalled_job_with_a_queued_twin_is_closed_and_the_twin_runs(
     await _work(queue)
     assert [kwargs["trigger"] for _, kwargs in recorder.calls] == ["pull_request.reopened"]
     assert _statuses(state) == ["failed", "succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("stalled_after_s", "every_s"), [(30.0, 60), (3.0, 6), (5.0, 10), (120.0, 60)]
+)
+async def test_dead_workers_are_looked_for_every_two_stall_timeouts_at_most_a_minute(
+    stalled_after_s: float, every_s: int
+) -> None:
+    queue = JobQueue("postgresql://unused@localhost/unused", stalled_after_s=stalled_after_s)
+    periodic = queue.app.periodic_registry.periodic_tasks
+    cron = periodic[("migsafe.retry_stalled_jobs", "retry-stalled")].cron
+    ticks = croniter.croniter(cron, datetime(2026, 1, 1, 0, 0, 30))
+    first, second = ticks.get_next(datetime), ticks.get_next(datetime)
+    assert (second - first).total_seconds() == every_s
