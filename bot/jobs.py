@@ -17,7 +17,8 @@ an accepted delivery is never lost. Guarantees, all procrastinate's own:
 - jobs of a worker that died (no heartbeat for `stalled_after_s`, 30 s by default:
   MIGSAFE_STALLED_WORKER_SECONDS) are put back in the queue, for any other worker sharing
   the database: at worker start-up and every `stalled_after_s * 2` seconds, at most a
-  minute (`retry_stalled_jobs`, a periodic task that one worker of the fleet runs).
+  minute (`retry_stalled_jobs`: a periodic task, run by one worker of the fleet ahead of
+  the queued checks).
 
 Task bodies call a `Handlers` registry (by default the functions of `bot.service`), so
 tests run the real tasks with handlers of their own instead of patching modules.
@@ -61,6 +62,9 @@ BACKOFF_BASE_S = 3
 RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=BACKOFF_BASE_S)
 STALLED_AFTER_S = float(DEFAULT_STALLED_WORKER_SECONDS)  # no heartbeat this long: dead
 HEARTBEAT_S = 10.0  # procrastinate's default; beats faster when `stalled_after_s` is short
+# Ahead of the checks (priority 0): a dead worker's check must not wait for the pass that
+# re-queues it behind the whole queue; it waits only for a worker's next free slot.
+RETRY_STALLED_PRIORITY = 10
 DEFER_ATTEMPTS = 3
 
 Handler = Callable[..., Awaitable[None]]
@@ -367,9 +371,11 @@ class JobQueue:
         task(name=TASK_RERUN_COMMAND, pass_context=True)(self._rerun_command)
         task(name=TASK_FORGET_MEMBERSHIP, pass_context=True, retry=RETRY)(self._forget)
         task(name=TASK_RECORD_INSTALLATION, pass_context=True, retry=RETRY)(self._installation)
-        retry_stalled = task(name=TASK_RETRY_STALLED_JOBS, queueing_lock=TASK_RETRY_STALLED_JOBS)(
-            self._retry_stalled_periodically
-        )
+        retry_stalled = task(
+            name=TASK_RETRY_STALLED_JOBS,
+            queueing_lock=TASK_RETRY_STALLED_JOBS,
+            priority=RETRY_STALLED_PRIORITY,
+        )(self._retry_stalled_periodically)
         self.app.periodic(
             cron=retry_stalled_cron(self.stalled_after_s), periodic_id="retry-stalled"
         )(retry_stalled)

@@ -12,7 +12,7 @@ import croniter
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.jobs import JobQueue
+from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, plan_check
 from tests.service.conftest import Recorder, deliver, example
 from tests.statedb import query
 
@@ -241,3 +241,33 @@ async def test_dead_workers_are_looked_for_every_two_stall_timeouts_at_most_a_mi
     ticks = croniter.croniter(cron, datetime(2026, 1, 1, 0, 0, 30))
     first, second = ticks.get_next(datetime), ticks.get_next(datetime)
     assert (second - first).total_seconds() == every_s
+
+
+async def test_the_pass_for_dead_workers_runs_before_the_checks_queued_ahead_of_it(
+    queue: JobQueue, recorder: Recorder, state: str
+) -> None:
+    """A busy queue must not delay the re-queueing of a dead worker's check."""
+    checks = [
+        plan_check(
+            repo="acme/shop",
+            number=number,
+            head_sha=HEAD,
+            delivery_id=f"d-{number}",
+            installation_id=1,
+            trigger="pull_request.opened",
+        )
+        for number in (1, 2, 3)
+    ]
+    async with queue.pool.connection() as connection, connection.transaction():
+        await queue.defer_all(connection, checks)
+    await queue.app.tasks[TASK_RETRY_STALLED_JOBS].defer_async(timestamp=0)
+    await _work(queue)
+    started = query(
+        state,
+        "SELECT j.task_name FROM procrastinate_events e JOIN procrastinate_jobs j"
+        " ON j.id = e.job_id WHERE e.type = 'started' ORDER BY e.id",
+    )
+    assert [task for (task,) in started] == [TASK_RETRY_STALLED_JOBS] + 3 * [
+        "migsafe.check_pull_request"
+    ]
+    assert recorder.names() == 3 * ["check_pull_request"]
