@@ -14,8 +14,11 @@ an accepted delivery is never lost. Guarantees, all procrastinate's own:
 - `queueing_lock`: the same check is never queued twice (a check suite and a push for
   the same commit make one job); a newer push gets its own job, and the queued one for
   the older head exits as superseded when it starts;
-- jobs of a worker that died (no heartbeat) are put back in the queue: at worker
-  start-up and every minute (`retry_stalled_jobs`).
+- jobs of a worker that died (no heartbeat for `stalled_after_s`, 30 s by default:
+  MIGSAFE_STALLED_WORKER_SECONDS) are put back in the queue, for any other worker sharing
+  the database: at worker start-up and every `stalled_after_s * 2` seconds, at most a
+  minute (`retry_stalled_jobs`: a periodic task, run by one worker of the fleet ahead of
+  the queued checks).
 
 Task bodies call a `Handlers` registry (by default the functions of `bot.service`), so
 tests run the real tasks with handlers of their own instead of patching modules.
@@ -38,7 +41,7 @@ from psycopg_pool import AsyncConnectionPool
 from bot import metrics
 from bot.service_logging import failure_logged, one_line_cause
 from bot.settings import DEFAULT_REPORT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS
-from bot.settings import Settings
+from bot.settings import DEFAULT_STALLED_WORKER_SECONDS, Settings
 from bot.store import db
 from bot.store.pages import purge_expired_reports
 
@@ -57,9 +60,11 @@ PURGE_REPORTS_CRON = "17 3 * * *"  # daily, off the hour
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 3
 RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=BACKOFF_BASE_S)
-STALLED_AFTER_S = 30.0  # a worker without heartbeat for this long is dead (heartbeat: 10 s)
+STALLED_AFTER_S = float(DEFAULT_STALLED_WORKER_SECONDS)  # no heartbeat this long: dead
 HEARTBEAT_S = 10.0  # procrastinate's default; beats faster when `stalled_after_s` is short
-RETRY_STALLED_CRON = "* * * * *"
+# Ahead of the checks (priority 0): a dead worker's check must not wait for the pass that
+# re-queues it behind the whole queue; it waits only for a worker's next free slot.
+RETRY_STALLED_PRIORITY = 10
 DEFER_ATTEMPTS = 3
 
 Handler = Callable[..., Awaitable[None]]
@@ -366,10 +371,14 @@ class JobQueue:
         task(name=TASK_RERUN_COMMAND, pass_context=True)(self._rerun_command)
         task(name=TASK_FORGET_MEMBERSHIP, pass_context=True, retry=RETRY)(self._forget)
         task(name=TASK_RECORD_INSTALLATION, pass_context=True, retry=RETRY)(self._installation)
-        retry_stalled = task(name=TASK_RETRY_STALLED_JOBS, queueing_lock=TASK_RETRY_STALLED_JOBS)(
-            self._retry_stalled_periodically
-        )
-        self.app.periodic(cron=RETRY_STALLED_CRON, periodic_id="retry-stalled")(retry_stalled)
+        retry_stalled = task(
+            name=TASK_RETRY_STALLED_JOBS,
+            queueing_lock=TASK_RETRY_STALLED_JOBS,
+            priority=RETRY_STALLED_PRIORITY,
+        )(self._retry_stalled_periodically)
+        self.app.periodic(
+            cron=retry_stalled_cron(self.stalled_after_s), periodic_id="retry-stalled"
+        )(retry_stalled)
         purge = task(name=TASK_PURGE_REPORTS, queueing_lock=TASK_PURGE_REPORTS)(
             self._purge_reports_periodically
         )
@@ -554,6 +563,13 @@ class JobQueue:
             logger.info("purged %s reports older than %s days", deleted, days)
 
         await _periodically(TASK_PURGE_REPORTS, purge)
+
+
+def retry_stalled_cron(stalled_after_s: float) -> str:
+    """Every two stall timeouts, at most every minute (cron's seconds field when shorter): a
+    dead worker's job waits at most three timeouts; each pass is one query and one job row."""
+    every_s = max(1, min(60, round(stalled_after_s * 2)))
+    return "* * * * *" if every_s == 60 else f"* * * * * */{every_s}"
 
 
 # -- the operator's log of failures ------------------------------------------------------------

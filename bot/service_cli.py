@@ -83,7 +83,9 @@ def serve(*, worker: bool = True) -> int:
     state = _ready_state_database(settings)
     try:
         _check_credentials(settings)
-        queue = JobQueue(state.conninfo, settings=settings)
+        queue = JobQueue(
+            state.conninfo, settings=settings, stalled_after_s=settings.stalled_worker_s
+        )
         app = build_web_app(webhook_secret=settings.webhook_secret, queue=queue)
         app.cleanup_ctx.append(_lifecycle(queue, state, settings, with_worker=worker))
         web.run_app(app, port=settings.port, print=None, access_log=None)
@@ -208,7 +210,7 @@ async def _run_worker(settings: Settings, state: db.StateDatabase) -> None:
     from bot.store import db
 
     pool = await db.open_pool(state.conninfo)
-    queue = JobQueue(state.conninfo, settings=settings)
+    queue = JobQueue(state.conninfo, settings=settings, stalled_after_s=settings.stalled_worker_s)
     try:
         await queue.open(pool)
         await queue.run_worker(concurrency=settings.worker_concurrency)

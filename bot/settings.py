@@ -24,6 +24,8 @@ from bot.errors import UserError
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 4
+# A worker without a heartbeat for this long is dead: another worker takes its jobs over.
+DEFAULT_STALLED_WORKER_SECONDS = 30
 DEFAULT_DATA_DIR = "~/.local/share/migsafe/pg"
 # As root the embedded cluster runs as the `postgres` user, which cannot enter /root (0700):
 # the state then lives where a system service's does.
@@ -50,6 +52,7 @@ class Settings:
     port: int = DEFAULT_PORT
     public_url: str | None = None
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
+    stalled_worker_s: int = DEFAULT_STALLED_WORKER_SECONDS
     # The key of the report pages' links (bot.web.tokens); None: derived from the webhook
     # secret (HKDF). Set it on its own so that rotating the webhook secret keeps the links.
     page_secret: str | None = field(default=None, repr=False)
@@ -71,6 +74,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=_optional_http_url(env, "MIGSAFE_PUBLIC_URL"),
         worker_concurrency=_positive_int(
             env, "MIGSAFE_WORKER_CONCURRENCY", default=DEFAULT_WORKER_CONCURRENCY
+        ),
+        stalled_worker_s=_positive_int(
+            env, "MIGSAFE_STALLED_WORKER_SECONDS", default=DEFAULT_STALLED_WORKER_SECONDS
         ),
         page_secret=_page_secret(env),
         report_retention_days=_positive_int(

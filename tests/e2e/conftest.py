@@ -282,6 +282,21 @@ class Bot:
 BotFactory = Callable[..., Awaitable[Bot]]
 
 
+def app_settings(
+    fake: FakeGitHub, state: str, sandbox: EmbeddedCluster, *, public_url: str | None = None
+) -> Settings:
+    """The App's settings against the fake GitHub, the test's state database and sandbox."""
+    return Settings(
+        app_id=fake.app_id,
+        private_key=fake.private_key_pem,
+        webhook_secret=SECRET,
+        github_api_url=fake.url,
+        database_url=state,
+        sandbox_url=sandbox.conninfo(),
+        public_url=public_url,
+    )
+
+
 @pytest_asyncio.fixture
 async def make_bot(
     fake_github: FakeGitHub,
@@ -294,15 +309,7 @@ async def make_bot(
     pools = []
 
     async def make(*, worker: bool = True, public_url: str | None = None) -> Bot:
-        settings = Settings(
-            app_id=fake_github.app_id,
-            private_key=fake_github.private_key_pem,
-            webhook_secret=SECRET,
-            github_api_url=fake_github.url,
-            database_url=state,
-            sandbox_url=pg_cluster.conninfo(),
-            public_url=public_url,
-        )
+        settings = app_settings(fake_github, state, pg_cluster, public_url=public_url)
         pool = await db.open_pool(state, max_size=8)
         pools.append(pool)
         queue = JobQueue(state, settings=settings, stalled_after_s=STALLED_AFTER_S)

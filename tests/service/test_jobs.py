@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+import croniter
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.jobs import JobQueue
+from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, plan_check
 from tests.service.conftest import Recorder, deliver, example
 from tests.statedb import query
 
@@ -225,3 +227,47 @@ async def test_a_stalled_job_with_a_queued_twin_is_closed_and_the_twin_runs(
     await _work(queue)
     assert [kwargs["trigger"] for _, kwargs in recorder.calls] == ["pull_request.reopened"]
     assert _statuses(state) == ["failed", "succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("stalled_after_s", "every_s"), [(30.0, 60), (3.0, 6), (5.0, 10), (120.0, 60)]
+)
+async def test_dead_workers_are_looked_for_every_two_stall_timeouts_at_most_a_minute(
+    stalled_after_s: float, every_s: int
+) -> None:
+    queue = JobQueue("postgresql://unused@localhost/unused", stalled_after_s=stalled_after_s)
+    periodic = queue.app.periodic_registry.periodic_tasks
+    cron = periodic[("migsafe.retry_stalled_jobs", "retry-stalled")].cron
+    ticks = croniter.croniter(cron, datetime(2026, 1, 1, 0, 0, 30))
+    first, second = ticks.get_next(datetime), ticks.get_next(datetime)
+    assert (second - first).total_seconds() == every_s
+
+
+async def test_the_pass_for_dead_workers_runs_before_the_checks_queued_ahead_of_it(
+    queue: JobQueue, recorder: Recorder, state: str
+) -> None:
+    """A busy queue must not delay the re-queueing of a dead worker's check."""
+    checks = [
+        plan_check(
+            repo="acme/shop",
+            number=number,
+            head_sha=HEAD,
+            delivery_id=f"d-{number}",
+            installation_id=1,
+            trigger="pull_request.opened",
+        )
+        for number in (1, 2, 3)
+    ]
+    async with queue.pool.connection() as connection, connection.transaction():
+        await queue.defer_all(connection, checks)
+    await queue.app.tasks[TASK_RETRY_STALLED_JOBS].defer_async(timestamp=0)
+    await _work(queue)
+    started = query(
+        state,
+        "SELECT j.task_name FROM procrastinate_events e JOIN procrastinate_jobs j"
+        " ON j.id = e.job_id WHERE e.type = 'started' ORDER BY e.id",
+    )
+    assert [task for (task,) in started] == [TASK_RETRY_STALLED_JOBS] + 3 * [
+        "migsafe.check_pull_request"
+    ]
+    assert recorder.names() == 3 * ["check_pull_request"]

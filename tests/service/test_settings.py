@@ -42,6 +42,7 @@ def test_minimal_environment_gets_the_defaults(environ: dict[str, str]) -> None:
     assert settings.github_api_url == DEFAULT_GITHUB_API_URL
     assert settings.port == 8000
     assert settings.database_url is None
+    assert settings.stalled_worker_s == 30
     home_default = Path("~/.local/share/migsafe/pg").expanduser()
     # As root PostgreSQL runs as `postgres`, which cannot enter /root: a system directory.
     assert settings.data_dir == (Path(ROOT_DATA_DIR) if os.geteuid() == 0 else home_default)
@@ -55,8 +56,11 @@ def test_every_variable_is_read(environ: dict[str, str]) -> None:
         "MIGSAFE_SANDBOX_URL": "postgresql://admin@sandbox/postgres",
         "PORT": "9001",
         "MIGSAFE_PUBLIC_URL": "https://migsafe.example.com",
+        "MIGSAFE_WORKER_CONCURRENCY": "3",
+        "MIGSAFE_STALLED_WORKER_SECONDS": "12",
     }
     settings = load_settings(environ)
+    assert (settings.worker_concurrency, settings.stalled_worker_s) == (3, 12)
     assert settings.github_api_url == "http://127.0.0.1:9000/api/v3"
     assert settings.database_url == "postgresql://bot@db/migsafe"
     assert settings.data_dir == Path("/var/lib/migsafe")
@@ -75,6 +79,7 @@ def test_every_variable_is_read(environ: dict[str, str]) -> None:
         ("PORT", "70000", "PORT must be at most 65535"),
         ("PORT", "-1", "PORT must be a positive integer"),
         ("MIGSAFE_PUBLIC_URL", "ftp://x", "MIGSAFE_PUBLIC_URL must be an http(s) URL"),
+        ("MIGSAFE_STALLED_WORKER_SECONDS", "0", "MIGSAFE_STALLED_WORKER_SECONDS must be a posi"),
     ],
 )
 def test_a_bad_variable_is_named(
