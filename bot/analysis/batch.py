@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from bot.analysis.migration_model import MigrationFile, OpCall
 from bot.analysis.model import Finding
-from bot.migrations.model import MigrationFile, OpCall
 
 _Matches = Callable[[OpCall], bool]
 

@@ -8,10 +8,10 @@ matrix. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.analysis.model import ActionKind, Finding, Statement
+from bot.analysis.options import AnalysisOptions as AnalysisOptions
 from bot.analysis.rules import RULE_KINDS, STATEMENT_RULES
 from bot.analysis.rules.base import Check
 from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE, destructive_downgrade_findings
@@ -19,14 +19,6 @@ from bot.analysis.rules.timeouts import with_revision_counts
 from bot.analysis.state import StreamState, name_key, rebuilt_indexes
 
 Dispatch = dict[ActionKind, tuple[Check, ...]]
-
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    lock_timeout_max_ms: float = 30_000  # the checklist's SET lock_timeout = '30s'
-    statement_timeout_max_ms: float = 300_000  # the checklist's SET statement_timeout = '5min'
-    enabled: frozenset[str] | None = None  # rule ids to run; None = all
-    version_table: str = "alembic_version"  # Alembic's bookkeeping table, never judged
 
 
 def analyze_upgrade(

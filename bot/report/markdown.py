@@ -17,14 +17,14 @@ from functools import partial
 from urllib.parse import quote
 
 from bot.analysis.model import Finding, Statement
-from bot.report import (
+from bot.report import sandbox_view
+from bot.report.common import (
     approval_findings,
     judged_lines,
     location,
     ordered,
     plural,
     rollback_commands,
-    sandbox_view,
     statement_origin,
     verdict,
 )

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.analysis.model import Finding, RuleInfo, Severity
-from bot.report import revision_index
+from bot.report.common import revision_index
 from bot.result import CheckResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

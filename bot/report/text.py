@@ -6,16 +6,16 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Finding, Severity
-from bot.migrations.model import MigrationFile
-from bot.report import (
+from bot.report import sandbox_view
+from bot.report.common import (
     judged_lines,
     location,
     ordered,
     plural,
     revision_index,
     rollback_commands,
-    sandbox_view,
     verdict,
 )
 from bot.report.plan import Backup, Contact, RollbackPlan, plan_for_result

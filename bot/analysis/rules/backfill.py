@@ -11,7 +11,7 @@ from bot.analysis.rules.base import Check, finding
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 BACKFILL_IN_MIGRATION = RuleInfo(
     id="backfill-in-migration",

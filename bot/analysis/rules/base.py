@@ -9,7 +9,7 @@ from bot.analysis.model import Action, ActionKind, Finding, RuleInfo, Statement
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 Check = Callable[[Statement, StreamState, "AnalysisOptions"], Iterable[Finding]]
 

@@ -18,7 +18,7 @@ from bot.analysis.rules.base import Check, actions_of, bare_name, finding
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 ADD_NOT_NULL_COLUMN = RuleInfo(
     id="add-not-null-column",

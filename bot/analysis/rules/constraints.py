@@ -26,7 +26,7 @@ from bot.analysis.rules.base import (
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 ADD_FOREIGN_KEY_VALIDATED = RuleInfo(
     id="add-foreign-key-validated",

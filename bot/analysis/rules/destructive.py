@@ -14,7 +14,7 @@ from bot.analysis.rules.base import Check, actions_of, bare_name, finding, table
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 _APPROVAL = (
     "The checklist requires documenting it in a comment in the migration, a recent backup "

@@ -25,7 +25,7 @@ from bot.analysis.rules.base import (
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 CREATE_INDEX_NON_CONCURRENTLY = RuleInfo(
     id="create-index-non-concurrently",

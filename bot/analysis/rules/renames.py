@@ -10,7 +10,7 @@ from bot.analysis.rules.base import Check, actions_of, finding
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 RENAME_COLUMN = RuleInfo(
     id="rename-column",

@@ -23,7 +23,7 @@ from bot.analysis.rules.base import Check, finding, tables_of
 from bot.analysis.state import StreamState, Timeout
 
 if TYPE_CHECKING:
-    from bot.analysis.engine import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions
 
 MISSING_LOCK_TIMEOUT = RuleInfo(
     id="missing-lock-timeout",

@@ -13,7 +13,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.jobs import plan_check
-from bot.webhooks.routers import Plan, installation_id, repo_name, trigger_of
+from bot.webhooks.routers.plan import Plan, installation_id, repo_name, trigger_of
 
 router = routing.Router()
 
