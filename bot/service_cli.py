@@ -76,13 +76,14 @@ def db_upgrade() -> int:
 def serve(*, worker: bool = True) -> int:
     from aiohttp import web
 
+    from bot import service
     from bot.jobs import JobQueue
     from bot.webhooks.app import build_web_app
 
     settings = start_up()
     state = _ready_state_database(settings)
     try:
-        queue = JobQueue(state.conninfo, settings=settings)
+        queue = JobQueue(state.conninfo, handlers=service.handlers(), settings=settings)
         app = build_web_app(webhook_secret=settings.webhook_secret, queue=queue)
         app.cleanup_ctx.append(_lifecycle(queue, state, settings, with_worker=worker))
         web.run_app(app, port=settings.port, print=None, access_log=None)
@@ -193,11 +194,12 @@ def _lifecycle(
 
 
 async def _run_worker(settings: Settings, state: db.StateDatabase) -> None:
+    from bot import service
     from bot.jobs import JobQueue
     from bot.store import db
 
     pool = await db.open_pool(state.conninfo)
-    queue = JobQueue(state.conninfo, settings=settings)
+    queue = JobQueue(state.conninfo, handlers=service.handlers(), settings=settings)
     try:
         await queue.open(pool)
         await queue.run_worker(concurrency=settings.worker_concurrency)

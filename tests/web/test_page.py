@@ -538,7 +538,8 @@ async def test_the_stylesheet_is_served_from_the_app(client: Client) -> None:
 
 
 def test_without_settings_the_app_has_no_report_pages(state_conninfo: str) -> None:
-    app = build_web_app(webhook_secret=SECRET, queue=JobQueue(state_conninfo))
+    queue = JobQueue(state_conninfo, handlers=Recorder().handlers())
+    app = build_web_app(webhook_secret=SECRET, queue=queue)
     assert not any(r.canonical == "/runs/{id}" for r in app.router.resources())
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from gidgethub import sansio
 
-from bot.jobs import PlannedJob, plan_check, plan_gate
+from bot.jobs import PlannedJob, PullRequestJob, plan_check, plan_gate
 from bot.store.db import PullRequestHead
 
 
@@ -69,14 +69,12 @@ def add_pull_request_job(event: sansio.Event, plan: Plan, *, gate: bool) -> None
         return
     head = pull_request_head(repo, pull_request)
     plan.pull_requests.append(head)
-    planner = plan_gate if gate else plan_check
-    plan.jobs.append(
-        planner(
-            repo=repo,
-            number=head.number,
-            head_sha=head.head_sha,
-            delivery_id=plan.delivery_id,
-            installation_id=installation_id(event.data),
-            trigger=trigger_of(event),
-        )
+    job = PullRequestJob(
+        repo=repo,
+        number=head.number,
+        head_sha=head.head_sha,
+        delivery_id=plan.delivery_id,
+        installation_id=installation_id(event.data),
+        trigger=trigger_of(event),
     )
+    plan.jobs.append(plan_gate(job) if gate else plan_check(job))
