@@ -23,7 +23,8 @@ from bot.report.plan import Contact
 from bot.settings import Settings, load_settings
 from bot.store import db
 from bot.store import pages as store
-from bot.web.pages import STYLESHEET_PATH, bar_geometry, github_web_url
+from bot.web.pages import STYLESHEET_PATH, github_web_url
+from bot.web.timeline import bar_geometry
 from bot.web.tokens import derive_key, page_key, page_url, run_path, run_token
 from bot.webhooks.app import build_web_app
 from tests.service.conftest import SECRET, Recorder
