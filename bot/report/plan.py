@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.policy.approvals import human_duration
 from bot.policy.backup import NOT_CONFIGURED, BackupStatus, BackupUnavailable
 from bot.policy.config import Policy
+from bot.policy.procedure import human_duration
 from bot.result import CheckResult
 
 Safety = Literal["safe", "unsafe", "untested"]

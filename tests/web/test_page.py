@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.errors import UserError
 from bot.jobs import JobQueue
-from bot.policy.approvals import GateVerdict, ProcedureItem, Reason, RoleStatus
+from bot.policy.approvals import GateVerdict, RoleStatus
 from bot.policy.backup import BackupStatus
+from bot.policy.procedure import ProcedureItem, Reason
 from bot.report.plan import Contact
 from bot.settings import Settings, load_settings
 from bot.store import db
