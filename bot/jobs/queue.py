@@ -1,5 +1,7 @@
 """The durable job queue: procrastinate on the bot's PostgreSQL.
 
+Over 400 lines: deferring, retrying and the worker are one mechanism around one App.
+
 What a webhook decided is a `PlannedJob` (task name, JSON arguments, locks); the webhook
 handler defers it on its own connection, in the same transaction as the delivery row, so
 an accepted delivery is never lost. Guarantees, all procrastinate's own:

@@ -1,5 +1,7 @@
 """Read Alembic revision files with `ast` and `tokenize`: never import or run them.
 
+Over 400 lines: one reader of a revision file's syntax tree; its helpers go together.
+
 Migration files come from pull requests and are untrusted; everything here works on
 their text. `op.<name>(...)` calls in `upgrade()` / `downgrade()` (and in module-level
 helpers those call) become `OpCall`s with their literal arguments. Calls on a

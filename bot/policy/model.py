@@ -1,9 +1,10 @@
 """The policy file's model: one pydantic model per section, and `Policy`, the whole file.
 
+Over 400 lines: each field carries the description the published JSON Schema shows.
+
 Every key is optional; the defaults are the Migration Safety Checklist (`bot.policy.checklist`).
 Models forbid unknown keys so that a typo is an error, not a silently ignored setting. The
-field descriptions are the published JSON Schema's (`bot.policy.schema`); they are most of
-this module's length, which is why it runs past 400 lines.
+field descriptions are the published JSON Schema's (`bot.policy.schema`).
 
 Rule ids are checked in a separate step, `Policy.check_rule_ids(known)` (or by passing
 `known_rule_ids=` to the loaders of `bot.policy.config`): the caller knows the rule catalog.
