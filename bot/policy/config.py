@@ -78,11 +78,9 @@ def parse_policy(
     if not isinstance(raw, dict):
         raise UserError(f"must be a mapping of settings (got {show_value(raw)})", path=source)
     try:
-        policy = Policy.model_validate(_drop_empty(raw))
+        policy = Policy.from_file(_drop_empty(raw), source)
     except ValidationError as exc:
         raise UserError(describe_errors(exc), path=source) from None
-    policy._source = source
-    policy.check_roles()
     if known_rule_ids is not None:
         policy.check_rule_ids(known_rule_ids)
     return policy

@@ -411,6 +411,16 @@ class Policy(StrictModel):
         """The checklist's policy, for repositories without a policy file."""
         return cls()
 
+    @classmethod
+    def from_file(cls, data: object, source: str) -> Policy:
+        """The policy in `data` (the file's YAML, read by `bot.policy.config`); `source` names
+        the file in later messages. Raises pydantic's ValidationError, or UserError for a
+        role that is neither the checklist's nor defined under `roles:`."""
+        policy = cls.model_validate(data)
+        policy._source = source
+        policy._check_roles()
+        return policy
+
     @property
     def source(self) -> str:
         """The file (or ref:path) the policy came from, for error messages."""
@@ -455,7 +465,7 @@ class Policy(StrictModel):
             for index, rule_id in enumerate(ids):
                 yield f"{key}[{index}]", rule_id
 
-    def check_roles(self) -> None:
+    def _check_roles(self) -> None:
         """Roles used in approvals and contacts must be the checklist's or defined in `roles`."""
         known = {*CHECKLIST_ROLES, *self.roles}
         for key, role in self._role_references():
