@@ -30,8 +30,10 @@ from bot.analysis.engine import (
     analyze_upgrade,
 )
 from bot.analysis.evidence import one_per_operation
+from bot.analysis.migration_model import DryRun, MigrationFile
 from bot.analysis.model import Finding, Statement
 from bot.analysis.parse import parse_statements
+from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rule import ProjectFacts
 from bot.analysis.rule import Stage as RuleStage
 from bot.analysis.rules.sandbox import (
@@ -41,13 +43,11 @@ from bot.analysis.rules.sandbox import (
 )
 from bot.analysis.rules.static import static_findings
 from bot.analysis.rules.timeouts import MISSING_LOCK_TIMEOUT, MISSING_STATEMENT_TIMEOUT
+from bot.analysis.sandbox_model import SandboxReport, Step, TracedStatement
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
-from bot.migrations.dryrun import dry_run
 from bot.migrations.gitref import export_tree, scan_files_at_ref
-from bot.migrations.model import DryRun, MigrationFile
 from bot.migrations.project import AlembicProject, find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 from bot.policy.config import Policy
 from bot.policy.environments import apply_policy, check_environment, timeout_limits_ms
@@ -55,9 +55,9 @@ from bot.progress import Stage
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 from bot.sandbox.child import ContainedChild
 from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
+from bot.sandbox.dryrun import dry_run
 from bot.sandbox.environment import PreparedEnvironment, prepare_environment
 from bot.sandbox.isolation import ContainmentUnavailable, containment_mode
-from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import SandboxOutcome, SandboxRequest, run_sandbox, sandbox_child
 from bot.scope import (

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from bot.analysis.catalog import RULES
 from bot.analysis.engine import AnalysisOptions, analyze_project, analyze_upgrade
+from bot.analysis.migration_model import DryRun, MigrationFile, suppressions_in
 from bot.analysis.model import Finding, Statement
 from bot.analysis.parse import parse_statements, split_sql_located, sql_comments
 from bot.analysis.rule import ProjectFacts, Stage
 from bot.analysis.suppress import apply_suppressions
 from bot.errors import UserError
-from bot.migrations.model import DryRun, MigrationFile
-from bot.migrations.scan import suppressions_in
 from bot.policy.config import POLICY_PATH, Policy, load_policy
 from bot.policy.environments import apply_policy, timeout_limits_ms
 from bot.result import CheckResult, Judged, NewRevisions, PolicyOrigin

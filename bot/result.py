@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot import __version__
+from bot.analysis.migration_model import DryRun, MigrationFile
 from bot.analysis.model import Finding, RuleInfo, Severity
-from bot.migrations.model import DryRun, MigrationFile
-from bot.sandbox.model import SandboxReport
+from bot.analysis.sandbox_model import SandboxReport
 
 EnvironmentOrigin = Literal["flag", "branches", "policy", "default", "caller"]
 RevisionsOrigin = Literal[

@@ -76,6 +76,7 @@ def db_upgrade() -> int:
 def serve(*, worker: bool = True) -> int:
     from aiohttp import web
 
+    from bot import service
     from bot.jobs import JobQueue
     from bot.webhooks.app import build_web_app
 
@@ -84,7 +85,10 @@ def serve(*, worker: bool = True) -> int:
     try:
         _check_credentials(settings)
         queue = JobQueue(
-            state.conninfo, settings=settings, stalled_after_s=settings.stalled_worker_s
+            state.conninfo,
+            handlers=service.handlers(),
+            settings=settings,
+            stalled_after_s=settings.stalled_worker_s,
         )
         app = build_web_app(webhook_secret=settings.webhook_secret, queue=queue)
         app.cleanup_ctx.append(_lifecycle(queue, state, settings, with_worker=worker))
@@ -206,11 +210,17 @@ def _lifecycle(
 
 
 async def _run_worker(settings: Settings, state: db.StateDatabase) -> None:
+    from bot import service
     from bot.jobs import JobQueue
     from bot.store import db
 
     pool = await db.open_pool(state.conninfo)
-    queue = JobQueue(state.conninfo, settings=settings, stalled_after_s=settings.stalled_worker_s)
+    queue = JobQueue(
+        state.conninfo,
+        handlers=service.handlers(),
+        settings=settings,
+        stalled_after_s=settings.stalled_worker_s,
+    )
     try:
         await queue.open(pool)
         await queue.run_worker(concurrency=settings.worker_concurrency)

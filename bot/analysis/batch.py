@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from bot.analysis.migration_model import MigrationFile, OpCall
 from bot.analysis.model import Finding
 from bot.analysis.registry import points_at
 from bot.analysis.rule import PointsAt
-from bot.migrations.model import MigrationFile, OpCall
 
 _Matches = Callable[[OpCall], bool]
 

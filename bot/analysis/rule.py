@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot import HOME_URL
+from bot.analysis.migration_model import DryRun, MigrationFile
 from bot.analysis.model import ActionKind, Finding, RuleInfo
-from bot.migrations.model import DryRun, MigrationFile
-from bot.migrations.revisions import RevisionGraph
+from bot.analysis.revision_graph import RevisionGraph
 
 
 class Stage(StrEnum):

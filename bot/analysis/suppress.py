@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 
+from bot.analysis.migration_model import MigrationFile, Suppression
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
 from bot.analysis.rule import Rule, Stage
-from bot.migrations.model import MigrationFile, Suppression
 
 SUPPRESSION_MISSING_REASON = RuleInfo(
     id="suppression-missing-reason",

@@ -1,6 +1,6 @@
 """How migsafe runs Alembic, the same way in both children. Runs INSIDE the children.
 
-The dry-run's `_child.py` and the sandbox's `_online_child.py` are started as single scripts
+The dry-run's `_offline_child.py` and the sandbox's `_online_child.py` are started as single scripts
 with `python -I` (migsafe is not importable there); this module is inlined into each of them
 when they are started (`bot.migrations.childscript`). Standard library and alembic only.
 

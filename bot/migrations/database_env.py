@@ -23,8 +23,8 @@ from urllib.parse import quote, quote_plus
 
 from psycopg.conninfo import conninfo_to_dict
 
-TEMPLATE_KEYS = ("host", "port", "user", "password", "database", "url")
-TEMPLATE = re.compile(r"\{([a-z_]+)\}")
+from bot.policy.fields import TEMPLATE, TEMPLATE_KEYS
+
 LIBPQ_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 CONVENTION_VARIABLES = ("DATABASE_URL", *LIBPQ_VARIABLES)
 DRIVER = "postgresql+psycopg"  # the driver every child has (migsafe depends on psycopg)
@@ -114,11 +114,6 @@ def _render(user: str, password: str, location: str, database: str) -> str:
 
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def template_keys(value: str) -> list[str]:
-    """The placeholders a `sandbox.env` value holds (known or not)."""
-    return TEMPLATE.findall(value)
 
 
 def resolve(value: str, params: DatabaseParams) -> str:

@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from bot.analysis.migration_model import MigrationFile
 from bot.errors import UserError
-from bot.migrations.model import MigrationFile
 from bot.migrations.project import AlembicProject
 from bot.migrations.scan import is_revision_file_name, scan_source
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from bot.migrations.imports import import_closure
 from bot.migrations.project import AlembicProject, find_project
+from bot.migrations.setup_inputs import setup_input_files
 from bot.policy.config import Policy
 from bot.policy.fingerprint import fingerprint, matches_any
-from bot.sandbox.environment import setup_input_files
 
 SCRIPT_FILES = ("env.py", "script.py.mako")
 SECTION = "alembic"

@@ -1,5 +1,7 @@
 """Read Alembic revision files with `ast` and `tokenize`: never import or run them.
 
+Over 400 lines: one reader of a revision file's syntax tree; its helpers go together.
+
 Migration files come from pull requests and are untrusted; everything here works on
 their text. `op.<name>(...)` calls in `upgrade()` / `downgrade()` (and in module-level
 helpers those call) become `OpCall`s with their literal arguments. Calls on a
@@ -17,12 +19,10 @@ import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.analysis.migration_model import Function, MigrationFile, OpCall, suppressions_in
 from bot.errors import UserError
-from bot.migrations.model import Function, MigrationFile, OpCall, Suppression
 from bot.migrations.project import AlembicProject
 
-_SUPPRESSION = re.compile(r"migsafe\s*:\s*ignore\s*\[([^\]]*)\]\s*(.*)$", re.IGNORECASE)
-_REASON_LEAD = " \t-\u2013\u2014:;,"  # "-- reason", ": reason"
 # Alembic reads revision ids from file names when `revision` is missing (legacy layout).
 _LEGACY_REVISION_FILE = re.compile(r"^([a-f0-9]+)\.py$")
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
@@ -76,7 +76,7 @@ def scan_source(source: str | bytes, rel_path: str) -> MigrationFile:
         downgrade_empty=_downgrade_empty(functions),
         comments=comments,
         comment_only_lines=comment_only,
-        suppressions=_suppressions(comments),
+        suppressions=suppressions_in(comments),
     )
 
 
@@ -475,22 +475,3 @@ def _comments(text: str) -> tuple[dict[int, str], set[int]]:
         pass  # ast accepted the file; keep the comments read so far
     comment_only = {line for line in comments if line not in code_lines}
     return comments, comment_only
-
-
-def _suppressions(comments: dict[int, str]) -> list[Suppression]:
-    """The `migsafe: ignore[...]` comments among `comments` (line -> comment text)."""
-    suppressions: list[Suppression] = []
-    for line, comment in sorted(comments.items()):
-        match = _SUPPRESSION.search(comment)
-        if match:
-            rules = tuple(rule.strip() for rule in match.group(1).split(",") if rule.strip())
-            reason = match.group(2).strip().lstrip(_REASON_LEAD).strip()
-            suppressions.append(Suppression(line=line, rules=rules, reason=reason))
-    return suppressions
-
-
-suppressions_in = _suppressions  # public: `migsafe lint` reads SQL comments the same way
-
-
-def is_suppression_comment(comment: str) -> bool:
-    return _SUPPRESSION.search(comment) is not None

@@ -1,7 +1,8 @@
 """The checklist's environment matrix, and how a policy file changes it.
 
 Pure functions: a `Policy` (parsed by `bot.policy.config`) and an environment name
-in, severities / roles / environments out. No I/O.
+in, severities / roles / environments out. No I/O. The matrix's vocabulary (environments,
+levels, roles, default rule lists) is `bot.policy.checklist`, which the model uses too.
 """
 
 from __future__ import annotations
@@ -9,35 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Literal, get_args
 
 from bot.analysis.durations import parse_duration_ms
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
-from bot.analysis.registry import adr_rule_ids, approval_rule_ids, window_rule_ids
 from bot.errors import UserError
-
-if TYPE_CHECKING:  # config imports this module for the matrix; only the type flows back
-    from bot.policy.config import Policy
-
-EnvName = Literal["local", "ci", "staging", "production"]
-ENVIRONMENTS: tuple[EnvName, ...] = get_args(EnvName)
-
-Level = Literal["off", "notice", "warning", "error"]
-LEVELS: tuple[Level, ...] = get_args(Level)
-
-Backup = Literal["not-required", "recommended", "mandatory"]
-BACKUPS: tuple[Backup, ...] = get_args(Backup)
-
-# Roles the checklist names; approvals are listed in this order, other roles after.
-ROLE_ORDER = ("backend-lead", "product-owner")
-CHECKLIST_ROLES = ("backend-lead", "product-owner", "devops-lead")
-
-# The checklist's defaults, as the rules declare them (`Rule.needs_approval` and the
-# like): findings that always need approval where the environment asks for it (the
-# destructive changes, plus the sandbox's undeclared schema change), an ADR, a window.
-APPROVAL_RULE_IDS = approval_rule_ids()
-ADR_RULE_IDS = adr_rule_ids()
-MAINTENANCE_WINDOW_RULE_IDS = window_rule_ids()
+from bot.policy.checklist import (
+    ENVIRONMENTS,
+    ROLE_ORDER,
+    Backup,
+    EnvName,
+    Level,
+)
+from bot.policy.model import Policy
 
 
 @dataclass(frozen=True)

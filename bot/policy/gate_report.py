@@ -11,16 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bot.policy.approvals import (
-    ADR,
-    BACKUP,
-    DOCUMENTED,
-    MAINTENANCE_WINDOW,
-    GateVerdict,
-    Reason,
-    RoleStatus,
-    check_name,
-)
+from bot.policy.approvals import GateVerdict, RoleStatus, check_name
+from bot.policy.procedure import ADR, BACKUP, DOCUMENTED, MAINTENANCE_WINDOW, Reason
 
 MAX_CHARS = 65_535  # GitHub's limit for a check run's output.summary
 MAX_TITLE = 200

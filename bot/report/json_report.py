@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Evidence, Finding, Severity, Statement
-from bot.migrations.model import MigrationFile
-from bot.report import sandbox_view, suppressed_count
+from bot.report import sandbox_view
+from bot.report.common import suppressed_count
 from bot.result import CheckResult
 
 SCHEMA_PATH = Path(__file__).with_name("output.schema.json")

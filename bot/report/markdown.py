@@ -20,7 +20,8 @@ from bot.analysis.model import Finding, Statement
 from bot.analysis.rule import doc_url
 from bot.analysis.rules.downgrade import DESTRUCTIVE_DOWNGRADE
 from bot.analysis.rules.revisions import MISSING_DOWNGRADE
-from bot.report import (
+from bot.report import sandbox_view
+from bot.report.common import (
     approval_findings,
     evidence_line,
     judged_lines,
@@ -28,7 +29,6 @@ from bot.report import (
     ordered,
     plural,
     rollback_commands,
-    sandbox_view,
     statement_origin,
     verdict,
 )

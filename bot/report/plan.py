@@ -24,9 +24,9 @@ from bot.analysis.rules.sandbox import (
     ROLLBACK_SCHEMA_MISMATCH,
     UNDECLARED_CHANGE,
 )
-from bot.policy.approvals import human_duration
 from bot.policy.backup import NOT_CONFIGURED, BackupStatus, BackupUnavailable
 from bot.policy.config import Policy
+from bot.policy.procedure import human_duration
 from bot.result import CheckResult
 
 Safety = Literal["safe", "unsafe", "untested"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.analysis.sandbox_model import LockSpan, SandboxReport, TracedStatement
 from bot.result import CheckResult
-from bot.sandbox.model import LockSpan, SandboxReport, TracedStatement
 
 LOCK_LIMIT = 20  # lock spans listed in text and markdown (JSON has them all)
 DIFF_LIMIT = 30  # schema diff lines listed in text and markdown

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from bot import HOME_URL
 from bot.analysis.model import Finding, RuleInfo, Severity
 from bot.analysis.rule import doc_url
-from bot.report import evidence_line, revision_index
+from bot.report.common import evidence_line, revision_index
 from bot.result import CheckResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

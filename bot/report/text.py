@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Finding, Severity
-from bot.migrations.model import MigrationFile
-from bot.report import (
+from bot.report import sandbox_view
+from bot.report.common import (
     evidence_line,
     judged_lines,
     location,
@@ -16,7 +17,6 @@ from bot.report import (
     plural,
     revision_index,
     rollback_commands,
-    sandbox_view,
     verdict,
 )
 from bot.report.plan import Backup, Contact, RollbackPlan, plan_for_result

@@ -1,5 +1,7 @@
 """Runs INSIDE the sandbox child: Alembic online against the throwaway database, traced.
 
+Over 400 lines: migsafe is not importable in the child, so it carries its helpers.
+
 Self-contained on purpose (stdlib, alembic, sqlalchemy, psycopg): it is started as
 `python -I _online_child.py REQUESTS_FD REPLIES_FD` with a scrubbed environment and cannot
 import migsafe. Alembic is set up as in the dry-run's child (`_alembic_config.py`, inlined

@@ -1,5 +1,7 @@
 """The per-check throwaway database: a fresh database and a fresh login role owning only it.
 
+Over 400 lines: database, role, advisory-lock guard and cleanup are one life cycle.
+
 Works on the embedded cluster or on any server given by an admin URL (MIGSAFE_SANDBOX_URL).
 Every sandbox is guarded by a session-level advisory lock held by the creating process's
 admin connection: `cleanup_leftovers` drops only prefixed databases/roles whose lock is free,

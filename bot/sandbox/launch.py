@@ -1,5 +1,7 @@
 """Starting and ending contained children: the layer under `isolation` and `child`.
 
+Over 400 lines: starting and ending a contained child share the process bookkeeping.
+
 `contained_argv` turns a command into its bubblewrap command line (see `containment.py`) and
 hands the writable paths to the child's uid while it runs; `launch` starts it in a session of
 its own with its resource limits, and learns the PID namespace's init from bubblewrap;

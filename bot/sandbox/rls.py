@@ -10,8 +10,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from bot.analysis.sandbox_model import TracedStatement
 from bot.sandbox.database import SandboxServer, reserved_name
-from bot.sandbox.model import TracedStatement
 from bot.sandbox.schema import SchemaSnapshot
 from bot.sandbox.seed import seed_rows
 

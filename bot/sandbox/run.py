@@ -35,6 +35,7 @@ import psycopg
 
 from bot.analysis.model import Finding, Statement
 from bot.analysis.rules import sandbox as rules
+from bot.analysis.sandbox_model import SandboxReport, Step, TracedStatement
 from bot.migrations.childscript import alembic_spec, inlined_source
 from bot.migrations.database_env import (
     DatabaseParams,
@@ -54,7 +55,6 @@ from bot.sandbox.database import (
 )
 from bot.sandbox.declared import undeclared_changes
 from bot.sandbox.isolation import Limits, scrubbed_env
-from bot.sandbox.model import SandboxReport, Step, TracedStatement
 from bot.sandbox.rls import RlsSettings, check_rls
 from bot.sandbox.schema import (
     DEFAULT_IGNORED_TABLES,

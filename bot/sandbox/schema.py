@@ -1,5 +1,7 @@
 """A database schema as plain data, read from the catalogs, and the difference of two.
 
+Over 400 lines: one short comparison per kind of catalog object, all alike.
+
 Pure: `bot.sandbox.snapshot` fills a `SchemaSnapshot` from a live database; this module
 only compares snapshots and renders the changes. Names are schema-qualified and unquoted
 ("public.orders"); sub-objects append their own name ("public.orders.total").

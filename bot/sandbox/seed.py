@@ -1,5 +1,7 @@
 """Seed a few rows per table, and checksum tables to show whether a rollback kept them.
 
+Over 400 lines: a generator per column type, and checksums sharing that type knowledge.
+
 Values are generated from the column types, parents before children (foreign-key values
 come from the rows already inserted in the referenced table). A table whose insert fails
 (a CHECK the generator cannot satisfy, a trigger that refuses) is noted, not fatal: each

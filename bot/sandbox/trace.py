@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox.model import LockSpan, TracedStatement
+from bot.analysis.sandbox_model import LockSpan, TracedStatement
 
 DEFAULT_VERSION_TABLE = "alembic_version"
 

@@ -30,7 +30,8 @@ from bot.jobs import JobQueue
 from bot.service_logging import one_line_cause
 from bot.store import db
 from bot.web.pages import add_report_routes, page_config
-from bot.webhooks.routers import ROUTER, Plan, installation_id, repo_name
+from bot.webhooks.routers import ROUTER
+from bot.webhooks.routers.plan import Plan, installation_id, repo_name
 
 logger = logging.getLogger("migsafe.webhooks")
 

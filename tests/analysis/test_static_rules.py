@@ -7,12 +7,12 @@ import textwrap
 import pytest
 
 from bot.analysis.catalog import RULES
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Finding, Severity
 from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.analysis.rules.static import static_findings
-from bot.migrations.model import MigrationFile
 from bot.migrations.scan import scan_source
-from bot.policy.environments import APPROVAL_RULE_IDS
+from bot.policy.checklist import APPROVAL_RULE_IDS
 
 
 def migration(body: str, *, new: bool = True, name: str = "abcd1234") -> MigrationFile:

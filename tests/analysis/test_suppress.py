@@ -5,12 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Finding, Severity
+from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rules.static import static_findings
 from bot.analysis.suppress import apply_suppressions
-from bot.migrations.model import MigrationFile
 from bot.migrations.project import find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project, scan_source
 
 KNOWN = {"drop-table", "drop-column", "truncate-table"}

@@ -29,6 +29,8 @@ from aiohttp.test_utils import TestClient
 from bot import service
 from bot.jobs import TASK_PURGE_REPORTS, TASK_RETRY_STALLED_JOBS, JobQueue
 from bot.sandbox.cluster import EmbeddedCluster
+from bot.service.check import CHECK_NAME
+from bot.service.connection import close_github_sessions
 from bot.settings import Settings
 from bot.store import db
 from bot.webhooks.app import build_web_app
@@ -261,12 +263,12 @@ class Bot:
 
     # -- the fake's state -------------------------------------------------------------------
 
-    def check_runs(self, head_sha: str, name: str = service.CHECK_NAME) -> list[CheckRun]:
+    def check_runs(self, head_sha: str, name: str = CHECK_NAME) -> list[CheckRun]:
         return sorted(
             self.fake.check_runs(REPO, head_sha=head_sha, name=name), key=lambda run: run.id
         )
 
-    def check_run(self, head_sha: str, name: str = service.CHECK_NAME) -> CheckRun:
+    def check_run(self, head_sha: str, name: str = CHECK_NAME) -> CheckRun:
         """The only run called `name` on `head_sha`."""
         runs = self.check_runs(head_sha, name)
         assert len(runs) == 1, [(r.name, r.status, r.conclusion) for r in runs]
@@ -312,7 +314,9 @@ async def make_bot(
         settings = app_settings(fake_github, state, pg_cluster, public_url=public_url)
         pool = await db.open_pool(state, max_size=8)
         pools.append(pool)
-        queue = JobQueue(state, settings=settings, stalled_after_s=STALLED_AFTER_S)
+        queue = JobQueue(
+            state, handlers=service.handlers(), settings=settings, stalled_after_s=STALLED_AFTER_S
+        )
         await queue.open(pool)
         app = build_web_app(webhook_secret=SECRET, queue=queue)
         client: Client = await aiohttp_client(app)
@@ -328,7 +332,7 @@ async def make_bot(
         await bot.queue.close()
     for pool in pools:
         await pool.close()
-    await service.close_github_sessions()
+    await close_github_sessions()
 
 
 @pytest_asyncio.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.service import FORK_SANDBOX_SKIPPED, RERUN_REPLY_MARKER
+from bot.service.check import FORK_SANDBOX_SKIPPED
+from bot.service.commands import RERUN_REPLY_MARKER
 from tests.e2e.conftest import REPO, Bot, BotFactory, SeededPull, head_migration, seed_shop
 from tests.e2e.conftest import summary_of as summary
 from tests.fakegithub import payloads

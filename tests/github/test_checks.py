@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.analysis.migration_model import DryRun
 from bot.analysis.model import Finding, Severity
 from bot.github.checks import (
     MAX_TEXT,
@@ -15,7 +16,6 @@ from bot.github.checks import (
     conclusion_for,
     cut_text,
 )
-from bot.migrations.model import DryRun
 from bot.result import CheckResult
 
 

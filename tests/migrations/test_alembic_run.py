@@ -23,7 +23,7 @@ from bot.migrations.project import find_project
 from bot.sandbox.run import _CHILD as ONLINE_CHILD
 
 LAYOUTS = Path(__file__).parents[1] / "fixtures" / "layouts"
-DRY_RUN_CHILD = Path(__file__).parents[2] / "bot" / "migrations" / "_child.py"
+DRY_RUN_CHILD = Path(__file__).parents[2] / "bot" / "sandbox" / "_offline_child.py"
 
 
 # -- the project: where Alembic runs ----------------------------------------------------------

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.analysis.migration_model import DryRun
 from bot.analysis.model import Statement
-from bot.migrations.dryrun import FailureSummary, dry_run, summarize_traceback
-from bot.migrations.model import DryRun
+from bot.sandbox.dryrun import FailureSummary, dry_run, summarize_traceback
 from bot.sandbox.isolation import Limits
 from tests.processes import processes_with
 

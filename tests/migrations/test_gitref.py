@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.analysis.revision_graph import RevisionGraph
 from bot.errors import UserError
 from bot.migrations.gitref import (
     export_tree,
@@ -17,7 +18,6 @@ from bot.migrations.gitref import (
     scan_files_at_ref,
 )
 from bot.migrations.project import find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 
 LINEAR = Path(__file__).resolve().parents[1] / "fixtures" / "projects" / "linear"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.analysis.migration_model import Suppression
 from bot.errors import UserError
-from bot.migrations.model import Suppression
 from bot.migrations.project import find_project
 from bot.migrations.scan import scan_file, scan_project, scan_source
 

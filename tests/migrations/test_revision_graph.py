@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.analysis.migration_model import MigrationFile
+from bot.analysis.revision_graph import RevisionGraph
 from bot.errors import UserError
-from bot.migrations.model import MigrationFile
 from bot.migrations.project import find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"

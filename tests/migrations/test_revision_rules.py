@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Family, Finding, Severity
 from bot.analysis.registry import by_stage
+from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rule import Stage
 from bot.analysis.rules.revisions import (
     missing_downgrade_findings,
@@ -16,9 +18,7 @@ from bot.analysis.rules.revisions import (
     undocumented_findings,
 )
 from bot.analysis.rules.static import static_findings
-from bot.migrations.model import MigrationFile
 from bot.migrations.project import find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project, scan_source
 from bot.report.sarif import fingerprint
 

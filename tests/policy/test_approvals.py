@@ -11,24 +11,26 @@ import pytest
 
 from bot.analysis.model import Finding, Severity
 from bot.policy.approvals import (
-    ADR,
-    BACKUP,
-    DOCUMENTED,
-    MAINTENANCE_WINDOW,
     GateVerdict,
-    ProcedureItem,
     Review,
     ReviewState,
     check_name,
     evaluate_gate,
-    human_duration,
     latest_reviews,
-    linked_paths,
     membership_checks,
 )
 from bot.policy.backup import BackupStatus, BackupUnavailable
 from bot.policy.config import Policy, parse_policy
 from bot.policy.environments import environment_for_branch
+from bot.policy.procedure import (
+    ADR,
+    BACKUP,
+    DOCUMENTED,
+    MAINTENANCE_WINDOW,
+    ProcedureItem,
+    human_duration,
+    linked_paths,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T0 = NOW - timedelta(hours=2)

@@ -7,20 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.analysis.model import Finding, Severity
-from bot.policy.approvals import (
-    ADR,
-    BACKUP,
-    GateVerdict,
-    ProcedureItem,
-    Reason,
-    Review,
-    ReviewState,
-    RoleStatus,
-    evaluate_gate,
-)
+from bot.policy.approvals import GateVerdict, Review, ReviewState, RoleStatus, evaluate_gate
 from bot.policy.backup import NOT_CONFIGURED, BackupStatus
 from bot.policy.config import parse_policy
 from bot.policy.gate_report import DASH, MAX_CHARS, MAX_TITLE, render_gate_summary
+from bot.policy.procedure import ADR, BACKUP, ProcedureItem, Reason
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 POLICY = parse_policy(

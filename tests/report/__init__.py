@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.analysis.migration_model import DryRun, MigrationFile
 from bot.analysis.model import Family, Finding, RuleInfo, Severity, Statement
-from bot.migrations.model import DryRun, MigrationFile
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 
 VERSIONS = "migrations/versions"

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from bot import __version__
-from bot.migrations.model import MigrationFile
+from bot.analysis.migration_model import MigrationFile
 from bot.report.json_report import SCHEMA_PATH, render_json
 from bot.result import CheckResult
 
@@ -229,7 +229,7 @@ def test_the_reference_documents_every_field_of_the_schema() -> None:
 
 
 def sandboxed_result():  # type: ignore[no-untyped-def]
-    from bot.sandbox.model import LockSpan, SandboxReport, Step, TracedStatement
+    from bot.analysis.sandbox_model import LockSpan, SandboxReport, Step, TracedStatement
 
     result = sample_result()
     alter = TracedStatement(

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from bot.analysis.migration_model import DryRun
 from bot.analysis.model import Finding, Severity, Statement
-from bot.migrations.model import DryRun
 from bot.report.markdown import MAX_CHARS, render_markdown
 from bot.result import CheckResult
 

@@ -26,13 +26,13 @@ import pytest
 import yaml
 
 from bot.analysis.model import Finding, Severity
+from bot.analysis.sandbox_model import Step
 from bot.check import CheckOptions, run_check
 from bot.migrations.database_env import CONVENTION_VARIABLES
 from bot.report import render
 from bot.result import CheckResult
 from bot.sandbox.cluster import EmbeddedCluster
 from bot.sandbox.database import PREFIX, SandboxServer
-from bot.sandbox.model import Step
 from tests.processes import processes_with
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hostile"

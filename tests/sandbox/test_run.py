@@ -20,14 +20,14 @@ import pytest
 
 from bot.analysis.model import Finding, Severity
 from bot.analysis.parse import parse_statements
-from bot.migrations.dryrun import dry_run
+from bot.analysis.revision_graph import RevisionGraph
+from bot.analysis.sandbox_model import Step, TracedStatement
 from bot.migrations.project import find_project
-from bot.migrations.revisions import RevisionGraph
 from bot.migrations.scan import scan_project
 from bot.sandbox.child import ContainedChild, Reply, contained_python
 from bot.sandbox.database import PREFIX, SandboxServer, create_sandbox
+from bot.sandbox.dryrun import dry_run
 from bot.sandbox.isolation import scrubbed_env
-from bot.sandbox.model import Step, TracedStatement
 from bot.sandbox.rls import RlsSettings
 from bot.sandbox.run import (
     DEFAULT_MAX_DATABASE_BYTES,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.model import LockSpan, TracedStatement
+from bot.analysis.sandbox_model import LockSpan, TracedStatement
 from bot.sandbox.trace import lock_spans, read_trace, traced_statements
 
 MIGRATION = "migrations/versions/0002_change.py"

@@ -22,8 +22,9 @@ from aiohttp import web
 
 from bot.check import CheckOptions, run_check
 from bot.jobs import JobQueue
-from bot.policy.approvals import GateVerdict, ProcedureItem, Reason, RoleStatus
+from bot.policy.approvals import GateVerdict, RoleStatus
 from bot.policy.backup import BackupStatus
+from bot.policy.procedure import ProcedureItem, Reason
 from bot.report.json_report import to_document
 from bot.report.plan import Contact
 from bot.sandbox.cluster import EmbeddedCluster

@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.errors import UserError
 from bot.jobs import JobQueue
-from bot.policy.approvals import GateVerdict, ProcedureItem, Reason, RoleStatus
+from bot.policy.approvals import GateVerdict, RoleStatus
 from bot.policy.backup import BackupStatus
+from bot.policy.procedure import ProcedureItem, Reason
 from bot.report.plan import Contact
 from bot.settings import Settings, load_settings
 from bot.store import db
 from bot.store import pages as store
-from bot.web.pages import STYLESHEET_PATH, bar_geometry, github_web_url
+from bot.web.pages import STYLESHEET_PATH, github_web_url
+from bot.web.timeline import bar_geometry
 from bot.web.tokens import derive_key, page_key, page_url, run_path, run_token
 from bot.webhooks.app import build_web_app
 from tests.service.conftest import SECRET, Recorder
@@ -538,7 +540,8 @@ async def test_the_stylesheet_is_served_from_the_app(client: Client) -> None:
 
 
 def test_without_settings_the_app_has_no_report_pages(state_conninfo: str) -> None:
-    app = build_web_app(webhook_secret=SECRET, queue=JobQueue(state_conninfo))
+    queue = JobQueue(state_conninfo, handlers=Recorder().handlers())
+    app = build_web_app(webhook_secret=SECRET, queue=queue)
     assert not any(r.canonical == "/runs/{id}" for r in app.router.resources())
 
 

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from bot.analysis.model import Action, ActionKind, Finding, RuleInfo, Statement
+from bot.analysis.options import AnalysisOptions as AnalysisOptions  # the checks' signature
 from bot.analysis.state import StreamState
-
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    """What the SQL and downgrade stages are told (`bot.analysis.engine` runs them)."""
-
-    lock_timeout_max_ms: float = 30_000  # the checklist's SET lock_timeout = '30s'
-    statement_timeout_max_ms: float = 300_000  # the checklist's SET statement_timeout = '5min'
-    enabled: frozenset[str] | None = None  # rule ids to run; None = all
-    version_table: str = "alembic_version"  # Alembic's bookkeeping table, never judged
-
 
 Check = Callable[[Statement, StreamState, AnalysisOptions], Iterable[Finding]]
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bot.analysis.migration_model import MigrationFile, is_suppression_comment
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
+from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rule import ProjectFacts, Rule, Stage
 from bot.analysis.rules.destructive import (
     ALTER_COLUMN_TYPE,
@@ -19,9 +21,6 @@ from bot.analysis.rules.destructive import (
     DROP_TABLE,
     TRUNCATE_TABLE,
 )
-from bot.migrations.model import MigrationFile
-from bot.migrations.revisions import RevisionGraph
-from bot.migrations.scan import is_suppression_comment
 
 MISSING_DOWNGRADE = RuleInfo(
     id="missing-downgrade",

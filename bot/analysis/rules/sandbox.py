@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from bot.analysis.durations import format_ms, parse_duration_ms
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
 from bot.analysis.rule import Rule, Stage, rule_infos
-from bot.sandbox.model import LockSpan, TracedStatement
+from bot.analysis.sandbox_model import LockSpan, TracedStatement
 
 
 def _info(rule_id: str, family: Family, severity: Severity, summary: str, text: str) -> RuleInfo:

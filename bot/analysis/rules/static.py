@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from bot.analysis.migration_model import MigrationFile, OpCall
 from bot.analysis.model import Finding, Severity
 from bot.analysis.rules import destructive
 from bot.analysis.state import name_key
-from bot.migrations.model import MigrationFile, OpCall
 
 # Every id emitted here is owned by the SQL rules (bot.analysis.rules.destructive).
 DROP_TABLE = destructive.DROP_TABLE.id

@@ -12,8 +12,8 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.jobs import plan_check
-from bot.webhooks.routers import Plan, installation_id, repo_name, trigger_of
+from bot.jobs import PullRequestJob, plan_check
+from bot.webhooks.routers.plan import Plan, installation_id, repo_name, trigger_of
 
 router = routing.Router()
 
@@ -26,12 +26,14 @@ def _add_checks(event: sansio.Event, plan: Plan, subject: dict[str, Any]) -> Non
     for number in numbers or [None]:
         plan.jobs.append(
             plan_check(
-                repo=repo,
-                number=number,
-                head_sha=head_sha,
-                delivery_id=plan.delivery_id,
-                installation_id=installation_id(event.data),
-                trigger=trigger_of(event),
+                PullRequestJob(
+                    repo=repo,
+                    number=number,
+                    head_sha=head_sha,
+                    delivery_id=plan.delivery_id,
+                    installation_id=installation_id(event.data),
+                    trigger=trigger_of(event),
+                )
             )
         )
 

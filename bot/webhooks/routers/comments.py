@@ -7,7 +7,7 @@ import re
 from gidgethub import routing, sansio
 
 from bot.jobs import plan_rerun
-from bot.webhooks.routers import Plan, installation_id, repo_name
+from bot.webhooks.routers.plan import Plan, installation_id, repo_name
 
 router = routing.Router()
 

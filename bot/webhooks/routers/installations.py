@@ -6,7 +6,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from bot.jobs import plan_record_installation
-from bot.webhooks.routers import Plan, installation_id, trigger_of
+from bot.webhooks.routers.plan import Plan, installation_id, trigger_of
 
 router = routing.Router()
 

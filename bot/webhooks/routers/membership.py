@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from bot.jobs import plan_forget_membership
-from bot.webhooks.routers import Plan, installation_id
+from bot.webhooks.routers.plan import Plan, installation_id
 
 router = routing.Router()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from bot.webhooks.routers import Plan
+from bot.webhooks.routers.plan import Plan
 
 router = routing.Router()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from bot.webhooks.routers import Plan, add_pull_request_job, repo_name
+from bot.webhooks.routers.plan import Plan, add_pull_request_job, repo_name
 
 router = routing.Router()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from bot.webhooks.routers import Plan, add_pull_request_job
+from bot.webhooks.routers.plan import Plan, add_pull_request_job
 
 router = routing.Router()
 

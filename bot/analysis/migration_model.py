@@ -1,13 +1,22 @@
-"""What migsafe knows about an Alembic project, read without running its code."""
+"""What migsafe knows about an Alembic project, read without running its code.
+
+Part of the pure core: the rules read these values, the Alembic layer (`bot.migrations`)
+fills them in. The `migsafe: ignore[...]` comment syntax is here beside `Suppression`, so
+the scanner that reads it and the rule that judges it share one definition.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.analysis.model import Statement
 
 Function = Literal["upgrade", "downgrade"]
+
+_SUPPRESSION = re.compile(r"migsafe\s*:\s*ignore\s*\[([^\]]*)\]\s*(.*)$", re.IGNORECASE)
+_REASON_LEAD = " \t-\u2013\u2014:;,"  # "-- reason", ": reason"
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,23 @@ class Suppression:
     line: int
     rules: tuple[str, ...]
     reason: str  # empty when none was given (itself a finding)
+
+
+def suppressions_in(comments: dict[int, str]) -> list[Suppression]:
+    """The `migsafe: ignore[...]` comments among `comments` (line -> comment text); the
+    scanner reads revision files with it, `migsafe lint` SQL comments."""
+    suppressions: list[Suppression] = []
+    for line, comment in sorted(comments.items()):
+        match = _SUPPRESSION.search(comment)
+        if match:
+            rules = tuple(rule.strip() for rule in match.group(1).split(",") if rule.strip())
+            reason = match.group(2).strip().lstrip(_REASON_LEAD).strip()
+            suppressions.append(Suppression(line=line, rules=rules, reason=reason))
+    return suppressions
+
+
+def is_suppression_comment(comment: str) -> bool:
+    return _SUPPRESSION.search(comment) is not None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What a sandbox run observed: plain data, rendered by the reports."""
+"""What a sandbox run observed: plain data, rendered by the reports and judged by the rules."""
 
 from __future__ import annotations
 

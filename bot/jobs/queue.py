@@ -1,5 +1,7 @@
 """The durable job queue: procrastinate on the bot's PostgreSQL.
 
+Over 400 lines: deferring, retrying and the worker are one mechanism around one App.
+
 What a webhook decided is a `PlannedJob` (task name, JSON arguments, locks); the webhook
 handler defers it on its own connection, in the same transaction as the delivery row, so
 an accepted delivery is never lost. Guarantees, all procrastinate's own:
@@ -20,7 +22,7 @@ an accepted delivery is never lost. Guarantees, all procrastinate's own:
   minute (`retry_stalled_jobs`: a periodic task, run by one worker of the fleet ahead of
   the queued checks).
 
-Task bodies call a `Handlers` registry (by default the functions of `bot.service`), so
+Task bodies call a `Handlers` registry (the service's are `bot.service.handlers()`), so
 tests run the real tasks with handlers of their own instead of patching modules.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import procrastinate
@@ -39,7 +41,20 @@ from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 
 from bot import metrics
-from bot.service_logging import failure_logged, one_line_cause
+from bot.jobs.log import log_job_failure
+from bot.jobs.plan import (
+    TASK_CHECK_PULL_REQUEST,
+    TASK_EVALUATE_GATE,
+    TASK_FORGET_MEMBERSHIP,
+    TASK_PURGE_REPORTS,
+    TASK_RECORD_INSTALLATION,
+    TASK_RERUN_COMMAND,
+    TASK_RETRY_STALLED_JOBS,
+    PlannedJob,
+    PullRequestJob,
+    plan_check,
+)
+from bot.service_logging import one_line_cause
 from bot.settings import DEFAULT_REPORT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS
 from bot.settings import DEFAULT_STALLED_WORKER_SECONDS, Settings
 from bot.store import db
@@ -47,13 +62,6 @@ from bot.store.pages import purge_expired_reports
 
 logger = logging.getLogger("migsafe.jobs")
 
-TASK_CHECK_PULL_REQUEST = "migsafe.check_pull_request"
-TASK_EVALUATE_GATE = "migsafe.evaluate_gate"
-TASK_RERUN_COMMAND = "migsafe.rerun_command"
-TASK_FORGET_MEMBERSHIP = "migsafe.forget_membership"
-TASK_RECORD_INSTALLATION = "migsafe.record_installation"
-TASK_RETRY_STALLED_JOBS = "migsafe.retry_stalled_jobs"
-TASK_PURGE_REPORTS = "migsafe.purge_reports"
 PURGE_REPORTS_CRON = "17 3 * * *"  # daily, off the hour
 
 # Waits 3, 9, 27, 81, 243 s: rides out a GitHub incident of several minutes.
@@ -77,120 +85,6 @@ class QueueingLockContended(Exception):
 Lookup = Callable[..., Awaitable[list[int]]]
 
 
-# -- planned jobs ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedJob:
-    task: str
-    kwargs: dict[str, Any]
-    lock: str | None = None
-    queueing_lock: str | None = None
-    schedule_in_s: int | None = None
-
-
-def pull_request_lock(repo: str, number: int) -> str:
-    return f"{repo}#{number}"
-
-
-def plan_check(
-    *,
-    repo: str,
-    number: int | None,
-    head_sha: str,
-    delivery_id: str,
-    installation_id: int | None,
-    trigger: str,
-) -> PlannedJob:
-    """A check of `head_sha`; `number=None` (a fork's check suite names no PR): the job
-    finds the PRs with that head and defers one check each."""
-    kwargs = {
-        "repo": repo,
-        "number": number,
-        "head_sha": head_sha,
-        "delivery_id": delivery_id,
-        "installation_id": installation_id,
-        "trigger": trigger,
-    }
-    if number is None:
-        where = f"{repo}@{head_sha}"
-        return PlannedJob(TASK_CHECK_PULL_REQUEST, kwargs, where, f"check:{where}")
-    lock = pull_request_lock(repo, number)
-    return PlannedJob(TASK_CHECK_PULL_REQUEST, kwargs, lock, f"check:{lock}@{head_sha}")
-
-
-def plan_gate(
-    *,
-    repo: str,
-    number: int,
-    head_sha: str,
-    delivery_id: str,
-    installation_id: int | None,
-    trigger: str,
-    refresh_memberships: bool = False,
-) -> PlannedJob:
-    """Re-evaluate the approval gate (labels, reviews); it reads the current state, so one
-    queued evaluation per PR is enough. `refresh_memberships` (a membership changed): the
-    evaluation asks GitHub rather than this worker's membership cache."""
-    lock = pull_request_lock(repo, number)
-    kwargs: dict[str, Any] = {
-        "repo": repo,
-        "number": number,
-        "head_sha": head_sha,
-        "delivery_id": delivery_id,
-        "installation_id": installation_id,
-        "trigger": trigger,
-    }
-    if refresh_memberships:
-        kwargs["refresh_memberships"] = True
-        # Its own queueing lock: a queued plain evaluation must not swallow the refresh.
-        return PlannedJob(TASK_EVALUATE_GATE, kwargs, lock, f"gate-refresh:{lock}")
-    return PlannedJob(TASK_EVALUATE_GATE, kwargs, lock, f"gate:{lock}")
-
-
-def plan_rerun(
-    *,
-    repo: str,
-    number: int,
-    comment_id: int,
-    commenter: str,
-    delivery_id: str,
-    installation_id: int | None,
-) -> PlannedJob:
-    kwargs = {
-        "repo": repo,
-        "number": number,
-        "comment_id": comment_id,
-        "commenter": commenter,
-        "delivery_id": delivery_id,
-        "installation_id": installation_id,
-    }
-    return PlannedJob(TASK_RERUN_COMMAND, kwargs, None, f"rerun:{repo}#{number}:{comment_id}")
-
-
-def plan_forget_membership(
-    *,
-    org: str,
-    team_slug: str | None,
-    login: str,
-    delivery_id: str,
-    installation_id: int | None,
-) -> PlannedJob:
-    kwargs = {
-        "org": org,
-        "team_slug": team_slug,
-        "login": login,
-        "delivery_id": delivery_id,
-        "installation_id": installation_id,
-    }
-    return PlannedJob(TASK_FORGET_MEMBERSHIP, kwargs)
-
-
-def plan_record_installation(*, installation_id: int, action: str, delivery_id: str) -> PlannedJob:
-    kwargs = {"installation_id": installation_id, "action": action, "delivery_id": delivery_id}
-    return PlannedJob(TASK_RECORD_INSTALLATION, kwargs)
-
-
 # -- handlers and their context -----------------------------------------------------------------
 
 
@@ -204,19 +98,6 @@ class Handlers:
     rerun_command: Handler
     forget_membership: Handler
     record_installation: Handler
-
-    @classmethod
-    def from_service(cls) -> Handlers:
-        from bot import service
-
-        return cls(
-            check_pull_request=service.check_pull_request,
-            pull_requests_for_commit=service.pull_requests_for_commit,
-            evaluate_gate=service.evaluate_gate,
-            rerun_command=service.rerun_command,
-            forget_membership=service.forget_membership,
-            record_installation=service.record_installation,
-        )
 
 
 @dataclass(frozen=True)
@@ -256,7 +137,7 @@ class JobQueue:
     """A procrastinate App with migsafe's tasks, bound to one pool and one handler set."""
 
     conninfo: str
-    handlers: Handlers = field(default_factory=Handlers.from_service)
+    handlers: Handlers
     settings: Settings | None = None
     stalled_after_s: float = STALLED_AFTER_S
     app: procrastinate.App = field(init=False)
@@ -444,85 +325,38 @@ class JobQueue:
             raise
 
     async def _check(
-        self,
-        job_context: procrastinate.JobContext,
-        *,
-        repo: str,
-        number: int | None,
-        head_sha: str,
-        delivery_id: str,
-        installation_id: int | None,
-        trigger: str,
-        attempt: int = 0,
+        self, job_context: procrastinate.JobContext, /, attempt: int = 0, **kwargs: Any
     ) -> None:
         ctx = self._context(job_context)
-        await self._retrying(
-            job_context,
-            lambda: self._check_now(
-                ctx, repo, number, head_sha, delivery_id, installation_id, trigger
-            ),
-        )
+        pull = PullRequestJob.from_job(kwargs)
+        await self._retrying(job_context, lambda: self._check_now(ctx, pull))
 
-    async def _check_now(
-        self,
-        ctx: ServiceContext,
-        repo: str,
-        number: int | None,
-        head_sha: str,
-        delivery_id: str,
-        installation_id: int | None,
-        trigger: str,
-    ) -> None:
-        if number is None:
-            await self._check_each_pull_request(
-                ctx, repo, head_sha, delivery_id, installation_id, trigger
-            )
+    async def _check_now(self, ctx: ServiceContext, pull: PullRequestJob) -> None:
+        if pull.number is None:
+            await self._check_each_pull_request(ctx, pull)
             return
         if await self.superseded(
-            repo=repo, number=number, head_sha=head_sha, delivery_id=delivery_id
+            repo=pull.repo, number=pull.number, head_sha=pull.head_sha, delivery_id=pull.delivery_id
         ):
-            logger.info("%s#%s: check of %s superseded by a newer head", repo, number, head_sha)
+            logger.info("%s: check of %s superseded by a newer head", pull.name, pull.head_sha)
             return
         started = time.monotonic()
         try:
-            await self.handlers.check_pull_request(
-                ctx,
-                repo=repo,
-                number=number,
-                head_sha=head_sha,
-                delivery_id=delivery_id,
-                installation_id=installation_id,
-                trigger=trigger,
-            )
+            await self.handlers.check_pull_request(ctx, **pull.job_kwargs())
         finally:
             metrics.observe_check_duration(time.monotonic() - started)
 
-    async def _check_each_pull_request(
-        self,
-        ctx: ServiceContext,
-        repo: str,
-        head_sha: str,
-        delivery_id: str,
-        installation_id: int | None,
-        trigger: str,
-    ) -> None:
+    async def _check_each_pull_request(self, ctx: ServiceContext, pull: PullRequestJob) -> None:
         async with self.pool.connection() as connection:
-            numbers = await db.pull_requests_with_head(connection, repo, head_sha)
+            numbers = await db.pull_requests_with_head(connection, pull.repo, pull.head_sha)
         if not numbers:
             numbers = await self.handlers.pull_requests_for_commit(
-                ctx, repo=repo, head_sha=head_sha, installation_id=installation_id
+                ctx,
+                repo=pull.repo,
+                head_sha=pull.head_sha,
+                installation_id=pull.installation_id,
             )
-        jobs = [
-            plan_check(
-                repo=repo,
-                number=number,
-                head_sha=head_sha,
-                delivery_id=delivery_id,
-                installation_id=installation_id,
-                trigger=trigger,
-            )
-            for number in numbers
-        ]
+        jobs = [plan_check(replace(pull, number=number)) for number in numbers]
         async with self.pool.connection() as connection, connection.transaction():
             await self.defer_all(connection, jobs)
 
@@ -570,43 +404,6 @@ def retry_stalled_cron(stalled_after_s: float) -> str:
     dead worker's job waits at most three timeouts; each pass is one query and one job row."""
     every_s = max(1, min(60, round(stalled_after_s * 2)))
     return "* * * * *" if every_s == 60 else f"* * * * * */{every_s}"
-
-
-# -- the operator's log of failures ------------------------------------------------------------
-
-
-def log_job_failure(job: procrastinate.jobs.Job, error: BaseException, retry: str) -> None:
-    """ONE warning line: the job, what it was about, the cause, whether it is retried; the
-    traceback at DEBUG only (procrastinate's own line with the traceback is kept at DEBUG
-    too: bot.service_logging)."""
-    logger.warning(
-        "job %s %s%s failed: %s; %s",
-        job.id,
-        job.task_name,
-        job_subject(job.task_kwargs),
-        one_line_cause(error),
-        retry,
-    )
-    logger.debug("job %s: the traceback", job.id, exc_info=error)
-    failure_logged(job.id)
-
-
-def job_subject(kwargs: dict[str, Any]) -> str:
-    """What a job is about, for its log lines: ` owner/repo#12 head <sha> (delivery <id>)`."""
-    parts = []
-    repo, number, head_sha = kwargs.get("repo"), kwargs.get("number"), kwargs.get("head_sha")
-    if isinstance(repo, str):
-        parts.append(f"{repo}#{number}" if number is not None else repo)
-    if isinstance(head_sha, str):
-        parts.append(f"head {head_sha}")
-    if isinstance(kwargs.get("org"), str):
-        team = kwargs.get("team_slug")
-        parts.append(f"{kwargs['org']}/{team}" if team else str(kwargs["org"]))
-    if not isinstance(repo, str) and kwargs.get("installation_id") is not None:
-        parts.append(f"installation {kwargs['installation_id']}")
-    if isinstance(kwargs.get("delivery_id"), str):
-        parts.append(f"(delivery {kwargs['delivery_id']})")
-    return "".join(f" {part}" for part in parts)
 
 
 async def _periodically(task: str, run: Callable[[], Awaitable[Any]]) -> None:

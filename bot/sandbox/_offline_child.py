@@ -1,6 +1,6 @@
 """Alembic's offline SQL, traced to file and line. Runs INSIDE the isolated child.
 
-Usage: python -I -B _child.py REQUEST.json RESULT.json
+Usage: python -I -B _offline_child.py REQUEST.json RESULT.json
 
 Self-contained (standard library, alembic, sqlalchemy only): it runs as a script with
 `python -I`, where migsafe's package is not importable, and it executes the repository's
@@ -246,6 +246,6 @@ def run_traced_phase(
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.stderr.write("usage: _child.py REQUEST.json RESULT.json\n")
+        sys.stderr.write("usage: _offline_child.py REQUEST.json RESULT.json\n")
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 
+from bot.analysis.migration_model import MigrationFile
 from bot.errors import UserError
-from bot.migrations.model import MigrationFile
 
 
 class RevisionGraph:

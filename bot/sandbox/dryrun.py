@@ -1,6 +1,6 @@
 """The dry-run: Alembic's offline SQL of the new revisions, traced to file and line.
 
-The repository's env.py and migrations run only in an isolated child (`_child.py` under
+The repository's env.py and migrations run only in an isolated child (`_offline_child.py` under
 `run_isolated`); this side writes the request, reads the child's result file and turns it into
 `Statement`s. Anything the child does wrong (fails, hangs, dies, writes garbage) becomes
 `DryRun.error`, never an exception here.
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from bot.analysis.migration_model import DryRun
 from bot.analysis.model import Phase, Statement
 from bot.analysis.parse import split_sql
 from bot.migrations.childscript import alembic_spec, inlined_source
 from bot.migrations.database_env import OFFLINE, child_variables
-from bot.migrations.model import DryRun
 from bot.sandbox.isolation import (
     MAX_RESULT_BYTES,
     IsolatedResult,
@@ -31,7 +31,7 @@ from bot.sandbox.isolation import (
     scrubbed_env,
 )
 
-CHILD_SCRIPT = Path(__file__).with_name("_child.py")
+CHILD_SCRIPT = Path(__file__).with_name("_offline_child.py")
 STDERR_TAIL_LINES = 20
 PHASES: tuple[Phase, ...] = ("upgrade", "downgrade")
 _TRACEBACK_HEADER = "Traceback (most recent call last):"
@@ -39,7 +39,7 @@ _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
 class _MalformedResult(Exception):
-    """The child's result file is not what `_child.py` writes."""
+    """The child's result file is not what `_offline_child.py` writes."""
 
 
 @dataclass(frozen=True)
