@@ -12,7 +12,7 @@ import croniter
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, plan_check
+from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, PullRequestJob, plan_check
 from tests.service.conftest import Recorder, deliver, example
 from tests.statedb import query
 
@@ -235,7 +235,11 @@ async def test_a_stalled_job_with_a_queued_twin_is_closed_and_the_twin_runs(
 async def test_dead_workers_are_looked_for_every_two_stall_timeouts_at_most_a_minute(
     stalled_after_s: float, every_s: int
 ) -> None:
-    queue = JobQueue("postgresql://unused@localhost/unused", stalled_after_s=stalled_after_s)
+    queue = JobQueue(
+        "postgresql://unused@localhost/unused",
+        handlers=Recorder().handlers(),
+        stalled_after_s=stalled_after_s,
+    )
     periodic = queue.app.periodic_registry.periodic_tasks
     cron = periodic[("migsafe.retry_stalled_jobs", "retry-stalled")].cron
     ticks = croniter.croniter(cron, datetime(2026, 1, 1, 0, 0, 30))
@@ -249,12 +253,14 @@ async def test_the_pass_for_dead_workers_runs_before_the_checks_queued_ahead_of_
     """A busy queue must not delay the re-queueing of a dead worker's check."""
     checks = [
         plan_check(
-            repo="acme/shop",
-            number=number,
-            head_sha=HEAD,
-            delivery_id=f"d-{number}",
-            installation_id=1,
-            trigger="pull_request.opened",
+            PullRequestJob(
+                repo="acme/shop",
+                number=number,
+                head_sha=HEAD,
+                delivery_id=f"d-{number}",
+                installation_id=1,
+                trigger="pull_request.opened",
+            )
         )
         for number in (1, 2, 3)
     ]
