@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.analysis.model import Statement
+from bot.migrations.callsites import CallSite
 
 Function = Literal["upgrade", "downgrade"]
 
@@ -51,6 +52,8 @@ class MigrationFile:
     comments: dict[int, str] = field(default_factory=dict)  # line -> comment text without '#'
     comment_only_lines: set[int] = field(default_factory=set)  # lines with a comment and no code
     suppressions: list[Suppression] = field(default_factory=list)
+    # line -> the calls that can emit SQL Python reports at that line (`migrations.callsites`)
+    call_sites: dict[int, tuple[CallSite, ...]] = field(default_factory=dict)
     new: bool = False  # added by the change under check
 
 
