@@ -400,6 +400,7 @@ def _planned_sandbox(
         versions_dirs=project.versions_dirs,
         base=base,
         revision_by_path={f.path: f.revision for f in files},
+        files={f.path: f for f in files},
         lock_timeout_max_ms=lock_ms,
         statement_timeout_max_ms=statement_ms,
         rls=RlsSettings(

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from bot.analysis.origins import vouched
 from bot.analysis.rules import sandbox as rules
 from bot.sandbox.declared import undeclared_changes
 from bot.sandbox.model import TracedStatement
@@ -67,11 +68,17 @@ def _first(items: list[str]) -> str:
     return "; ".join(items[:_DRIFT_SHOWN]) + more
 
 
-def failed_statement(result: ChildRun) -> dict[str, Any] | None:
+def failed_statement(run: Run, result: ChildRun) -> dict[str, Any] | None:
+    """The statement the child says failed, where the parent can vouch for its location."""
     for record in reversed(result.statements):
         statement, _ = clean_record(record, {})
         if statement is not None and statement.error:
-            return {"sql": statement.sql, "path": statement.path, "line": statement.line}
+            path, line, refused = vouched(
+                statement.sql, statement.path, statement.line, run.request.files
+            )
+            if refused is not None:
+                run.unvouched.append(refused)
+            return {"sql": statement.sql, "path": path, "line": line}
     return None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.analysis.model import Finding, Statement
+from bot.migrations.model import MigrationFile
 from bot.sandbox.isolation import Limits
 from bot.sandbox.model import SandboxReport
 from bot.sandbox.rls import RlsSettings
@@ -23,6 +24,9 @@ class SandboxRequest:
     versions_dirs: list[Path]
     base: tuple[str, ...]  # revisions before the change; () = empty database
     revision_by_path: dict[str, str]  # repository-relative migration path -> revision
+    # The parent's own scan of the revision files, by path: where a statement the child
+    # reports may come from (`bot.analysis.origins`); a path not here gets no line.
+    files: dict[str, MigrationFile] = field(default_factory=dict)
     dry_run_upgrade: list[Statement] = field(default_factory=list)  # parsed, for undeclared
     # Where the dry-run still runs alongside the sandbox: waits for its parsed upgrade SQL.
     pending_dry_run: Callable[[], list[Statement]] | None = None

@@ -16,7 +16,7 @@ row level security are all measured by the parent.
 The modules: `request` (what is asked, what comes back), `session` (one run's state, its
 requests to the child and the parent's own sessions), `judge` (findings from what the parent
 measured), `indexes` (new indexes valid and used), `trace` (the child's records and the
-lock spans). This one runs the steps in order.
+locations the parent vouches for). This one runs the steps in order.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 
 from bot.analysis.model import Finding
+from bot.analysis.origins import Refused, with_notes
 from bot.analysis.rules import sandbox as rules
 from bot.migrations.childscript import inlined_source
 from bot.migrations.database_env import variable_names
@@ -61,7 +62,7 @@ from bot.sandbox.schema import DEFAULT_IGNORED_TABLES, describe, diff_schema
 from bot.sandbox.seed import compare_checksums, seed_rows, table_checksums
 from bot.sandbox.session import REFUSED, Run, admin_connection, checked
 from bot.sandbox.snapshot import take_snapshot
-from bot.sandbox.trace import lock_spans, read_trace
+from bot.sandbox.trace import lock_spans, read_trace, vouch_trace
 
 __all__ = [  # what other modules import from here
     "DEFAULT_MAX_DATABASE_BYTES",
@@ -107,6 +108,7 @@ def run_sandbox(
     started = time.perf_counter()
     report = SandboxReport(server_version=server.server_version())
     findings: list[Finding] = []
+    refused: list[Refused] = []  # the run's, filled as it goes
     with ExitStack() as stack:
 
         def fresh_child() -> ContainedChild:
@@ -122,11 +124,12 @@ def run_sandbox(
                     f"{CONNECTION_LIMIT}, size limit {format_bytes(request.max_database_bytes)}"
                 )
                 run = Run(request, sandbox, process, report, findings, fresh_child)
+                refused = run.unvouched
                 _run_steps(run)
         except (psycopg.Error, SandboxDatabaseError) as error:
             findings.append(database_failure(str(error).strip()))
     report.duration_s = time.perf_counter() - started
-    return SandboxOutcome(report, findings)
+    return SandboxOutcome(report, with_notes(findings, refused))
 
 
 def database_failure(error: str) -> Finding:
@@ -159,7 +162,7 @@ def _run_steps(run: Run) -> None:
                 run.fail(
                     "sandbox-failed",
                     f"the base revisions do not apply: {result.error}",
-                    failed_statement(result),
+                    failed_statement(run, result),
                 )
                 run.skip(
                     "upgrade to head",
@@ -193,14 +196,17 @@ def _run_steps(run: Run) -> None:
         traced = read_trace(result.statements, request.revision_by_path, result.version_table)
         trace = run.report.trace = traced.statements
         run.report.lock_spans = lock_spans(trace, result.commits)
-        step.detail = _malformed(traced.malformed)
+        refused = vouch_trace(trace, request.files)
+        run.unvouched += refused
+        notes = [_malformed(traced.malformed), _unvouched(refused)]
+        step.detail = "; ".join(note for note in notes if note) or None
         if not result.ok:
             step.outcome = "failed"
             step.detail = "; ".join(filter(None, [result.error, step.detail]))
             run.fail(
                 "upgrade-failed",
                 f"the upgrade failed: {result.error}",
-                failed_statement(result),
+                failed_statement(run, result),
             )
             run.skip(
                 "post-migration checks",
@@ -246,7 +252,7 @@ def _run_steps(run: Run) -> None:
             run.fail(
                 "downgrade-failed",
                 f"downgrade to {base_target or 'base'} failed: {result.error}",
-                failed_statement(result),
+                failed_statement(run, result),
             )
             run.skip("upgrade again", reason="the rollback failed")
             return
@@ -273,7 +279,7 @@ def _run_steps(run: Run) -> None:
             run.fail(
                 "reupgrade-failed",
                 f"upgrading again after the rollback failed: {result.error}",
-                failed_statement(result),
+                failed_statement(run, result),
             )
 
 
@@ -289,4 +295,14 @@ def _malformed(count: int) -> str | None:
     return (
         f"{count} traced record(s) from the child were malformed "
         "(dropped, or their bad fields ignored)"
+    )
+
+
+def _unvouched(refused: list[Refused]) -> str | None:
+    if not refused:
+        return None
+    return (
+        f"{len(refused)} traced statement(s) came with a file:line where the revision file has "
+        "no operation that could emit them: shown without the line, and no suppression "
+        "comment applies to their findings"
     )

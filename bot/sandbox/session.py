@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from bot.analysis.model import Finding
+from bot.analysis.origins import Refused
 from bot.analysis.rules import sandbox as rules
 from bot.migrations.childscript import alembic_spec
 from bot.migrations.database_env import (
@@ -88,6 +89,7 @@ class Run:
         self.version_table = "alembic_version"  # as env.py configures it; seen on each run
         self.oversized = False  # the database outgrew request.max_database_bytes
         self.side_connections: set[str] = set()  # what was reported already
+        self.unvouched: list[Refused] = []  # locations the child reported and the parent refused
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
