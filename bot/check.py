@@ -20,12 +20,12 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from bot.analysis import origins
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
 from bot.analysis.durations import parse_duration_ms
 from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
 from bot.analysis.model import Finding, Severity, Statement
-from bot.analysis.origins import vouch_statements, with_notes
 from bot.analysis.parse import parse_statements
 from bot.analysis.rules.destructive import DESTRUCTIVE_RULE_IDS
 from bot.analysis.rules.revisions import (
@@ -150,9 +150,11 @@ def run_check(options: CheckOptions) -> CheckResult:
     stage("judging")
     # The dry-run's child says which file:line emitted each statement: only the lines the
     # parent's own scan can vouch for stay (suppressions and comments are read at them).
-    unvouched = vouch_statements([*dry.upgrade, *dry.downgrade], {f.path: f for f in files})
+    by_path = {f.path: f for f in files}
+    unvouched = origins.vouch_statements([*dry.upgrade, *dry.downgrade], by_path)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
-    findings = with_notes(_analyze(ordered, graph, dry, policy, environment.name), unvouched)
+    findings = _analyze(ordered, graph, dry, policy, environment.name)
+    findings = origins.with_notes(findings, unvouched)
     if refused:
         findings.append(_not_contained(refused))
     if sandbox is not None:
