@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from bot.analysis import origins
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
 from bot.analysis.durations import parse_duration_ms
@@ -155,8 +156,13 @@ def run_check(options: CheckOptions) -> CheckResult:
             sandbox, skipped = _sandbox(plan, lambda: _awaited(pending).upgrade, options)
             dry = _awaited(pending)
     stage("judging")
+    # The dry-run's child says which file:line emitted each statement: only the lines the
+    # parent's own scan can vouch for stay (suppressions and comments are read at them).
+    by_path = {f.path: f for f in files}
+    unvouched = origins.vouch_statements([*dry.upgrade, *dry.downgrade], by_path)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
     findings = _analyze(ordered, graph, dry, policy, environment.name)
+    findings = origins.with_notes(findings, unvouched)
     if refused:
         findings.append(_not_contained(refused))
     if sandbox is not None:
@@ -404,6 +410,7 @@ def _planned_sandbox(
         versions_dirs=project.versions_dirs,
         base=base,
         revision_by_path={f.path: f.revision for f in files},
+        files={f.path: f for f in files},
         lock_timeout_max_ms=lock_ms,
         statement_timeout_max_ms=statement_ms,
         rls=RlsSettings(

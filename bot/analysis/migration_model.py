@@ -15,6 +15,21 @@ from bot.analysis.model import Statement
 
 Function = Literal["upgrade", "downgrade"]
 
+# CallSite names for a `with op.batch_alter_table(...)` line (its block's SQL is emitted when
+# the block exits), and for one with recreate="always" (the table is copied).
+BATCH = "batch_alter_table"
+BATCH_RECREATE = "batch_alter_table recreate"
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A call that can emit SQL: the operation's name and the names it gives as string
+    literals (found by `bot.migrations.callsites`, read with `ast`, never run)."""
+
+    name: str
+    words: tuple[str, ...] = ()
+
+
 _SUPPRESSION = re.compile(r"migsafe\s*:\s*ignore\s*\[([^\]]*)\]\s*(.*)$", re.IGNORECASE)
 _REASON_LEAD = " \t-\u2013\u2014:;,"  # "-- reason", ": reason"
 
@@ -77,6 +92,8 @@ class MigrationFile:
     comments: dict[int, str] = field(default_factory=dict)  # line -> comment text without '#'
     comment_only_lines: set[int] = field(default_factory=set)  # lines with a comment and no code
     suppressions: list[Suppression] = field(default_factory=list)
+    # line -> the calls that can emit SQL Python reports at that line (`migrations.callsites`)
+    call_sites: dict[int, tuple[CallSite, ...]] = field(default_factory=dict)
     new: bool = False  # added by the change under check
 
 

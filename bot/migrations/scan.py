@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.analysis.migration_model import Function, MigrationFile, OpCall, suppressions_in
 from bot.errors import UserError
+from bot.migrations.callsites import batch_withs, call_sites, calls_on
 from bot.migrations.project import AlembicProject
 
 # Alembic reads revision ids from file names when `revision` is missing (legacy layout).
@@ -77,6 +78,7 @@ def scan_source(source: str | bytes, rel_path: str) -> MigrationFile:
         comments=comments,
         comment_only_lines=comment_only,
         suppressions=suppressions_in(comments),
+        call_sites=call_sites(tree, _op_aliases(tree)),
     )
 
 
@@ -301,44 +303,11 @@ def _batch_blocks(
     """Calls on a `with op.batch_alter_table("t") as batch_op:` alias inside its block:
     id(call node) -> (table, line of the `with`). The innermost block wins."""
     calls: dict[int, tuple[object, int]] = {}
-    for node in ast.walk(function):  # outer blocks come first: inner ones overwrite
-        if not isinstance(node, ast.With | ast.AsyncWith):
-            continue
-        for item in node.items:
-            call = item.context_expr
-            if (
-                isinstance(call, ast.Call)
-                and _is_attribute_call(call, op_names, "batch_alter_table")
-                and isinstance(item.optional_vars, ast.Name)
-                and item.optional_vars.id not in op_names
-            ):
-                table = _argument(call, 0, "table_name", constants)
-                alias = item.optional_vars.id
-                for inner in _calls_on(node.body, alias):
-                    calls[id(inner)] = (table, node.lineno)
+    for node, call, alias in batch_withs(function, op_names):  # outer ones first: inner win
+        table = _argument(call, 0, "table_name", constants)
+        for inner in calls_on(node.body, alias):
+            calls[id(inner)] = (table, node.lineno)
     return calls
-
-
-def _calls_on(body: list[ast.stmt], receiver: str) -> Iterator[ast.Call]:
-    for statement in body:
-        for node in ast.walk(statement):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == receiver
-            ):
-                yield node
-
-
-def _is_attribute_call(call: ast.Call, receivers: set[str], name: str) -> bool:
-    func = call.func
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr == name
-        and isinstance(func.value, ast.Name)
-        and func.value.id in receivers
-    )
 
 
 def _argument(call: ast.Call, position: int, keyword: str, constants: dict[str, object]) -> object:

@@ -62,6 +62,8 @@ def span_source(report: SandboxReport, index: int) -> str:
     statement = report.trace[index] if 0 <= index < len(report.trace) else None
     if statement is None or statement.path is None:
         return f"statement {index + 1}"
+    if statement.line is None:  # a line the parent could not vouch for (bot.analysis.origins)
+        return statement.path
     return f"{statement.path}:{statement.line}"
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.analysis.migration_model import MigrationFile
+from bot.analysis.origins import Refused, vouched
 from bot.analysis.sandbox_model import LockSpan, TracedStatement
 
 DEFAULT_VERSION_TABLE = "alembic_version"
@@ -75,6 +77,20 @@ def clean_record(
     )
     fields.optional("bookkeeping", bool)
     return statement, fields.malformed
+
+
+def vouch_trace(trace: list[TracedStatement], files: Mapping[str, MigrationFile]) -> list[Refused]:
+    """Only the file:line the parent's own scan of the revision files can vouch for stays on
+    each statement (in place): the child could say anything (`bot.analysis.origins`)."""
+    refused: list[Refused] = []
+    for statement in trace:
+        statement.path, statement.line, rejected = vouched(
+            statement.sql, statement.path, statement.line, files
+        )
+        if rejected is not None:
+            statement.revision = files[rejected.path].revision if rejected.path else None
+            refused.append(rejected)
+    return refused
 
 
 class _Fields:

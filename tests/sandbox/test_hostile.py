@@ -381,3 +381,55 @@ def test_changes_left_by_an_upgrade_said_to_fail_are_measured_all_the_same(
         "public.accounts USING btree (email))",
     ]
     assert result.approvals_required
+
+
+def test_statements_reported_at_a_suppressed_line_are_not_suppressed(
+    check: Check, tmp_path: Path
+) -> None:
+    """The migration runs a column drop and a TRUNCATE as if they stood on the lines of a
+    reviewed drop and its suppression comment, so both children (dry-run and sandbox) report
+    them there. The parent's own reading of the file finds no operation there that could emit
+    them: their findings name the file without a line, say why, and stay unsuppressed, while
+    the reviewed drop keeps its line and its suppression."""
+    project = _project(tmp_path, "forged_lines", base_revision="f1")
+    path = "migrations/versions/f2_forged_lines.py"
+    lines = (project / path).read_text(encoding="utf-8").splitlines()
+    assert lines[29 - 1].strip() == 'op.drop_column("accounts", "legacy")'
+    assert lines[28 - 1].strip().startswith("# migsafe: ignore[drop-column, access-exclusive")
+    result = check(project, timeout_s=60, environment="production")
+    assert _step(result, "upgrade to head").outcome == "passed"
+    forged_note = (
+        f"(the process running the migration reported this statement at {path}:{{line}}, "
+        "where migsafe's own reading of the revision file finds no operation that could "
+        f"emit it: the finding names {path} without a line, and no suppression comment "
+        "applies to it)"
+    )
+
+    def about(rule: str, source: str, sql: str) -> Finding:
+        (found,) = [
+            f
+            for f in result.findings
+            if f.rule == rule and f.source == source and (f.statement or "").startswith(sql)
+        ]
+        return found
+
+    for rule, source, sql, line in [
+        ("drop-column", "sql", "ALTER TABLE accounts DROP COLUMN email", 29),
+        ("truncate-table", "sql", "TRUNCATE accounts", 28),
+        ("access-exclusive-lock", "sandbox", "ALTER TABLE accounts DROP COLUMN email", 29),
+    ]:
+        forged = about(rule, source, sql)
+        assert (forged.path, forged.line, forged.suppressed) == (path, None, False), forged
+        assert forged.message.endswith(forged_note.format(line=line)), forged.message
+    reviewed = about("drop-column", "sql", "ALTER TABLE accounts DROP COLUMN legacy")
+    assert (reviewed.line, reviewed.suppressed) == (29, True)
+    assert result.sandbox is not None
+    traced = {s.sql: (s.path, s.line) for s in result.sandbox.trace}
+    assert traced["ALTER TABLE accounts DROP COLUMN email"] == (path, None)
+    assert traced["TRUNCATE accounts"] == (path, None)
+    assert traced["ALTER TABLE accounts DROP COLUMN legacy"] == (path, 29)
+    detail = _step(result, "upgrade to head").detail or ""
+    assert "2 traced statement(s) came with a file:line where the revision file" in detail
+    for fmt in ("text", "markdown"):  # the lock's span names the file, without a line
+        assert f"{path}:None" not in render(result, fmt)
+    assert result.exit_code == 1

@@ -90,6 +90,7 @@ def sandbox_request(
         versions_dirs=project.versions_dirs,
         base=base,
         revision_by_path={f.path: f.revision for f in files},
+        files={f.path: f for f in files},
         dry_run_upgrade=dry.upgrade,
         rls=rls or RlsSettings(),
         timeout_s=TIMEOUT_S,
