@@ -41,7 +41,7 @@ def classify_alter(tree: exp.Alter, words: list[str]) -> list[Action]:
 
 def _alter_clause(clause: exp.Expression, table: str | None) -> list[Action]:
     if isinstance(clause, exp.ColumnDef):
-        return _add_column(clause, table)
+        return add_column(clause, table)
     if isinstance(clause, exp.AlterColumn):
         return [_alter_column(clause, table)]
     if isinstance(clause, exp.Drop):
@@ -70,7 +70,7 @@ def _alter_rename(clause: exp.AlterRename, table: str | None) -> Action:
     return Action(ActionKind.RENAME_TABLE, table=table, name=table_of(clause.this))
 
 
-def _add_column(column_def: exp.ColumnDef, table: str | None) -> list[Action]:
+def add_column(column_def: exp.ColumnDef, table: str | None) -> list[Action]:
     column = ident(column_def.this)
     kind = column_def.args.get("kind")
     add = Action(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from bot.analysis.model import Action, ActionKind
-from bot.analysis.parse.alter import classify_alter, constraint_action
+from bot.analysis.parse.alter import add_column, classify_alter, constraint_action
 from bot.analysis.parse.nodes import column_names, ident, qualified, table_of
 from bot.analysis.parse.split import drop_actions, other
 
@@ -55,31 +55,20 @@ _CREATE_NAMED_KINDS = {
 
 
 def _create_table(tree: exp.Create, exists: bool) -> list[Action]:
+    """CREATE TABLE, then one ADD_COLUMN per column (with its inline constraints) and the
+    table's PRIMARY KEY and FOREIGN KEY constraints. The rules about existing tables skip
+    them (the table is new); the column-type rules and the foreign keys' lock on the
+    referenced table still apply."""
     table = table_of(tree.this)
     actions = [Action(ActionKind.CREATE_TABLE, table=table, if_exists=exists)]
     if not isinstance(tree.this, exp.Schema):
         return actions  # CREATE TABLE ... AS SELECT
-    # Foreign keys lock the referenced table, so they are reported even on a new table.
     for item in tree.this.expressions:
         if isinstance(item, exp.ColumnDef):
-            column = ident(item.this)
-            for constraint in item.args.get("constraints") or ():
-                reference = constraint.args.get("kind")
-                if isinstance(reference, exp.Reference):
-                    actions.append(
-                        Action(
-                            ActionKind.ADD_CONSTRAINT,
-                            table=table,
-                            column=column,
-                            name=ident(constraint.this) if constraint.this else None,
-                            columns=(column,) if column else (),
-                            constraint_type="foreign_key",
-                            references=table_of(reference.this),
-                        )
-                    )
-        elif isinstance(item, exp.Constraint | exp.ForeignKey):
+            actions.extend(add_column(item, table))
+        elif isinstance(item, exp.Constraint | exp.ForeignKey | exp.PrimaryKey):
             action = constraint_action(item, table)
-            if action.constraint_type == "foreign_key":
+            if action.constraint_type in ("foreign_key", "primary_key"):
                 actions.append(action)
     return actions
 
