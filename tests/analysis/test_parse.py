@@ -380,7 +380,45 @@ CASES: list[tuple[str, list[Action]]] = [
     ("REINDEX TABLE orders", [Action(K.REINDEX, table="orders")]),
     ("VACUUM FULL orders", [Action(K.VACUUM_FULL, table="orders", tables=("orders",))]),
     ("VACUUM (FULL, VERBOSE) a, b", [Action(K.VACUUM_FULL, table="a", tables=("a", "b"))]),
-    ("VACUUM orders", [Action(K.OTHER, detail="VACUUM")]),
+    ("VACUUM orders", [Action(K.VACUUM, table="orders", tables=("orders",))]),
+    ("VACUUM (ANALYZE)", [Action(K.VACUUM)]),
+    (
+        "ALTER DOMAIN positive ADD CONSTRAINT p CHECK (VALUE > 0) NOT VALID",
+        [Action(K.ALTER_DOMAIN, name="positive", detail="ADD CONSTRAINT", not_valid=True)],
+    ),
+    ("ALTER DOMAIN d SET NOT NULL", [Action(K.ALTER_DOMAIN, name="d", detail="SET NOT NULL")]),
+    (
+        "DROP TRIGGER IF EXISTS audit ON app.orders CASCADE",
+        [Action(K.DROP_TRIGGER, table="app.orders", name="audit", if_exists=True, cascade=True)],
+    ),
+    (
+        "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM (1) TO (2)",
+        [Action(K.ATTACH_PARTITION, table="events", name="events_2026")],
+    ),
+    (
+        "ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY",
+        [Action(K.DETACH_PARTITION, table="events", name="events_2020", concurrently=True)],
+    ),
+    ("ALTER TABLE t SET LOGGED", [Action(K.SET_LOGGED, table="t")]),
+    ("ALTER TABLE t SET UNLOGGED", [Action(K.SET_UNLOGGED, table="t")]),
+    ("REFRESH MATERIALIZED VIEW s.v", [Action(K.REFRESH_MATERIALIZED_VIEW, name="s.v")]),
+    (
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY v WITH DATA",
+        [Action(K.REFRESH_MATERIALIZED_VIEW, name="v", concurrently=True)],
+    ),
+    (
+        "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'",
+        [Action(K.RENAME_ENUM_VALUE, name="mood", value="sad", detail="blue")],
+    ),
+    (
+        "DROP FUNCTION IF EXISTS f(int, text), g CASCADE",
+        [
+            Action(K.DROP_FUNCTION, name="f", if_exists=True, cascade=True, detail="FUNCTION"),
+            Action(K.DROP_FUNCTION, name="g", if_exists=True, cascade=True, detail="FUNCTION"),
+        ],
+    ),
+    ("DROP PROCEDURE p", [Action(K.DROP_FUNCTION, name="p", detail="PROCEDURE")]),
+    ("DROP EXTENSION postgis", [Action(K.DROP_EXTENSION, name="postgis")]),
     ("CLUSTER orders USING ix", [Action(K.CLUSTER, table="orders", name="ix")]),
     (
         "LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE",
@@ -441,7 +479,10 @@ CASES: list[tuple[str, list[Action]]] = [
     ("CREATE TYPE mood AS ENUM ('a', 'b')", [Action(K.CREATE_TYPE, name="mood")]),
     ("DROP TYPE mood", [Action(K.DROP_TYPE, name="mood")]),
     ("CREATE MATERIALIZED VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
-    ("DROP MATERIALIZED VIEW IF EXISTS v", [Action(K.DROP_VIEW, name="v", if_exists=True)]),
+    (
+        "DROP MATERIALIZED VIEW IF EXISTS v",
+        [Action(K.DROP_VIEW, name="v", if_exists=True, detail="MATERIALIZED")],
+    ),
     ("CREATE OR REPLACE VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
     ("DROP VIEW v", [Action(K.DROP_VIEW, name="v")]),
     ("CREATE SEQUENCE s START 1", [Action(K.CREATE_SEQUENCE, name="s")]),

@@ -89,7 +89,7 @@ def parse_statements(statements: Iterable[Statement]) -> list[Statement]:
 
 
 # Statements sqlglot always keeps as a Command (or fails on): go straight to the tokens.
-_TOKEN_ROUTED = frozenset({"DO", "REINDEX", "VACUUM", "CLUSTER", "LOCK"})
+_TOKEN_ROUTED = frozenset({"DO", "REINDEX", "VACUUM", "CLUSTER", "LOCK", "REFRESH"})
 _TOKEN_ROUTED_PAIRS = frozenset(
     {
         ("CREATE", "POLICY"),
@@ -100,10 +100,17 @@ _TOKEN_ROUTED_PAIRS = frozenset(
         ("CREATE", "FUNCTION"),
         ("CREATE", "PROCEDURE"),
         ("CREATE", "TRIGGER"),
+        ("ALTER", "DOMAIN"),
+        ("DROP", "TRIGGER"),
+        ("DROP", "FUNCTION"),
+        ("DROP", "PROCEDURE"),
+        ("DROP", "ROUTINE"),
+        ("DROP", "EXTENSION"),
     }
 )
 _ALTER_TABLE_COMMAND = re.compile(
-    r"\b(?:ROW\s+LEVEL\s+SECURITY|VALIDATE\s+CONSTRAINT|USING\s+INDEX)\b", re.I
+    r"\b(?:ROW\s+LEVEL\s+SECURITY|VALIDATE\s+CONSTRAINT|USING\s+INDEX|(?:ATTACH|DETACH)\s+PARTITION)\b",
+    re.I,
 )
 
 

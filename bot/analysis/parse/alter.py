@@ -53,7 +53,14 @@ def _alter_clause(clause: exp.Expression, table: str | None) -> list[Action]:
         return [Action(ActionKind.RENAME_COLUMN, table=table, column=column, name=new)]
     if isinstance(clause, exp.AlterRename):
         return [_alter_rename(clause, table)]
+    if isinstance(clause, exp.AlterSet):
+        persistence = _PERSISTENCE.get(str(clause.args.get("option") or "").upper())
+        if persistence is not None:
+            return [Action(persistence, table=table)]
     return [Action(ActionKind.OTHER, table=table, detail=f"ALTER TABLE {clause.key.upper()}")]
+
+
+_PERSISTENCE = {"LOGGED": ActionKind.SET_LOGGED, "UNLOGGED": ActionKind.SET_UNLOGGED}
 
 
 def _renames_column(tree: exp.Alter) -> bool:

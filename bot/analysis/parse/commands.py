@@ -90,12 +90,23 @@ _RLS_CLAUSES = {
 }
 
 
+_PARTITION_CLAUSES = {
+    "ATTACH": ActionKind.ATTACH_PARTITION,
+    "DETACH": ActionKind.DETACH_PARTITION,
+}
+
+
 def _alter_clause_tokens(clause: list[Token], table: str) -> list[Action] | None:
     """The clauses sqlglot cannot parse; None for the others."""
     cursor = Cursor(clause)
     for lead, kind in _RLS_CLAUSES.items():
         if cursor.accept(*lead, "ROW", "LEVEL", "SECURITY"):
             return [Action(kind, table=table)]
+    for verb, kind in _PARTITION_CLAUSES.items():
+        if cursor.accept(verb, "PARTITION"):
+            partition = cursor.name()
+            concurrently = cursor.accept("CONCURRENTLY")
+            return [Action(kind, table=table, name=partition, concurrently=concurrently)]
     if cursor.accept("VALIDATE", "CONSTRAINT"):
         return [Action(ActionKind.VALIDATE_CONSTRAINT, table=table, name=cursor.name())]
     if cursor.accept("ADD"):

@@ -26,6 +26,10 @@ def _alter_type_tokens(cursor: Cursor) -> list[Action]:
         token = cursor.tokens[cursor.position] if cursor.position < len(cursor.tokens) else None
         label = token.text if token is not None and token.kind == "string" else None
         return [Action(ActionKind.ALTER_TYPE_ADD_VALUE, name=name, value=label)]
+    if cursor.accept("RENAME", "VALUE"):
+        labels = [t.text for t in cursor.tokens[cursor.position :] if t.kind == "string"]
+        old, new = [*labels, None, None][:2]
+        return [Action(ActionKind.RENAME_ENUM_VALUE, name=name, value=old, detail=new)]
     return [Action(ActionKind.OTHER, name=name, detail="ALTER TYPE")]
 
 
@@ -67,10 +71,9 @@ def _vacuum_tokens(cursor: Cursor) -> list[Action]:
     while cursor.peek() in {"FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"}:
         full = full or cursor.peek() == "FULL"
         cursor.position += 1
-    if not full:
-        return [Action(ActionKind.OTHER, detail="VACUUM")]
     tables = cursor.names()
-    return [Action(ActionKind.VACUUM_FULL, table=tables[0] if tables else None, tables=tables)]
+    kind = ActionKind.VACUUM_FULL if full else ActionKind.VACUUM
+    return [Action(kind, table=tables[0] if tables else None, tables=tables)]
 
 
 def _cluster_tokens(cursor: Cursor) -> list[Action]:
@@ -97,7 +100,12 @@ def _lock_tokens(cursor: Cursor) -> list[Action]:
 def _drop_tokens(cursor: Cursor) -> list[Action] | None:
     cursor.accept("DROP")
     materialized = cursor.accept("MATERIALIZED")
-    kind = DROP_KINDS.get(cursor.peek())
+    target = cursor.peek()
+    if target in _DROP_ROUTINES:
+        return _drop_routine_tokens(cursor, target)
+    if target == "TRIGGER":
+        return _drop_trigger_tokens(cursor)
+    kind = DROP_KINDS.get(target) or _DROP_TOKEN_KINDS.get(target)
     if kind is None or (materialized and kind is not ActionKind.DROP_VIEW):
         return None
     cursor.position += 1
@@ -106,8 +114,86 @@ def _drop_tokens(cursor: Cursor) -> list[Action] | None:
     names = cursor.names()
     cascade = cursor.accept("CASCADE")
     return drop_actions(
-        kind, names, if_exists=if_exists, cascade=cascade, concurrently=concurrently
+        kind,
+        names,
+        if_exists=if_exists,
+        cascade=cascade,
+        concurrently=concurrently,
+        detail="MATERIALIZED" if materialized else None,
     )
+
+
+_DROP_TOKEN_KINDS = {"EXTENSION": ActionKind.DROP_EXTENSION}
+_DROP_ROUTINES = frozenset({"FUNCTION", "PROCEDURE", "ROUTINE"})
+
+
+def _drop_routine_tokens(cursor: Cursor, target: str) -> list[Action]:
+    """DROP FUNCTION [IF EXISTS] f(int), g [CASCADE]: one action per function."""
+    cursor.position += 1
+    if_exists = cursor.skip_if_exists()
+    names: list[str | None] = []
+    while (name := cursor.name()) is not None:
+        names.append(name)
+        skip_parenthesised(cursor)
+        if not cursor.accept_raw(","):
+            break
+    cascade = "CASCADE" in cursor.words()
+    return drop_actions(
+        ActionKind.DROP_FUNCTION,
+        names,
+        if_exists=if_exists,
+        cascade=cascade,
+        concurrently=False,
+        detail=target,
+    )
+
+
+def _drop_trigger_tokens(cursor: Cursor) -> list[Action]:
+    cursor.accept("TRIGGER")
+    if_exists = cursor.skip_if_exists()
+    name = cursor.name()
+    table = cursor.name() if cursor.accept("ON") else None
+    cascade = cursor.accept("CASCADE")
+    return [
+        Action(
+            ActionKind.DROP_TRIGGER, table=table, name=name, if_exists=if_exists, cascade=cascade
+        )
+    ]
+
+
+def _refresh_tokens(cursor: Cursor) -> list[Action]:
+    cursor.accept("REFRESH", "MATERIALIZED", "VIEW")
+    concurrently = cursor.accept("CONCURRENTLY")
+    name = cursor.name()
+    return [Action(ActionKind.REFRESH_MATERIALIZED_VIEW, name=name, concurrently=concurrently)]
+
+
+def _alter_domain_tokens(cursor: Cursor) -> list[Action]:
+    cursor.accept("ALTER", "DOMAIN")
+    name = cursor.name()
+    rest = cursor.words()
+    text = " ".join(rest)
+    subcommand = next((sub for sub in _DOMAIN_SUBCOMMANDS if text.startswith(sub)), text[:20])
+    if subcommand == "ADD":
+        subcommand = "ADD CONSTRAINT"
+    not_valid = rest[-2:] == ["NOT", "VALID"]
+    return [Action(ActionKind.ALTER_DOMAIN, name=name, detail=subcommand, not_valid=not_valid)]
+
+
+# ALTER DOMAIN's subcommands, longest first where one starts another
+_DOMAIN_SUBCOMMANDS = (
+    "SET NOT NULL",
+    "DROP NOT NULL",
+    "SET DEFAULT",
+    "DROP DEFAULT",
+    "DROP CONSTRAINT",
+    "VALIDATE CONSTRAINT",
+    "RENAME CONSTRAINT",
+    "RENAME",
+    "OWNER",
+    "SET SCHEMA",
+    "ADD",
+)
 
 
 def _truncate_tokens(cursor: Cursor) -> list[Action]:
@@ -171,6 +257,8 @@ TOKEN_SHAPES: dict[tuple[str, ...], Callable[[Cursor], list[Action] | None]] = {
     ("VACUUM",): _vacuum_tokens,
     ("CLUSTER",): _cluster_tokens,
     ("LOCK",): _lock_tokens,
+    ("REFRESH",): _refresh_tokens,
+    ("ALTER", "DOMAIN"): _alter_domain_tokens,
     ("DROP",): _drop_tokens,
     ("TRUNCATE",): _truncate_tokens,
     ("COMMENT",): _comment_tokens,

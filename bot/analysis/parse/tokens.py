@@ -65,6 +65,13 @@ class Cursor:
             return True
         return False
 
+    def accept_raw(self, raw: str) -> bool:
+        """Consume one punctuation token (`,`, `(`) if it comes next."""
+        if self.position < len(self.tokens) and self.tokens[self.position].raw == raw:
+            self.position += 1
+            return True
+        return False
+
     def skip_if_exists(self) -> bool:
         return self.accept("IF", "EXISTS") or self.accept("IF", "NOT", "EXISTS")
 

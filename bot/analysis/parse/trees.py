@@ -107,6 +107,7 @@ def _classify_drop(tree: exp.Drop, words: list[str]) -> list[Action]:
         if_exists=bool(tree.args.get("exists")),
         cascade=bool(tree.args.get("cascade")),
         concurrently=bool(tree.args.get("concurrently")),
+        detail="MATERIALIZED" if tree.args.get("materialized") else None,
     )
 
 
