@@ -18,6 +18,7 @@ from bot.analysis.rules import (
     renames,
     rls,
     timeouts,
+    transactions,
 )
 from bot.analysis.rules.base import Check
 
@@ -31,6 +32,7 @@ _FAMILIES = (
     backfill,
     rls,
     datatypes,
+    transactions,
 )
 
 STATEMENT_RULES: list[tuple[RuleInfo, Check]] = [
