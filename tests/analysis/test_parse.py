@@ -417,6 +417,10 @@ CASES: list[tuple[str, list[Action]]] = [
             Action(K.DROP_FUNCTION, name="g", if_exists=True, cascade=True, detail="FUNCTION"),
         ],
     ),
+    (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS mv AS SELECT 1 WITH NO DATA",
+        [Action(K.CREATE_VIEW, name="mv", if_exists=True)],
+    ),
     ("DROP PROCEDURE p", [Action(K.DROP_FUNCTION, name="p", detail="PROCEDURE")]),
     ("DROP EXTENSION postgis", [Action(K.DROP_EXTENSION, name="postgis")]),
     ("CLUSTER orders USING ix", [Action(K.CLUSTER, table="orders", name="ix")]),

@@ -229,9 +229,14 @@ def create_index_tokens(cursor: Cursor) -> list[Action] | None:
 
 
 def create_table_tokens(cursor: Cursor) -> list[Action] | None:
+    """CREATE TABLE, or CREATE [MATERIALIZED] VIEW (e.g. `... WITH NO DATA`)."""
     cursor.accept("CREATE")
-    while cursor.peek() in {"GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED"}:
+    cursor.accept("OR", "REPLACE")
+    while cursor.peek() in {"GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED", "RECURSIVE"}:
         cursor.position += 1
+    if cursor.accept("MATERIALIZED", "VIEW") or cursor.accept("VIEW"):
+        if_exists = cursor.skip_if_exists()
+        return [Action(ActionKind.CREATE_VIEW, name=cursor.name(), if_exists=if_exists)]
     if not cursor.accept("TABLE"):
         return None
     if_exists = cursor.skip_if_exists()

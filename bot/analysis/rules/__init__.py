@@ -15,6 +15,7 @@ from bot.analysis.rules import (
     destructive,
     downgrade,
     indexes,
+    locking,
     renames,
     rls,
     timeouts,
@@ -33,6 +34,7 @@ _FAMILIES = (
     rls,
     datatypes,
     transactions,
+    locking,
 )
 
 STATEMENT_RULES: list[tuple[RuleInfo, Check]] = [
