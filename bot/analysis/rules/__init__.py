@@ -14,6 +14,7 @@ from bot.analysis.rules import (
     datatypes,
     destructive,
     downgrade,
+    drops,
     indexes,
     locking,
     renames,
@@ -25,6 +26,7 @@ from bot.analysis.rules.base import Check
 
 _FAMILIES = (
     destructive,
+    drops,
     timeouts,
     columns,
     indexes,
