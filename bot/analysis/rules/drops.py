@@ -119,9 +119,7 @@ def check_drop_schema(
 def check_drop_type(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
-    for action in actions_of(stmt, ActionKind.DROP_TYPE):
-        if state.is_new_object("type", action.name):
-            continue
+    for action in _existing(stmt, state, ActionKind.DROP_TYPE, "type"):
         cascade = " CASCADE (also dropping every column of the type)" if action.cascade else ""
         yield finding(
             DROP_TYPE,
@@ -163,19 +161,24 @@ def check_drop_materialized_view(
 
 
 def _dropped_views(stmt: Statement, state: StreamState, *, materialized: bool) -> Iterator[Action]:
-    for action in actions_of(stmt, ActionKind.DROP_VIEW):
-        if (action.detail == "MATERIALIZED") is materialized and not state.is_new_object(
-            "view", action.name
-        ):
+    for action in _existing(stmt, state, ActionKind.DROP_VIEW, "view"):
+        if (action.detail == "MATERIALIZED") is materialized:
+            yield action
+
+
+def _existing(
+    stmt: Statement, state: StreamState, kind: ActionKind, object_kind: str
+) -> Iterator[Action]:
+    """The statement's `kind` actions on objects not created earlier in the stream."""
+    for action in actions_of(stmt, kind):
+        if not state.is_new_object(object_kind, action.name):
             yield action
 
 
 def check_drop_sequence(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
-    for action in actions_of(stmt, ActionKind.DROP_SEQUENCE):
-        if state.is_new_object("sequence", action.name):
-            continue
+    for action in _existing(stmt, state, ActionKind.DROP_SEQUENCE, "sequence"):
         yield finding(
             DROP_SEQUENCE,
             stmt,
@@ -208,9 +211,7 @@ def check_drop_function(
 def check_drop_extension(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
-    for action in actions_of(stmt, ActionKind.DROP_EXTENSION):
-        if state.is_new_object("extension", action.name):
-            continue
+    for action in _existing(stmt, state, ActionKind.DROP_EXTENSION, "extension"):
         cascade = " CASCADE (also dropping every column and index that uses it)"
         yield finding(
             DROP_EXTENSION,
