@@ -15,12 +15,15 @@ from bot.analysis.rules import (
     destructive,
     downgrade,
     drops,
+    enums,
     indexes,
     locking,
+    names,
     renames,
     rls,
     timeouts,
     transactions,
+    types,
 )
 from bot.analysis.rules.base import Check
 
@@ -32,9 +35,12 @@ _FAMILIES = (
     indexes,
     constraints,
     renames,
+    enums,
     backfill,
     rls,
     datatypes,
+    types,
+    names,
     transactions,
     locking,
 )
