@@ -57,7 +57,8 @@ def _alter_clause(clause: exp.Expression, table: str | None) -> list[Action]:
         persistence = _PERSISTENCE.get(str(clause.args.get("option") or "").upper())
         if persistence is not None:
             return [Action(persistence, table=table)]
-    return [Action(ActionKind.OTHER, table=table, detail=f"ALTER TABLE {clause.key.upper()}")]
+    clause_name = "SET" if isinstance(clause, exp.AlterSet) else clause.key.upper()
+    return [Action(ActionKind.OTHER, table=table, detail=f"ALTER TABLE {clause_name}")]
 
 
 _PERSISTENCE = {"LOGGED": ActionKind.SET_LOGGED, "UNLOGGED": ActionKind.SET_UNLOGGED}

@@ -24,6 +24,7 @@ from bot.analysis.rules import (
     timeouts,
     transactions,
     types,
+    unknown,
 )
 from bot.analysis.rules.base import Check
 
@@ -43,6 +44,7 @@ _FAMILIES = (
     names,
     transactions,
     locking,
+    unknown,
 )
 
 STATEMENT_RULES: list[tuple[RuleInfo, Check]] = [
