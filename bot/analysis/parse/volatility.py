@@ -24,6 +24,7 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
     {
         # time: stable within a transaction (clock_timestamp() and timeofday() are volatile)
         "now",
+        "timezone",  # timezone('utc', now()): SQLAlchemy's usual server_default
         "transaction_timestamp",
         "statement_timestamp",
         "localtimestamp",
@@ -43,6 +44,10 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
         "date_part",
         "date_trunc",
         "age",
+        "justify_days",
+        "justify_hours",
+        "justify_interval",
+        "isfinite",
         # session and catalog
         "current_setting",
         "current_user",
@@ -50,6 +55,7 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
         "session_user",
         "current_schema",
         "current_database",
+        "current_catalog",
         "inet_client_addr",
         "pg_backend_pid",
         "version",
@@ -85,6 +91,11 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
         "encode",
         "decode",
         "regexp_replace",
+        "chr",
+        "ascii",
+        "strpos",
+        "starts_with",
+        "overlay",
         # numbers
         "abs",
         "ceil",
@@ -109,6 +120,11 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
         "array_to_json",
         "row_to_json",
         "jsonb_set",
+        "json_object",
+        "jsonb_object",
+        "array_append",
+        "array_prepend",
+        "array_cat",
         "array_fill",
         "array_length",
         "cardinality",
@@ -125,6 +141,7 @@ KNOWN_STABLE_FUNCTIONS = frozenset(
         "daterange",
         "point",
         "to_tsvector",
+        "uuid_nil",
     }
 )
 

@@ -150,7 +150,8 @@ def test_known_stable_and_immutable_builtins_do_not_rewrite() -> None:
         "ALTER TABLE users ADD COLUMN b timestamptz DEFAULT statement_timestamp();\n"
         "ALTER TABLE users ADD COLUMN c jsonb DEFAULT jsonb_build_object('k', 1);\n"
         "ALTER TABLE users ADD COLUMN d text DEFAULT current_setting('app.region');\n"
-        "ALTER TABLE users ADD COLUMN e jsonb DEFAULT '{}'::jsonb;"
+        "ALTER TABLE users ADD COLUMN e jsonb DEFAULT '{}'::jsonb;\n"
+        "ALTER TABLE users ADD COLUMN f timestamp DEFAULT timezone('utc', now());"
     )
     assert run(in_transaction(sql), "volatile-default") == []
 
