@@ -23,6 +23,17 @@ SHAPES = (
     "CREATE INDEX ix_a ON {n} (a)",
     "CREATE UNIQUE INDEX CONCURRENTLY ix_a ON {n} (a, B ,c)",
     "CREATE INDEX ix_a ON {n}(a)",
+    "ALTER TABLE {n} ADD COLUMN email VARCHAR(255) NOT NULL",
+    "ALTER TABLE {n} ADD note text NULL",
+    "ALTER TABLE {n} ADD COLUMN seen TIMESTAMP WITHOUT TIME ZONE",
+    "ALTER TABLE {n} ADD COLUMN seen timestamp with time zone not null",
+    "ALTER TABLE {n} ADD COLUMN price NUMERIC(10, 2)",
+    "ALTER TABLE {n} ADD COLUMN tags TEXT[]",
+    "ALTER TABLE {n} ADD COLUMN id BIGSERIAL NOT NULL",
+    "ALTER TABLE {n} ADD COLUMN score double precision",
+    "ALTER TABLE {n} ADD COLUMN name character varying(20)",
+    "ALTER TABLE {n} ALTER COLUMN age TYPE BIGINT",
+    "ALTER TABLE {n} ALTER COLUMN age SET DATA TYPE numeric(12,4)",
 )
 
 
@@ -52,6 +63,14 @@ def test_each_shortcut_matches_and_equals_the_full_path(sql: str) -> None:
         "ALTER TABLE t RENAME TO u",
         "ALTER TABLE t RENAME CONSTRAINT a TO b",
         "ALTER TABLE t ALTER COLUMN a SET DEFAULT 0",
+        "ALTER TABLE t ADD COLUMN id integer PRIMARY KEY",
+        "ALTER TABLE t ADD COLUMN n integer NOT NULL DEFAULT 0",
+        "ALTER TABLE t ADD COLUMN n text COLLATE C",
+        "ALTER TABLE t ADD COLUMN n serial4",
+        "ALTER TABLE t ADD COLUMN n mood",
+        "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)",
+        "ALTER TABLE t ALTER COLUMN a TYPE text USING a::text",
+        "ALTER TABLE t ALTER COLUMN seen TYPE timestamp(3) without time zone",  # not handled
     ],
 )
 def test_other_shapes_take_the_full_path(sql: str) -> None:
