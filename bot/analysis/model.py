@@ -132,8 +132,9 @@ class Action:
     setting: str | None = None  # SET: lower-cased setting name
     value: str | None = None  # SET: value as written, without quotes; None for RESET / DEFAULT
     local: bool = False  # SET LOCAL
-    detail: str | None = None  # free text for OTHER, e.g. the leading keywords
-    # (DROP_VIEW: "MATERIALIZED" for a materialized view)
+    # free text for OTHER (e.g. the leading keywords); DROP_VIEW: "MATERIALIZED" for a
+    # materialized view; the other kinds that use it say so in ActionKind
+    detail: str | None = None
 
 
 @dataclass
