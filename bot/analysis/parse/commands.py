@@ -129,6 +129,12 @@ def _alter_clause_tokens(clause: list[Token], table: str) -> list[Action] | None
 
 
 def _clause_detail(clause: list[Token]) -> str:
+    """The clause's leading keywords: "ALTER TABLE OWNER TO"; for ALTER COLUMN the words
+    after the column's name ("ALTER TABLE ALTER COLUMN ADD GENERATED")."""
+    words = [t.text for t in clause[:6] if t.kind in ("word", "qident")]
+    if words[:1] == ["ALTER"]:
+        rest = words[2:] if words[1:2] == ["COLUMN"] else words[1:]
+        return "ALTER TABLE ALTER COLUMN " + " ".join(rest[1:3])
     return "ALTER TABLE " + " ".join(t.text for t in clause[:2] if t.kind == "word")
 
 

@@ -68,6 +68,9 @@ KNOWN_HARMLESS = frozenset(
         "CREATE COLLATION",
         "ALTER FUNCTION",
         "ALTER PROCEDURE",
+        # catalog-only: volatile-default's advice adds the identity this way
+        "ALTER TABLE ALTER COLUMN ADD GENERATED",
+        "ALTER TABLE ALTER COLUMN SET STATISTICS",  # SHARE UPDATE EXCLUSIVE
     }
 )
 
