@@ -86,6 +86,17 @@ class ActionKind(StrEnum):
     SELECT = "select"
     COMMENT = "comment"
     OTHER = "other"  # parsed or not, nothing the rules know about
+    ALTER_DOMAIN = "alter_domain"  # name: the domain; detail: the subcommand, e.g. ADD CONSTRAINT
+    DROP_TRIGGER = "drop_trigger"  # name: the trigger; table: its table
+    ATTACH_PARTITION = "attach_partition"  # table: the parent; name: the partition
+    DETACH_PARTITION = "detach_partition"  # table: the parent; name: the partition
+    SET_LOGGED = "set_logged"  # ALTER TABLE ... SET LOGGED (rewrites the table)
+    SET_UNLOGGED = "set_unlogged"  # ALTER TABLE ... SET UNLOGGED (rewrites the table)
+    REFRESH_MATERIALIZED_VIEW = "refresh_materialized_view"  # name: the view
+    RENAME_ENUM_VALUE = "rename_enum_value"  # name: the type; value: old label; detail: new one
+    VACUUM = "vacuum"  # VACUUM without FULL; tables as for TRUNCATE
+    DROP_FUNCTION = "drop_function"  # name: the function; detail: FUNCTION | PROCEDURE | ROUTINE
+    DROP_EXTENSION = "drop_extension"  # name: the extension
 
 
 @dataclass
@@ -121,7 +132,9 @@ class Action:
     setting: str | None = None  # SET: lower-cased setting name
     value: str | None = None  # SET: value as written, without quotes; None for RESET / DEFAULT
     local: bool = False  # SET LOCAL
-    detail: str | None = None  # free text for OTHER, e.g. the leading keywords
+    # free text for OTHER (e.g. the leading keywords); DROP_VIEW: "MATERIALIZED" for a
+    # materialized view; the other kinds that use it say so in ActionKind
+    detail: str | None = None
 
 
 @dataclass

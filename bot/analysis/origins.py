@@ -36,7 +36,7 @@ _BESIDE_THE_TABLE = frozenset(
 # operation (Operations.register_operation), which can emit anything as well.
 EMITS: dict[str, frozenset[ActionKind] | None] = {
     "execute": None,
-    "create_table": _CREATING | {AK.ADD_CONSTRAINT},
+    "create_table": _CREATING | {AK.ADD_CONSTRAINT, AK.ADD_COLUMN},  # its columns: ADD_COLUMN
     "drop_table": _DROPPING,
     "rename_table": frozenset({AK.RENAME_TABLE}),
     "add_column": frozenset(

@@ -104,6 +104,11 @@ class StreamState:
     # (table, constraint) -> (column, validated) for CHECK (column IS NOT NULL)
     not_null_checks: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     in_transaction: bool = False
+    # (table, constraint) added NOT VALID since the current transaction began
+    not_valid_in_transaction: set[tuple[str, str]] = field(default_factory=set)
+    last_commit: Statement | None = None  # the latest COMMIT, while no BEGIN has followed it
+    # (kind, name) of types, views, sequences and extensions created earlier in this stream
+    created_objects: set[tuple[str, str]] = field(default_factory=set)
     session_settings: dict[str, Timeout] = field(default_factory=dict)
     # SET LOCAL overrides until COMMIT; None = SET LOCAL ... TO DEFAULT
     local_settings: dict[str, Timeout | None] = field(default_factory=dict)
@@ -166,6 +171,10 @@ class StreamState:
             constraint_table == key and checked == column and validated
             for (constraint_table, _), (checked, validated) in self.not_null_checks.items()
         )
+
+    def is_new_object(self, kind: str, name: str | None) -> bool:
+        """Created earlier in this stream; `kind` as in `_CREATED_OBJECTS`: type, view, ..."""
+        return name is not None and (kind, name_key(name)) in self.created_objects
 
     def timeout(self, setting: str) -> Timeout | None:
         """The value in effect, or None when none is (never set, RESET or DEFAULT)."""
@@ -231,6 +240,8 @@ class StreamState:
             self.created_policies.add((name_key(action.table), action.name))
 
     def _add_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.not_valid and action.table and action.name and self.in_transaction:
+            self.not_valid_in_transaction.add((name_key(action.table), action.name))
         if action.constraint_type != "check" or not action.table:
             return
         column = not_null_check_column(action, stmt.sql)
@@ -267,10 +278,18 @@ class StreamState:
 
     def _begin(self, action: Action, stmt: Statement) -> None:
         self.in_transaction = True
+        self.last_commit = None
 
     def _commit(self, action: Action, stmt: Statement) -> None:
         self.in_transaction = False
         self.local_settings.clear()
+        self.not_valid_in_transaction.clear()
+        if action.kind is ActionKind.COMMIT:
+            self.last_commit = stmt
+
+    def _create_object(self, action: Action, stmt: Statement) -> None:
+        if action.name:
+            self.created_objects.add((_CREATED_OBJECTS[action.kind], name_key(action.name)))
 
     def _other(self, action: Action, stmt: Statement) -> None:
         if action.detail == "ROLLBACK":  # ends the transaction like COMMIT does
@@ -280,6 +299,13 @@ class StreamState:
 def _is_default(value: str) -> bool:
     return value.strip().strip("'\"").lower() == "default"
 
+
+_CREATED_OBJECTS = {
+    ActionKind.CREATE_TYPE: "type",
+    ActionKind.CREATE_VIEW: "view",
+    ActionKind.CREATE_SEQUENCE: "sequence",
+    ActionKind.CREATE_EXTENSION: "extension",
+}
 
 _APPLY: dict[ActionKind, Callable[[StreamState, Action, Statement], None]] = {
     ActionKind.CREATE_TABLE: StreamState._create_table,
@@ -298,4 +324,5 @@ _APPLY: dict[ActionKind, Callable[[StreamState, Action, Statement], None]] = {
     ActionKind.BEGIN: StreamState._begin,
     ActionKind.COMMIT: StreamState._commit,
     ActionKind.OTHER: StreamState._other,
+    **dict.fromkeys(_CREATED_OBJECTS, StreamState._create_object),
 }

@@ -204,8 +204,9 @@ class ApprovalSettings(StrictModel):
         default=list(APPROVAL_RULE_IDS),
         description=(
             "Rule ids whose findings need approval. The checklist's destructive changes "
-            "(drop-table, drop-column, drop-index, alter-column-type, truncate-table) and "
-            "undeclared-change always do; ids listed here are added to them."
+            "(drop-table, drop-column, drop-index, alter-column-type, truncate-table), "
+            "drop-schema (its CASCADE drops tables) and undeclared-change always do; ids "
+            "listed here are added to them."
         ),
     )
     distinct_approvers: bool = Field(

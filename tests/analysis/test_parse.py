@@ -61,7 +61,23 @@ CASES: list[tuple[str, list[Action]]] = [
     (
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-        [Action(K.CREATE_TABLE, table="alembic_version")],
+        [
+            Action(K.CREATE_TABLE, table="alembic_version"),
+            Action(
+                K.ADD_COLUMN,
+                table="alembic_version",
+                column="version_num",
+                data_type="VARCHAR(32)",
+                not_null=True,
+            ),
+            Action(
+                K.ADD_CONSTRAINT,
+                table="alembic_version",
+                name="alembic_version_pkc",
+                columns=("version_num",),
+                constraint_type="primary_key",
+            ),
+        ],
     ),
     (
         "UPDATE alembic_version SET version_num='abc' WHERE alembic_version.version_num = 'def'",
@@ -87,6 +103,18 @@ CASES: list[tuple[str, list[Action]]] = [
         "    PRIMARY KEY (id), \n    FOREIGN KEY(user_id) REFERENCES users (id)\n)",
         [
             Action(K.CREATE_TABLE, table="orders"),
+            Action(
+                K.ADD_COLUMN,
+                table="orders",
+                column="id",
+                data_type="BIGSERIAL",
+                not_null=True,
+                default_volatile=True,
+            ),
+            Action(K.ADD_COLUMN, table="orders", column="user_id", data_type="INT"),
+            Action(
+                K.ADD_CONSTRAINT, table="orders", columns=("id",), constraint_type="primary_key"
+            ),
             Action(
                 K.ADD_CONSTRAINT,
                 table="orders",
@@ -352,7 +380,49 @@ CASES: list[tuple[str, list[Action]]] = [
     ("REINDEX TABLE orders", [Action(K.REINDEX, table="orders")]),
     ("VACUUM FULL orders", [Action(K.VACUUM_FULL, table="orders", tables=("orders",))]),
     ("VACUUM (FULL, VERBOSE) a, b", [Action(K.VACUUM_FULL, table="a", tables=("a", "b"))]),
-    ("VACUUM orders", [Action(K.OTHER, detail="VACUUM")]),
+    ("VACUUM orders", [Action(K.VACUUM, table="orders", tables=("orders",))]),
+    ("VACUUM (ANALYZE)", [Action(K.VACUUM)]),
+    (
+        "ALTER DOMAIN positive ADD CONSTRAINT p CHECK (VALUE > 0) NOT VALID",
+        [Action(K.ALTER_DOMAIN, name="positive", detail="ADD CONSTRAINT", not_valid=True)],
+    ),
+    ("ALTER DOMAIN d SET NOT NULL", [Action(K.ALTER_DOMAIN, name="d", detail="SET NOT NULL")]),
+    (
+        "DROP TRIGGER IF EXISTS audit ON app.orders CASCADE",
+        [Action(K.DROP_TRIGGER, table="app.orders", name="audit", if_exists=True, cascade=True)],
+    ),
+    (
+        "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM (1) TO (2)",
+        [Action(K.ATTACH_PARTITION, table="events", name="events_2026")],
+    ),
+    (
+        "ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY",
+        [Action(K.DETACH_PARTITION, table="events", name="events_2020", concurrently=True)],
+    ),
+    ("ALTER TABLE t SET LOGGED", [Action(K.SET_LOGGED, table="t")]),
+    ("ALTER TABLE t SET UNLOGGED", [Action(K.SET_UNLOGGED, table="t")]),
+    ("REFRESH MATERIALIZED VIEW s.v", [Action(K.REFRESH_MATERIALIZED_VIEW, name="s.v")]),
+    (
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY v WITH DATA",
+        [Action(K.REFRESH_MATERIALIZED_VIEW, name="v", concurrently=True)],
+    ),
+    (
+        "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'",
+        [Action(K.RENAME_ENUM_VALUE, name="mood", value="sad", detail="blue")],
+    ),
+    (
+        "DROP FUNCTION IF EXISTS f(int, text), g CASCADE",
+        [
+            Action(K.DROP_FUNCTION, name="f", if_exists=True, cascade=True, detail="FUNCTION"),
+            Action(K.DROP_FUNCTION, name="g", if_exists=True, cascade=True, detail="FUNCTION"),
+        ],
+    ),
+    (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS mv AS SELECT 1 WITH NO DATA",
+        [Action(K.CREATE_VIEW, name="mv", if_exists=True)],
+    ),
+    ("DROP PROCEDURE p", [Action(K.DROP_FUNCTION, name="p", detail="PROCEDURE")]),
+    ("DROP EXTENSION postgis", [Action(K.DROP_EXTENSION, name="postgis")]),
     ("CLUSTER orders USING ix", [Action(K.CLUSTER, table="orders", name="ix")]),
     (
         "LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE",
@@ -398,6 +468,8 @@ CASES: list[tuple[str, list[Action]]] = [
         "CREATE TABLE o (id SERIAL, user_id INT REFERENCES users (id))",
         [
             Action(K.CREATE_TABLE, table="o"),
+            Action(K.ADD_COLUMN, table="o", column="id", data_type="SERIAL", default_volatile=True),
+            Action(K.ADD_COLUMN, table="o", column="user_id", data_type="INT"),
             Action(
                 K.ADD_CONSTRAINT,
                 table="o",
@@ -411,7 +483,10 @@ CASES: list[tuple[str, list[Action]]] = [
     ("CREATE TYPE mood AS ENUM ('a', 'b')", [Action(K.CREATE_TYPE, name="mood")]),
     ("DROP TYPE mood", [Action(K.DROP_TYPE, name="mood")]),
     ("CREATE MATERIALIZED VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
-    ("DROP MATERIALIZED VIEW IF EXISTS v", [Action(K.DROP_VIEW, name="v", if_exists=True)]),
+    (
+        "DROP MATERIALIZED VIEW IF EXISTS v",
+        [Action(K.DROP_VIEW, name="v", if_exists=True, detail="MATERIALIZED")],
+    ),
     ("CREATE OR REPLACE VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
     ("DROP VIEW v", [Action(K.DROP_VIEW, name="v")]),
     ("CREATE SEQUENCE s START 1", [Action(K.CREATE_SEQUENCE, name="s")]),
@@ -499,7 +574,7 @@ def test_unparseable_statement_is_other_with_an_error() -> None:
 def test_statement_sqlglot_rejects_is_still_classified_from_tokens() -> None:
     actions, error = classify("CREATE TABLE t (a int) PARTITION OF p FOR VALUES FROM (1) TO (2)")
     assert error is None
-    assert actions == [Action(K.CREATE_TABLE, table="t")]
+    assert actions[0] == Action(K.CREATE_TABLE, table="t")
 
 
 def test_command_fallback_logs_no_sqlglot_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -573,7 +648,7 @@ def test_split_sql_on_alembic_offline_output_gives_each_statement_classified() -
     kinds = [[a.kind for a in classify(sql)[0]] for sql in statements]
     assert kinds == [
         [K.BEGIN],
-        [K.CREATE_TABLE],
+        [K.CREATE_TABLE, K.ADD_COLUMN, K.ADD_CONSTRAINT],
         [K.SET],
         [K.ADD_COLUMN],
         [K.RENAME_COLUMN],
@@ -590,4 +665,19 @@ def test_classify_given_several_statements_returns_the_actions_of_each() -> None
         Action(K.SET, setting="lock_timeout", value="1s"),
         Action(K.DROP_TABLE, table="t"),
         Action(K.OTHER, detail="DO"),
+    ]
+
+
+def test_user_defined_type_names_are_not_mixed_up_by_the_type_memo() -> None:
+    first, _ = classify("ALTER TABLE t ADD COLUMN a mood")
+    second, _ = classify("ALTER TABLE t ADD COLUMN b serial4")
+    assert (first[0].data_type, second[0].data_type) == ("mood", "serial4")
+
+
+def test_create_table_lists_its_columns_and_primary_key() -> None:
+    actions, _ = classify("CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY, at timestamp[])")
+    assert [(a.kind, a.column, a.data_type, a.identity) for a in actions] == [
+        (K.CREATE_TABLE, None, None, False),
+        (K.ADD_COLUMN, "id", "INT", True),
+        (K.ADD_COLUMN, "at", "TIMESTAMP[]", False),
     ]

@@ -73,6 +73,7 @@ def test_defaults_are_the_checklist() -> None:
         "drop-index",
         "alter-column-type",
         "truncate-table",
+        "drop-schema",  # DROP SCHEMA ... CASCADE drops the tables in it: a DROP TABLE
         "undeclared-change",
     )
     assert policy.approval.distinct_approvers is False
@@ -190,6 +191,7 @@ def test_approval_rules_add_to_the_checklist_and_cannot_remove() -> None:
         "drop-index",
         "alter-column-type",
         "truncate-table",
+        "drop-schema",
         "undeclared-change",
         "rename-table",
     )

@@ -29,7 +29,8 @@ _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE")
 def _is_naive_timestamp(data_type: str | None) -> bool:
     if not data_type:
         return False
-    base = data_type.upper().split("(", 1)[0].strip()
+    # `timestamp(3)`, and arrays of it: `timestamp[]`, `timestamp(6)[][]`
+    base = data_type.upper().split("[", 1)[0].split("(", 1)[0].strip()
     return base in _TIMESTAMP_TYPES
 
 

@@ -6,9 +6,10 @@ index created earlier in the same set of new revisions loses nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
+from bot.analysis.model import Action, ActionKind, Family, Finding, RuleInfo, Severity, Statement
 from bot.analysis.rule import PointsAt, Rule, Stage
 from bot.analysis.rules.base import (
     AnalysisOptions,
@@ -175,23 +176,68 @@ def check_alter_column_type(
         if not state.is_existing_table(table) or state.is_new_column(table, column):
             continue
         new_type = action.data_type or "<new type>"
-        cast = action.using or f"{column}::{new_type}"
+        widening = None if action.using else _binary_compatible_sources(new_type)
+        if widening is not None:
+            yield finding(
+                ALTER_COLUMN_TYPE,
+                stmt,
+                f"ALTER COLUMN {table}.{column} TYPE {new_type}: if {column} is {widening} "
+                f"this is binary-compatible (no table rewrite, only a brief ACCESS EXCLUSIVE "
+                f"lock); from any other type PostgreSQL rewrites {table} and may lose data",
+                advice=(
+                    f"Check the current type first:\n"
+                    f"SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                    f"WHERE attrelid = '{table}'::regclass AND attname = '{column}';\n"
+                    f"If it is {widening}, the change is metadata-only; otherwise add a new "
+                    f"column, backfill it, then swap:\n{_swap_steps(action, new_type)}"
+                ),
+            )
+            continue
         yield finding(
             ALTER_COLUMN_TYPE,
             stmt,
             f"ALTER COLUMN {table}.{column} TYPE {new_type}: most type changes rewrite the "
             f"table under ACCESS EXCLUSIVE and may lose data",
-            advice=(
-                f"Add a new column, backfill it, then swap:\n"
-                f"ALTER TABLE {table} ADD COLUMN {column}_new {new_type} NULL;\n"
-                f"-- in batches, outside the DDL transaction; keep it in sync from the "
-                f"application (or a trigger) meanwhile:\n"
-                f"UPDATE {table} SET {column}_new = {cast} WHERE {column}_new IS NULL;\n"
-                f"-- once the application uses {column}_new, in a later migration:\n"
-                f"ALTER TABLE {table} DROP COLUMN {column};\n"
-                f"ALTER TABLE {table} RENAME COLUMN {column}_new TO {column};"
-            ),
+            advice=f"Add a new column, backfill it, then swap:\n{_swap_steps(action, new_type)}",
         )
+
+
+def _swap_steps(action: Action, new_type: str) -> str:
+    table, column = action.table, action.column
+    cast = action.using or f"{column}::{new_type}"
+    return (
+        f"ALTER TABLE {table} ADD COLUMN {column}_new {new_type} NULL;\n"
+        f"-- in batches, outside the DDL transaction; keep it in sync from the "
+        f"application (or a trigger) meanwhile:\n"
+        f"UPDATE {table} SET {column}_new = {cast} WHERE {column}_new IS NULL;\n"
+        f"-- once the application uses {column}_new, in a later migration:\n"
+        f"ALTER TABLE {table} DROP COLUMN {column};\n"
+        f"ALTER TABLE {table} RENAME COLUMN {column}_new TO {column};"
+    )
+
+
+_TYPE_WITH_SIZE = re.compile(r"(?P<base>[A-Z ]+?)\s*(?:\((?P<args>[\d\s,]+)\))?", re.IGNORECASE)
+
+
+def _binary_compatible_sources(new_type: str) -> str | None:
+    """The current types from which a change to `new_type` needs no rewrite (PostgreSQL
+    only updates the catalog: varchar -> text, a longer varchar, a wider numeric), or None
+    when no current type would make it one."""
+    match = _TYPE_WITH_SIZE.fullmatch(new_type.strip())
+    if match is None:
+        return None
+    base = match.group("base").strip().upper()
+    args = [a.strip() for a in (match.group("args") or "").split(",") if a.strip()]
+    if base == "TEXT":
+        return "varchar or text"
+    if base in ("VARCHAR", "CHARACTER VARYING"):
+        return f"varchar(n) with n ≤ {args[0]}" if args else "varchar(n) or text"
+    if base in ("DECIMAL", "NUMERIC"):
+        if not args:
+            return "numeric(p, s)"
+        scale = args[1] if len(args) > 1 else "0"
+        return f"numeric(p, {scale}) with p ≤ {args[0]}"
+    return None
 
 
 def check_truncate(

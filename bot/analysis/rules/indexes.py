@@ -123,7 +123,13 @@ def check_drop_index(
         )
 
 
-_CONCURRENT_KINDS = (ActionKind.CREATE_INDEX, ActionKind.DROP_INDEX, ActionKind.REINDEX)
+# (DETACH PARTITION ... CONCURRENTLY is refused inside a transaction block too.)
+_CONCURRENT_KINDS = (
+    ActionKind.CREATE_INDEX,
+    ActionKind.DROP_INDEX,
+    ActionKind.REINDEX,
+    ActionKind.DETACH_PARTITION,
+)
 
 
 def check_concurrently_in_transaction(

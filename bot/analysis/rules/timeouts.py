@@ -83,6 +83,11 @@ TABLE_LOCKING_KINDS = frozenset(
         ActionKind.CLUSTER,
         ActionKind.REINDEX,
         ActionKind.LOCK_TABLE,
+        ActionKind.DROP_TRIGGER,
+        ActionKind.ATTACH_PARTITION,
+        ActionKind.DETACH_PARTITION,
+        ActionKind.SET_LOGGED,
+        ActionKind.SET_UNLOGGED,
     }
 )
 # Kinds that can lock another (referenced) table even when their own table is new.

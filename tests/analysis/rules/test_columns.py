@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import ids, in_transaction, run
+from .helpers import ids, in_transaction, revisions, run
 
 
 def test_add_not_null_column_without_default_is_answered_with_the_checklist_pattern() -> None:
@@ -129,3 +129,50 @@ def test_a_volatile_default_is_still_named_by_its_expression() -> None:
     findings = run(in_transaction(sql), "volatile-default")
     assert "has the volatile default GEN_RANDOM_UUID()" in findings[0].message
     assert "identity" not in findings[0].message
+
+
+def test_a_user_defined_function_default_counts_as_volatile() -> None:
+    # migsafe cannot see the function's volatility: it must assume a rewrite.
+    sql = "ALTER TABLE users ADD COLUMN code text DEFAULT app.next_code();"
+    findings = run(in_transaction(sql), "volatile-default")
+    assert ids(findings) == ["volatile-default"]
+    assert "users.code" in findings[0].message
+
+
+def test_an_unlisted_volatile_builtin_counts_as_volatile() -> None:
+    sql = "ALTER TABLE users ADD COLUMN salt bytea DEFAULT gen_random_bytes(16);"
+    assert ids(run(in_transaction(sql), "volatile-default")) == ["volatile-default"]
+
+
+def test_known_stable_and_immutable_builtins_do_not_rewrite() -> None:
+    sql = (
+        "ALTER TABLE users ADD COLUMN a text DEFAULT lower('X');\n"
+        "ALTER TABLE users ADD COLUMN b timestamptz DEFAULT statement_timestamp();\n"
+        "ALTER TABLE users ADD COLUMN c jsonb DEFAULT jsonb_build_object('k', 1);\n"
+        "ALTER TABLE users ADD COLUMN d text DEFAULT current_setting('app.region');\n"
+        "ALTER TABLE users ADD COLUMN e jsonb DEFAULT '{}'::jsonb;\n"
+        "ALTER TABLE users ADD COLUMN f timestamp DEFAULT timezone('utc', now());"
+    )
+    assert run(in_transaction(sql), "volatile-default") == []
+
+
+def test_a_volatile_call_nested_in_a_stable_one_still_rewrites() -> None:
+    sql = "ALTER TABLE users ADD COLUMN t text DEFAULT md5(random()::text);"
+    assert ids(run(in_transaction(sql), "volatile-default")) == ["volatile-default"]
+
+
+def test_set_not_null_after_a_validated_inline_check_from_an_earlier_revision_is_fine() -> None:
+    stream = revisions(
+        ("r1", 'ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK ("email" IS NOT NULL);'),
+        ("r2", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;"),
+    )
+    assert run(stream, "set-not-null") == []
+
+
+def test_set_not_null_after_the_check_was_dropped_scans_again() -> None:
+    sql = (
+        "ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL);\n"
+        "ALTER TABLE users DROP CONSTRAINT users_email_nn;\n"
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
+    )
+    assert ids(run(in_transaction(sql), "set-not-null")) == ["set-not-null"]

@@ -125,3 +125,32 @@ def test_drop_index_with_no_re_create_is_still_a_drop() -> None:
 def test_drop_index_followed_by_something_else_is_still_a_drop(after: str) -> None:
     sql = f"DROP INDEX CONCURRENTLY IF EXISTS ix_users_email;\n{after}"
     assert ids(run(sql, "drop-index")) == ["drop-index"]
+
+
+@pytest.mark.parametrize(
+    ("new_type", "source"),
+    [
+        ("text", "varchar or text"),
+        ("varchar(255)", "varchar(n) with n ≤ 255"),
+        ("character varying", "varchar(n) or text"),
+        ("numeric(12, 2)", "numeric(p, 2) with p ≤ 12"),
+        ("numeric", "numeric(p, s)"),
+    ],
+)
+def test_a_possibly_binary_compatible_change_does_not_claim_a_rewrite(
+    new_type: str, source: str
+) -> None:
+    sql = f"ALTER TABLE users ALTER COLUMN name TYPE {new_type};"
+    [found] = run(in_transaction(sql), "alter-column-type")
+    assert f"if name is {source} this is binary-compatible (no table rewrite" in found.message
+    assert "most type changes rewrite" not in found.message
+    assert "format_type(atttypid, atttypmod)" in (found.advice or "")
+
+
+def test_a_change_with_using_or_to_another_type_still_rewrites() -> None:
+    sql = (
+        "ALTER TABLE users ALTER COLUMN name TYPE text USING name || '';\n"
+        "ALTER TABLE users ALTER COLUMN age TYPE int;"
+    )
+    findings = run(in_transaction(sql), "alter-column-type")
+    assert ["most type changes rewrite" in f.message for f in findings] == [True, True]

@@ -115,3 +115,17 @@ def test_statements_that_lock_nothing_existing_need_no_timeout() -> None:
 def test_alembic_version_bookkeeping_is_not_judged() -> None:
     sql = "BEGIN;\nUPDATE alembic_version SET version_num='abc' WHERE version_num = 'x';\nCOMMIT;"
     assert run(sql) == []
+
+
+def test_partition_persistence_and_trigger_statements_take_locks_that_need_timeouts() -> None:
+    for sql in (
+        "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES IN (2026);",
+        "ALTER TABLE events DETACH PARTITION events_2020;",
+        "ALTER TABLE events SET UNLOGGED;",
+        "ALTER TABLE events SET LOGGED;",
+        "DROP TRIGGER audit ON events;",
+    ):
+        findings = run(sql, "missing-lock-timeout")
+        assert ids(findings) == ["missing-lock-timeout"], sql
+        assert "on events" in findings[0].message
+        assert run(TIMEOUTS + sql, "missing-lock-timeout") == []
