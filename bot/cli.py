@@ -164,6 +164,19 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $MIGSAFE_SANDBOX_URL, else an embedded cluster)",
     )
     check.add_argument(
+        "--fresh-cluster",
+        action="store_true",
+        help="a throw-away embedded cluster for this run (default: the one kept between "
+        "runs, see `migsafe cluster`; also $MIGSAFE_FRESH_CLUSTER)",
+    )
+    check.add_argument(
+        "--idle-stop",
+        type=_minutes,
+        default=15,
+        metavar="MINUTES",
+        help="stop the kept cluster after this long unused (default: 15; 0: keep it running)",
+    )
+    check.add_argument(
         "--trust-repository",
         action="store_true",
         help="where containment (bubblewrap) is unavailable, run the repository's code "
@@ -211,6 +224,16 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
 
+    cluster = commands.add_parser(
+        "cluster",
+        help="the embedded PostgreSQL cluster `migsafe check` keeps between runs",
+        description="`migsafe check` keeps its embedded PostgreSQL cluster running between "
+        "runs (stopped after --idle-stop minutes unused), in $MIGSAFE_DATA_DIR-cli "
+        "(default ~/.local/share/migsafe/pg-cli; as root /var/lib/migsafe/pg-cli).",
+    )
+    cluster.add_argument("action", choices=("status", "stop"))
+    cluster.set_defaults(run=_run_cluster)
+
     from bot import app_cli, service_cli
 
     service_cli.add_commands(commands)
@@ -236,6 +259,11 @@ def _run_check(args: argparse.Namespace) -> int:
     database_url = args.database_url or from_environment
     origin = "--database-url" if args.database_url else f"${SANDBOX_URL_VARIABLE}"
     progress = Progress.for_stderr()
+    if not args.no_sandbox and database_url is None and not args.fresh_cluster:
+        from bot.sandbox import kept_cluster
+
+        if not kept_cluster.fresh_requested():  # attach or start while the check gets ready
+            kept_cluster.start_in_background(kept_cluster.cluster_home(), args.idle_stop * 60)
     with _stoppable(), _closing(progress):
         result = run_check(
             CheckOptions(
@@ -313,6 +341,24 @@ def _write_file(output: Path, report: str) -> None:
         output.write_text(report, encoding="utf-8")
     except OSError as error:
         raise UserError(f"cannot write the report: {error.strerror}", path=str(output)) from error
+
+
+def _minutes(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}")
+    return int(text)
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from bot.sandbox import kept_cluster
+
+    home = kept_cluster.cluster_home()
+    if args.action == "stop":
+        stopped = kept_cluster.stop_kept_cluster(home)
+        print(f"{'stopped' if stopped else 'not running'}: {home}")
+    else:
+        print(kept_cluster.status_line(home))
+    return 0
 
 
 def _run_rules(args: argparse.Namespace) -> int:
