@@ -242,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    _start_kept_cluster(args)  # first: it starts while the check's modules load
     from bot.check import CheckOptions, run_check
     from bot.hardening import make_non_dumpable
     from bot.progress import Progress
@@ -259,11 +260,6 @@ def _run_check(args: argparse.Namespace) -> int:
     database_url = args.database_url or from_environment
     origin = "--database-url" if args.database_url else f"${SANDBOX_URL_VARIABLE}"
     progress = Progress.for_stderr()
-    if not args.no_sandbox and database_url is None and not args.fresh_cluster:
-        from bot.sandbox import kept_cluster
-
-        if not kept_cluster.fresh_requested():  # attach or start while the check gets ready
-            kept_cluster.start_in_background(kept_cluster.cluster_home(), args.idle_stop * 60)
     with _stoppable(), _closing(progress):
         result = run_check(
             CheckOptions(
@@ -281,6 +277,18 @@ def _run_check(args: argparse.Namespace) -> int:
             )
         )
     return _write_report(result, args.format, args.output, args.also)
+
+
+def _start_kept_cluster(args: argparse.Namespace) -> None:
+    """Attach to (or start) the embedded cluster kept between runs, in the background,
+    unless the sandbox is off, has a server URL, or is asked to be a throw-away one."""
+    wanted = not (args.no_sandbox or args.database_url or args.fresh_cluster)
+    if not wanted or os.environ.get("MIGSAFE_SANDBOX_URL"):
+        return
+    from bot.sandbox import kept_cluster
+
+    if not kept_cluster.fresh_requested():
+        kept_cluster.start_in_background(kept_cluster.cluster_home(), args.idle_stop * 60)
 
 
 def _run_lint(args: argparse.Namespace) -> int:
