@@ -217,7 +217,7 @@ class EmbeddedCluster:
 
     def _prepare_data_dir(self, data_dir: Path, run_dir: Path) -> None:
         if self._persistent:
-            prepare_location(data_dir, _server_user_entry() if os.geteuid() == 0 else None)
+            prepare_location(data_dir, server_user_entry() if os.geteuid() == 0 else None)
         if (data_dir / "PG_VERSION").is_file():
             _give_to_server_user(data_dir, recursive=True)
             # A copied or restored directory may have come back with wider modes.
@@ -333,7 +333,7 @@ def _as_server_user() -> list[str]:
     return ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
 
 
-def _server_user_entry() -> pwd.struct_passwd:
+def server_user_entry() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVER_USER)
     except KeyError as error:
@@ -345,7 +345,7 @@ def _server_user_entry() -> pwd.struct_passwd:
 def _give_to_server_user(path: Path, *, recursive: bool = False) -> None:
     if os.geteuid() != 0:
         return
-    entry = _server_user_entry()
+    entry = server_user_entry()
     paths = [path]
     if recursive:
         paths += [Path(root) / name for root, dirs, files in os.walk(path) for name in dirs + files]
@@ -370,6 +370,12 @@ def _socket_dir_of(pid_file: Path) -> Path | None:
         return Path(pid_file.read_text().splitlines()[4].strip())
     except (OSError, IndexError):
         return None
+
+
+def running_postmaster(data_dir: Path) -> int:
+    """The pid of the postmaster running on `data_dir` (by its pid file), else 0."""
+    pid = _read_pid(data_dir / "postmaster.pid")
+    return pid if _is_postmaster_of(pid, data_dir) else 0
 
 
 def _read_pid(pid_file: Path) -> int:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.sandbox.cluster import _is_postmaster_of, _read_pid
+from bot.sandbox.cluster import running_postmaster
 from bot.sandbox.kept_cluster import LAST_USED, START_LOCK, USE_LOCK, WATCHER_LOCK, stop_server
 
 POLL_S = 5.0
@@ -32,7 +32,7 @@ def main(argv: Sequence[str]) -> None:
         fcntl.flock(mine, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another watcher was started at the same moment
-    while _is_postmaster_of(_read_pid(data_dir / "postmaster.pid"), data_dir):
+    while running_postmaster(data_dir):
         wait = _seconds_until_idle(home)
         if wait > 0:
             time.sleep(min(POLL_S, wait))

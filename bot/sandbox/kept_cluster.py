@@ -45,20 +45,17 @@ from bot.sandbox.cluster import (
     PASSWORD_FILE,
     SOCKET_PATH_MAX,
     EmbeddedCluster,
-    _is_postmaster_of,
-    _read_pid,
-    _server_user_entry,
     find_binaries,
     provide_shared_cluster,
     run_server_command,
+    running_postmaster,
+    server_user_entry,
 )
 from bot.sandbox.data_dir import prepare_location
 from bot.settings import default_data_dir
 
-FRESH_VARIABLE = (
-    "MIGSAFE_FRESH_CLUSTER"  # set (non-empty): a throw-away cluster, as --fresh-cluster
-)
-DEFAULT_IDLE_STOP_MINUTES = 15
+# Set (non-empty): a throw-away cluster, as --fresh-cluster (CI runners, the test suite).
+FRESH_VARIABLE = "MIGSAFE_FRESH_CLUSTER"
 HOME_SUFFIX = "-cli"
 START_LOCK = "start.lock"
 USE_LOCK = "use.lock"
@@ -130,7 +127,7 @@ def _remove_if_unfinished(data_dir: Path) -> None:
     data is throw-away, so it starts over (no postmaster can be running on it)."""
     if not data_dir.exists() or (data_dir / PASSWORD_FILE).is_file():
         return
-    if not _is_postmaster_of(_read_pid(data_dir / "postmaster.pid"), data_dir):
+    if not running_postmaster(data_dir):
         shutil.rmtree(data_dir)
 
 
@@ -138,7 +135,7 @@ def stop_kept_cluster(home: Path) -> bool:
     """Stop the kept cluster (`migsafe cluster stop`): False when it was not running;
     UserError while a check uses it."""
     data_dir = home / "data"
-    if not home.is_dir() or not _is_postmaster_of(_read_pid(data_dir / "postmaster.pid"), data_dir):
+    if not home.is_dir() or not running_postmaster(data_dir):
         return False
     secure_home(home)
     with (
@@ -157,8 +154,8 @@ def stop_server(data_dir: Path) -> None:
 
 def status_line(home: Path) -> str:
     data_dir = home / "data"
-    pid = _read_pid(data_dir / "postmaster.pid")
-    if _is_postmaster_of(pid, data_dir):
+    pid = running_postmaster(data_dir)
+    if pid:
         return f"running (postmaster {pid}): {home}"
     return f"not running: {home}" if (data_dir / "PG_VERSION").is_file() else f"not created: {home}"
 
@@ -169,7 +166,7 @@ def status_line(home: Path) -> str:
 def secure_home(home: Path) -> None:
     """Create the home private to this user, or refuse one that is not (UserError)."""
     as_root = os.geteuid() == 0
-    prepare_location(home, _server_user_entry() if as_root else None)
+    prepare_location(home, server_user_entry() if as_root else None)
     mode = 0o711 if as_root else 0o700
     with contextlib.suppress(FileExistsError):
         home.mkdir(mode=mode)
@@ -185,7 +182,7 @@ def _secure_subdirectory(path: Path) -> None:
         info = path.lstat()
     except FileNotFoundError:
         return
-    owners = {os.geteuid()} | ({_server_user_entry().pw_uid} if os.geteuid() == 0 else set())
+    owners = {os.geteuid()} | ({server_user_entry().pw_uid} if os.geteuid() == 0 else set())
     _refuse_unsafe(path, info, owners)
 
 
@@ -219,7 +216,7 @@ def _make_run_dir(run_dir: Path) -> None:
     with contextlib.suppress(FileExistsError):
         run_dir.mkdir(mode=0o700)
     if os.geteuid() == 0:
-        entry = _server_user_entry()
+        entry = server_user_entry()
         os.chown(run_dir, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     run_dir.chmod(0o700)
 
