@@ -233,7 +233,29 @@ def measure_cli(size: int, runs: int, server: SandboxServer) -> dict[str, list[f
     return seconds
 
 
+def server_ready_times(runs: int) -> tuple[list[float], list[float]]:
+    """What the kept cluster saves each run: a throw-away cluster's start + stop (initdb
+    included) beside attaching to the running kept one, in this process."""
+    from bot.sandbox.cluster import EmbeddedCluster
+    from bot.sandbox.kept_cluster import open_kept_cluster, stop_server
+
+    fresh = timed(lambda: EmbeddedCluster().start().stop(), runs)[0]
+    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
+        Path(tmp).chmod(0o711)
+        home = Path(tmp) / "pg-cli"
+        try:
+            open_kept_cluster(home, 0)
+            attach = timed(lambda: open_kept_cluster(home, 0), runs)[0]
+        finally:
+            stop_server(home / "data")  # this process still holds its use locks
+    return fresh, attach
+
+
 def main_cli(sizes: list[int], runs: int, server: SandboxServer) -> None:
+    fresh, attach = server_ready_times(runs)
+    print(f"embedded cluster per run: throw-away start + stop {ms(statistics.median(fresh))}"
+          f" (runs: {fmt(fresh)}); attach to the kept one {ms(statistics.median(attach))}"
+          f" (runs: {fmt(attach)})")  # fmt: skip
     for size in sizes:
         print(f"project: {size} revisions, {runs} rounds (after a warm-up), whole processes")
         seconds = measure_cli(size, runs, server)
