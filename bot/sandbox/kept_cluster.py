@@ -51,7 +51,7 @@ from bot.sandbox.cluster import (
     running_postmaster,
     server_user_entry,
 )
-from bot.sandbox.data_dir import prepare_location
+from bot.sandbox.data_dir import prepare_location, user_name
 from bot.settings import default_data_dir
 
 # Set (non-empty): a throw-away cluster, as --fresh-cluster (CI runners, the test suite).
@@ -191,7 +191,7 @@ def _refuse_unsafe(path: Path, info: os.stat_result, owners: set[int]) -> None:
         raise UserError("unsafe cluster directory: not a directory (a link?)", path=str(path))
     if info.st_uid not in owners:
         raise UserError(
-            f"unsafe cluster directory: owned by {_user_name(info.st_uid)}, not by this user"
+            f"unsafe cluster directory: owned by {user_name(info.st_uid)}, not by this user"
             " (set MIGSAFE_DATA_DIR elsewhere, or use --fresh-cluster)",
             path=str(path),
         )
@@ -201,15 +201,6 @@ def _refuse_unsafe(path: Path, info: os.stat_result, owners: set[int]) -> None:
             f"{stat.S_IMODE(info.st_mode):04o}); `chmod go-w` it, or use --fresh-cluster",
             path=str(path),
         )
-
-
-def _user_name(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def _make_run_dir(run_dir: Path) -> None:
