@@ -1,6 +1,7 @@
 """A full sandbox check of generated projects against the floor of plain Alembic.
 
 Run: python bench/bench_sandbox_check.py [--sizes 10,50,200,500] [--runs 3] [--url ADMIN_URL]
+     [--cli]
 (--revisions N is --sizes N; the default is 50.)
 
 (a) migsafe: `run_check` with the sandbox (dry-run child, analysis, a fresh database and
@@ -14,12 +15,21 @@ then --runs rounds per size, the two sides alternated within a round; the ratio 
 each round, min/median/max. With several sizes a scaling table ends the output: linear
 tracing keeps the ratio flat (issue 14: at 500 revisions within 10% of the ratio at 10).
 Goals (issue 14): (a) <= 1.5x (b) at every size; the per-check database create+drop <= 150 ms.
+
+--cli measures whole `migsafe check` processes instead of `run_check` in this one, each
+round alternating: (a warm) the CLI with its kept cluster already running (a private
+MIGSAFE_DATA_DIR), (b) the floor, (a fresh) `--fresh-cluster` (initdb + start + stop in the
+run, as before the kept cluster), (a cold) the kept cluster's first run (its home removed:
+initdb + start, left running). The floor runs against an already running server, so the
+warm row is the like-for-like one; the cold and fresh rows say what a first run costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +42,7 @@ import psycopg
 from psycopg import sql
 
 from bot.check import CheckOptions, run_check
+from bot.migrations.database_env import sandbox_params
 from bot.result import CheckResult
 from bot.sandbox.database import SandboxServer, create_sandbox, shared_server
 
@@ -139,9 +150,10 @@ def check_once(project: Path, admin_url: str) -> CheckResult:
 
 
 def floor_once(project: Path, server: SandboxServer) -> None:
-    url = server.url(
+    conninfo = server.conninfo(
         dbname=FLOOR_DATABASE, user=str(server_user(server)), password=password(server)
     )
+    url = sandbox_params(conninfo).url
     with psycopg.connect(server.admin_conninfo, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(FLOOR_DATABASE)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(FLOOR_DATABASE)))
@@ -158,6 +170,106 @@ def floor_once(project: Path, server: SandboxServer) -> None:
                     sql.Identifier(FLOOR_DATABASE)
                 )
             )
+
+
+def cli_once(project: Path, data_dir: Path, *extra: str) -> None:
+    """One whole `migsafe check` process; its sandbox must pass."""
+    report = project.parent / "report.json"
+    environment = {**os.environ, "MIGSAFE_DATA_DIR": str(data_dir)}
+    environment.pop("MIGSAFE_FRESH_CLUSTER", None)
+    environment.pop("MIGSAFE_SANDBOX_URL", None)
+    argv = [sys.executable, "-m", "bot.cli", "check", str(project), "--all", "--format", "json"]
+    done = subprocess.run(
+        [*argv, "--output", str(report), *extra],
+        env=environment,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"migsafe check failed (exit {done.returncode}): {done.stderr.strip()}")
+    steps = json.loads(report.read_text())["sandbox"]["steps"]
+    if {step["outcome"] for step in steps} != {"passed"}:
+        raise SystemExit(f"the sandbox check did not pass: {steps}")
+
+
+def cluster_command(data_dir: Path, action: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "cluster", action],
+        env={**os.environ, "MIGSAFE_DATA_DIR": str(data_dir)},
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        check=True,
+    )
+
+
+def measure_cli(size: int, runs: int, server: SandboxServer) -> dict[str, list[float]]:
+    """Wall seconds per side (warm, floor, fresh, cold), alternated round by round. (No CPU
+    figures: the contained children's CPU never reaches this process's RUSAGE_CHILDREN,
+    bubblewrap's PID namespace reaps them, so it would flatter migsafe.)"""
+    seconds: dict[str, list[float]] = {"warm": [], "floor": [], "fresh": [], "cold": []}
+
+    def one(side: str, action: Callable[[], object]) -> None:
+        seconds[side] += timed(action, 1)[0]
+
+    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
+        Path(tmp).chmod(0o711)  # as root the server user must enter the kept cluster's home
+        project = write_project(Path(tmp) / "project", size)
+        data_dir = Path(tmp) / "pg"
+        home = data_dir.with_name("pg-cli")
+        try:
+            cli_once(project, data_dir)
+            floor_once(project, server)
+            for _ in range(runs):
+                one("warm", lambda: cli_once(project, data_dir))
+                one("floor", lambda: floor_once(project, server))
+                one("fresh", lambda: cli_once(project, data_dir, "--fresh-cluster"))
+                cluster_command(data_dir, "stop")
+                shutil.rmtree(home)
+                one("cold", lambda: cli_once(project, data_dir))
+        finally:
+            cluster_command(data_dir, "stop")
+    return seconds
+
+
+def server_ready_times(runs: int) -> tuple[list[float], list[float]]:
+    """What the kept cluster saves each run: a throw-away cluster's start + stop (initdb
+    included) beside attaching to the running kept one, in this process."""
+    from bot.sandbox.cluster import EmbeddedCluster
+    from bot.sandbox.kept_cluster import open_kept_cluster, stop_server
+
+    fresh = timed(lambda: EmbeddedCluster().start().stop(), runs)[0]
+    with tempfile.TemporaryDirectory(prefix="migsafe-bench-") as tmp:
+        Path(tmp).chmod(0o711)
+        home = Path(tmp) / "pg-cli"
+        try:
+            open_kept_cluster(home, 0)
+            attach = timed(lambda: open_kept_cluster(home, 0), runs)[0]
+        finally:
+            stop_server(home / "data")  # this process still holds its use locks
+    return fresh, attach
+
+
+def main_cli(sizes: list[int], runs: int, server: SandboxServer) -> None:
+    fresh, attach = server_ready_times(runs)
+    print(f"embedded cluster per run: throw-away start + stop {ms(statistics.median(fresh))}"
+          f" (runs: {fmt(fresh)}); attach to the kept one {ms(statistics.median(attach))}"
+          f" (runs: {fmt(attach)})")  # fmt: skip
+    for size in sizes:
+        print(f"project: {size} revisions, {runs} rounds (after a warm-up), whole processes")
+        seconds = measure_cli(size, runs, server)
+        floor_s = seconds["floor"]
+        print(f"(b) floor, alembic up/down/up:          median {ms(statistics.median(floor_s))}")
+        for side, label in (
+            ("warm", "kept cluster, running"),
+            ("cold", "kept cluster, first run"),
+            ("fresh", "--fresh-cluster"),
+        ):
+            median = ms(statistics.median(seconds[side]))
+            runs_s = fmt(seconds[side])
+            print(f"(a) migsafe check, {label + ':':<24} median {median}  (runs: {runs_s})")
+            print(f"    {ratio_line(seconds[side], floor_s)}")
 
 
 def server_user(server: SandboxServer) -> str:
@@ -226,12 +338,16 @@ def main() -> None:
     parser.add_argument("--revisions", type=int, default=50, help="one size (without --sizes)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", default=os.environ.get("MIGSAFE_SANDBOX_URL"))
+    parser.add_argument("--cli", action="store_true", help="whole `migsafe check` processes")
     options = parser.parse_args()
     sizes = [int(n) for n in options.sizes.split(",")] if options.sizes else [options.revisions]
     began = time.perf_counter()
     server = shared_server(options.url)
     version = server.server_version()
     print(f"server: PostgreSQL {version} (ready in {time.perf_counter() - began:.2f} s)")
+    if options.cli:
+        main_cli(sizes, options.runs, server)
+        return
     table = []
     for size in sizes:
         print(f"project: {size} revisions, {options.runs} rounds (after a warm-up)")

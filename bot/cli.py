@@ -164,6 +164,19 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $MIGSAFE_SANDBOX_URL, else an embedded cluster)",
     )
     check.add_argument(
+        "--fresh-cluster",
+        action="store_true",
+        help="a throw-away embedded cluster for this run (default: the one kept between "
+        "runs, see `migsafe cluster`; also $MIGSAFE_FRESH_CLUSTER)",
+    )
+    check.add_argument(
+        "--idle-stop",
+        type=_minutes,
+        default=15,
+        metavar="MINUTES",
+        help="stop the kept cluster after this long unused (default: 15; 0: keep it running)",
+    )
+    check.add_argument(
         "--trust-repository",
         action="store_true",
         help="where containment (bubblewrap) is unavailable, run the repository's code "
@@ -211,6 +224,16 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
 
+    cluster = commands.add_parser(
+        "cluster",
+        help="the embedded PostgreSQL cluster `migsafe check` keeps between runs",
+        description="`migsafe check` keeps its embedded PostgreSQL cluster running between "
+        "runs (stopped after --idle-stop minutes unused), in $MIGSAFE_DATA_DIR-cli "
+        "(default ~/.local/share/migsafe/pg-cli; as root /var/lib/migsafe/pg-cli).",
+    )
+    cluster.add_argument("action", choices=("status", "stop"))
+    cluster.set_defaults(run=_run_cluster)
+
     from bot import app_cli, service_cli
 
     service_cli.add_commands(commands)
@@ -219,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    _start_kept_cluster(args)  # first: it starts while the check's modules load
     from bot.check import CheckOptions, run_check
     from bot.hardening import make_non_dumpable
     from bot.progress import Progress
@@ -253,6 +277,18 @@ def _run_check(args: argparse.Namespace) -> int:
             )
         )
     return _write_report(result, args.format, args.output, args.also)
+
+
+def _start_kept_cluster(args: argparse.Namespace) -> None:
+    """Attach to (or start) the embedded cluster kept between runs, in the background,
+    unless the sandbox is off, has a server URL, or is asked to be a throw-away one."""
+    wanted = not (args.no_sandbox or args.database_url or args.fresh_cluster)
+    if not wanted or os.environ.get("MIGSAFE_SANDBOX_URL"):
+        return
+    from bot.sandbox import kept_cluster
+
+    if not kept_cluster.fresh_requested():
+        kept_cluster.start_in_background(kept_cluster.cluster_home(), args.idle_stop * 60)
 
 
 def _run_lint(args: argparse.Namespace) -> int:
@@ -313,6 +349,24 @@ def _write_file(output: Path, report: str) -> None:
         output.write_text(report, encoding="utf-8")
     except OSError as error:
         raise UserError(f"cannot write the report: {error.strerror}", path=str(output)) from error
+
+
+def _minutes(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}")
+    return int(text)
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from bot.sandbox import kept_cluster
+
+    home = kept_cluster.cluster_home()
+    if args.action == "stop":
+        stopped = kept_cluster.stop_kept_cluster(home)
+        print(f"{'stopped' if stopped else 'not running'}: {home}")
+    else:
+        print(kept_cluster.status_line(home))
+    return 0
 
 
 def _run_rules(args: argparse.Namespace) -> int:

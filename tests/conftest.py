@@ -17,6 +17,9 @@ pytest_plugins = ["tests.fakegithub.conftest_plugin", "tests.statedb"]
 # suite's own CI run). Tests assert stderr exactly, so they run as outside CI, their
 # subprocesses included; a test of those lines sets CI itself.
 os.environ.pop("CI", None)
+# `migsafe check` keeps its embedded cluster between runs, by default in one directory per
+# user: tests get a throw-away one per run (tests/sandbox/test_kept_cluster.py unsets this).
+os.environ["MIGSAFE_FRESH_CLUSTER"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -72,11 +73,18 @@ def _major(bin_directory: str) -> int:
 
 
 class EmbeddedCluster:
-    """A PostgreSQL cluster owned by this process; started by `start`, gone after `stop`."""
+    """A PostgreSQL cluster owned by this process; started by `start`, gone after `stop`.
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    With `run_dir` (the CLI's kept cluster, see kept_cluster.py) the socket directory is
+    fixed and the server outlives the process: `start` attaches to a postmaster of
+    `data_dir` already running there, `stop` only lets go of it. The caller serialises
+    starts (a file lock)."""
+
+    def __init__(self, data_dir: Path | None = None, *, run_dir: Path | None = None) -> None:
         self._persistent = data_dir is not None
         self._requested_data_dir = data_dir.resolve() if data_dir is not None else None
+        self._kept_run_dir = run_dir
+        self.started_server = False  # this process ran pg_ctl start (not an attach)
         self._bin: Path | None = None
         self._run_dir: Path | None = None
         self._data_dir: Path | None = None
@@ -115,6 +123,8 @@ class EmbeddedCluster:
             run_dir, data_dir = self._run_dir, self._data_dir
             self._run_dir = self._data_dir = None
             atexit.unregister(self.stop)
+            if self._kept_run_dir is not None:
+                return  # left running for the next run (or the idle stop)
             if data_dir is not None:
                 self._pg_ctl_stop(data_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -150,6 +160,9 @@ class EmbeddedCluster:
     def _start(self) -> None:
         self._bin = find_binaries()
         reap_orphaned_clusters(self._bin)
+        if self._kept_run_dir is not None:
+            self._start_kept(self._kept_run_dir)
+            return
         run_dir = self._make_run_dir()
         data_dir = self._requested_data_dir or run_dir / "data"
         try:
@@ -158,6 +171,26 @@ class EmbeddedCluster:
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
+        self._run_dir, self._data_dir = run_dir, data_dir
+        atexit.register(self.stop)
+        self._lock_down_shared_databases()
+
+    def _start_kept(self, run_dir: Path) -> None:
+        """Attach to the postmaster of the data directory when it runs with its socket in
+        `run_dir`; else (first run, stopped, crashed: a stale pid file) start it there."""
+        data_dir = self._requested_data_dir
+        assert data_dir is not None
+        pid_file = data_dir / "postmaster.pid"
+        if _is_postmaster_of(_read_pid(pid_file), data_dir):
+            if _socket_dir_of(pid_file) == run_dir and (data_dir / PASSWORD_FILE).is_file():
+                self._password = _read_password(data_dir)
+                self._run_dir, self._data_dir = run_dir, data_dir
+                atexit.register(self.stop)
+                return
+            self._pg_ctl_stop(data_dir)  # not started as the kept cluster: start it anew
+        self._prepare_data_dir(data_dir, run_dir)
+        self._pg_ctl_start(data_dir, run_dir)
+        self.started_server = True
         self._run_dir, self._data_dir = run_dir, data_dir
         atexit.register(self.stop)
         self._lock_down_shared_databases()
@@ -184,18 +217,12 @@ class EmbeddedCluster:
 
     def _prepare_data_dir(self, data_dir: Path, run_dir: Path) -> None:
         if self._persistent:
-            prepare_location(data_dir, _server_user_entry() if os.geteuid() == 0 else None)
+            prepare_location(data_dir, server_user_entry() if os.geteuid() == 0 else None)
         if (data_dir / "PG_VERSION").is_file():
             _give_to_server_user(data_dir, recursive=True)
             # A copied or restored directory may have come back with wider modes.
             data_dir.chmod(DATA_MODE)
-            password_file = data_dir / PASSWORD_FILE
-            try:
-                password_file.chmod(0o600)
-                self._password = password_file.read_text().strip()
-            except OSError as error:
-                message = f"cannot read {PASSWORD_FILE}: {error.strerror} (not created by migsafe?)"
-                raise UserError(message, path=str(data_dir)) from error
+            self._password = _read_password(data_dir)
             self._recover_stale_postmaster(data_dir)
             return
         if data_dir.exists() and any(data_dir.iterdir()):
@@ -306,7 +333,7 @@ def _as_server_user() -> list[str]:
     return ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
 
 
-def _server_user_entry() -> pwd.struct_passwd:
+def server_user_entry() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVER_USER)
     except KeyError as error:
@@ -318,13 +345,37 @@ def _server_user_entry() -> pwd.struct_passwd:
 def _give_to_server_user(path: Path, *, recursive: bool = False) -> None:
     if os.geteuid() != 0:
         return
-    entry = _server_user_entry()
+    entry = server_user_entry()
     paths = [path]
     if recursive:
         paths += [Path(root) / name for root, dirs, files in os.walk(path) for name in dirs + files]
     for each in paths:
         if each.lstat().st_uid != entry.pw_uid:
             os.chown(each, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _read_password(data_dir: Path) -> str:
+    password_file = data_dir / PASSWORD_FILE
+    try:
+        password_file.chmod(0o600)
+        return password_file.read_text().strip()
+    except OSError as error:
+        message = f"cannot read {PASSWORD_FILE}: {error.strerror} (not created by migsafe?)"
+        raise UserError(message, path=str(data_dir)) from error
+
+
+def _socket_dir_of(pid_file: Path) -> Path | None:
+    """Line 5 of postmaster.pid: the (first) socket directory the postmaster listens in."""
+    try:
+        return Path(pid_file.read_text().splitlines()[4].strip())
+    except (OSError, IndexError):
+        return None
+
+
+def running_postmaster(data_dir: Path) -> int:
+    """The pid of the postmaster running on `data_dir` (by its pid file), else 0."""
+    pid = _read_pid(data_dir / "postmaster.pid")
+    return pid if _is_postmaster_of(pid, data_dir) else 0
 
 
 def _read_pid(pid_file: Path) -> int:
@@ -336,10 +387,10 @@ def _read_pid(pid_file: Path) -> int:
 
 def _owner_of_socket_dir(pid_file: Path) -> int | None:
     """The migsafe process that started the postmaster (line 5 names its socket directory)."""
+    socket_dir = _socket_dir_of(pid_file)
     try:
-        socket_dir = pid_file.read_text().splitlines()[4].strip()
-        return int((Path(socket_dir) / OWNER_FILE).read_text())
-    except (OSError, ValueError, IndexError):
+        return int((socket_dir / OWNER_FILE).read_text()) if socket_dir else None
+    except (OSError, ValueError):
         return None
 
 
@@ -393,6 +444,15 @@ def _is_zombie(pid: int) -> bool:
 
 _shared: EmbeddedCluster | None = None
 _shared_lock = threading.Lock()
+_provider: Callable[[], EmbeddedCluster] | None = None
+
+
+def provide_shared_cluster(provider: Callable[[], EmbeddedCluster] | None) -> None:
+    """Where `shared_cluster` takes its cluster from instead of starting a throw-away one
+    (the CLI: its kept cluster, being started in the background); None: back to that."""
+    global _provider
+    with _shared_lock:
+        _provider = provider
 
 
 def shared_cluster() -> EmbeddedCluster:
@@ -400,5 +460,5 @@ def shared_cluster() -> EmbeddedCluster:
     global _shared
     with _shared_lock:
         if _shared is None or not _shared.running:
-            _shared = EmbeddedCluster().start()
+            _shared = _provider() if _provider is not None else EmbeddedCluster().start()
         return _shared

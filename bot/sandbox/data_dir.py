@@ -75,7 +75,7 @@ def _can_enter(directory: Path, user: pwd.struct_passwd) -> bool:
 
 def _unreachable(directory: Path, user: pwd.struct_passwd) -> str:
     info = directory.stat()
-    owner = _user_name(info.st_uid)
+    owner = user_name(info.st_uid)
     return (
         f"PostgreSQL runs as the OS user {user.pw_name!r} (migsafe is root), which cannot "
         f"enter {directory} (mode {stat.S_IMODE(info.st_mode):04o}, owner {owner}); set "
@@ -84,7 +84,8 @@ def _unreachable(directory: Path, user: pwd.struct_passwd) -> str:
     )
 
 
-def _user_name(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The account name of `uid`, else the number."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
