@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot import service
 from bot.sandbox.cluster import EmbeddedCluster
+from bot.service.check import CHECK_NAME
 from tests.e2e.conftest import (
     AUTHOR,
     REPO,
@@ -237,7 +237,7 @@ async def test_fifty_pull_requests_on_two_workers_one_killed_mid_check(
     # as the stored analysis says; one gate run per head.
     assert len(fake_github.requests_to("POST", "checks/create")) == 2 * PULLS
     for seeded in pulls:
-        [run] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=service.CHECK_NAME)
+        [run] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=CHECK_NAME)
         [gate] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=GATE)
         [(head, conclusion, ran)] = query(
             state,
@@ -251,5 +251,5 @@ async def test_fifty_pull_requests_on_two_workers_one_killed_mid_check(
         assert (head, (conclusion, ran)) == (seeded.head_sha, expected)
         assert (run.status, run.conclusion) == ("completed", conclusion), run.output
         assert gate.conclusion == "success", gate.output
-    [slow_run] = fake_github.check_runs(REPO, head_sha=slow.head_sha, name=service.CHECK_NAME)
+    [slow_run] = fake_github.check_runs(REPO, head_sha=slow.head_sha, name=CHECK_NAME)
     assert slow_run.id == first_run.id
