@@ -33,6 +33,7 @@ from bot.analysis.engine import (
 from bot.analysis.evidence import one_per_operation
 from bot.analysis.migration_model import DryRun, MigrationFile
 from bot.analysis.model import Finding, Statement
+from bot.analysis.options import PgVersion, parse_pg_version
 from bot.analysis.parse import parse_statements
 from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rule import ProjectFacts
@@ -96,6 +97,7 @@ class CheckOptions:
     dry_run_timeout_s: float = 120.0
     sandbox_timeout_s: float = 300.0
     progress: Stage | None = None  # told each stage as it starts (the CLI's stderr line)
+    pg_version: PgVersion | None = None  # --pg-version; else the policy's, else the sandbox's
 
 
 def run_check(options: CheckOptions) -> CheckResult:
@@ -161,7 +163,8 @@ def run_check(options: CheckOptions) -> CheckResult:
     by_path = {f.path: f for f in files}
     unvouched = origins.vouch_statements([*dry.upgrade, *dry.downgrade], by_path)
     ordered = [graph.by_id[rev] for rev in graph.upgrade_order()]
-    findings = _analyze(ordered, graph, dry, policy, environment.name)
+    pg_version = target_version(options.pg_version, policy, sandbox.report if sandbox else None)
+    findings = _analyze(ordered, graph, dry, policy, environment.name, pg_version)
     findings = origins.with_notes(findings, unvouched)
     if refused:
         findings.append(_not_contained(refused))
@@ -596,12 +599,28 @@ def _seen_in_effect(finding: Finding) -> Finding:
     )
 
 
+def target_version(
+    flag: PgVersion | None, policy: Policy, sandbox: SandboxReport | None
+) -> PgVersion | None:
+    """The PostgreSQL version the rules judge for: `--pg-version`, else the policy's
+    `postgres_version`, else the sandbox server's (its major version at least should match
+    production's); None when none is known."""
+    if flag is not None:
+        return flag
+    if policy.postgres_version is not None:
+        return parse_pg_version(policy.postgres_version)
+    if sandbox is not None and sandbox.server_version:
+        return parse_pg_version(sandbox.server_version)
+    return None
+
+
 def _analyze(
     ordered: list[MigrationFile],
     graph: RevisionGraph,
     dry: DryRun,
     policy: Policy,
     environment: str,
+    pg_version: PgVersion | None,
 ) -> list[Finding]:
     new_files = [f for f in ordered if f.new]
     lock_ms, statement_ms = timeout_limits_ms(policy)
@@ -609,6 +628,7 @@ def _analyze(
         lock_timeout_max_ms=lock_ms,
         statement_timeout_max_ms=statement_ms,
         version_table=dry.version_table,
+        pg_version=pg_version,
     )
     findings = analyze_upgrade(dry.upgrade, options)
     findings += analyze_downgrade(dry.upgrade, dry.downgrade, options)

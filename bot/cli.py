@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -20,9 +21,8 @@ from bot import __version__
 from bot.errors import UserError
 
 if TYPE_CHECKING:
+    from bot.analysis.options import PgVersion
     from bot.progress import Progress
-
-if TYPE_CHECKING:
     from bot.result import CheckResult
 
 FORMATS = ("text", "markdown", "json", "sarif")
@@ -158,6 +158,14 @@ def _parser() -> argparse.ArgumentParser:
     _also_argument(check)
     check.add_argument("--no-sandbox", action="store_true", help="static analysis and dry-run only")
     check.add_argument(
+        "--pg-version",
+        type=_pg_version,
+        metavar="VERSION",
+        help="the PostgreSQL version production runs, e.g. 16 or 14.2, for the "
+        "version-dependent rules (default: the policy's postgres_version, else the sandbox "
+        "server's)",
+    )
+    check.add_argument(
         "--database-url",
         metavar="URL",
         help="admin URL of a PostgreSQL server for the sandbox "
@@ -210,10 +218,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     lint.add_argument(
         "--pg-version",
-        type=int,
-        metavar="MAJOR",
-        help="the PostgreSQL major version the SQL will run on, e.g. 16 (accepted and "
-        "stored; no rule depends on it yet)",
+        type=_pg_version,
+        metavar="VERSION",
+        help="the PostgreSQL version the SQL will run on, e.g. 16 or 14.2 (default: the "
+        "policy's postgres_version; else the rules assume a current server)",
     )
     lint.add_argument("--format", default="text", choices=FORMATS)
     lint.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
@@ -274,6 +282,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 sandbox=not args.no_sandbox,
                 database_url=database_url,
                 database_url_origin=origin,
+                pg_version=args.pg_version,
             )
         )
     return _write_report(result, args.format, args.output, args.also)
@@ -315,6 +324,15 @@ def _also_argument(command: argparse.ArgumentParser) -> None:
         help="also write the report in FORMAT to FILE, from the same run (repeatable), "
         "e.g. --format sarif --output migsafe.sarif --also markdown:migsafe.md",
     )
+
+
+def _pg_version(value: str) -> PgVersion:
+    from bot.analysis.options import parse_pg_version
+
+    version = parse_pg_version(value) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) else None
+    if version is None:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a version such as 16 or 14.2")
+    return version
 
 
 def _also_report(value: str) -> tuple[str, Path]:

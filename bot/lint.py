@@ -18,6 +18,7 @@ from bot.analysis.catalog import RULES
 from bot.analysis.engine import AnalysisOptions, analyze_project, analyze_upgrade
 from bot.analysis.migration_model import DryRun, MigrationFile, suppressions_in
 from bot.analysis.model import Finding, Statement
+from bot.analysis.options import PgVersion, parse_pg_version
 from bot.analysis.parse import parse_statements, split_sql_located, sql_comments
 from bot.analysis.rule import ProjectFacts, Stage
 from bot.analysis.suppress import apply_suppressions
@@ -46,7 +47,7 @@ class LintOptions:
     files: Sequence[str]  # paths as given; "-" reads standard input
     environment: str | None = None  # --env
     config: Path | None = None  # --config; default: found from the current directory up
-    pg_version: int | None = None  # --pg-version: stored; no rule reads it yet
+    pg_version: PgVersion | None = None  # --pg-version; else the policy's postgres_version
     cwd: Path | None = None  # where the policy search starts (default: the current directory)
 
 
@@ -56,7 +57,9 @@ def run_lint(options: LintOptions) -> CheckResult:
         raise UserError("give at least one SQL file, or - for standard input")
     sources = [_read(name) for name in options.files]
     policy, origin = find_policy(options.cwd or Path.cwd(), options.config)
-    return lint_sources(sources, policy, origin, environment=options.environment)
+    return lint_sources(
+        sources, policy, origin, environment=options.environment, pg_version=options.pg_version
+    )
 
 
 def lint_sources(
@@ -65,11 +68,17 @@ def lint_sources(
     origin: PolicyOrigin,
     *,
     environment: str | None = None,
+    pg_version: PgVersion | None = None,
 ) -> CheckResult:
-    """The findings of the SQL rules on `sources`, as a report renders them (pure)."""
+    """The findings of the SQL rules on `sources`, as a report renders them (pure).
+    `pg_version`: `--pg-version`; else the policy's `postgres_version`; else unknown."""
     env = choose_environment(policy, origin, flag=environment, base=None)
     lock_ms, statement_ms = timeout_limits_ms(policy)
-    options = AnalysisOptions(lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms)
+    if pg_version is None and policy.postgres_version is not None:
+        pg_version = parse_pg_version(policy.postgres_version)
+    options = AnalysisOptions(
+        lock_timeout_max_ms=lock_ms, statement_timeout_max_ms=statement_ms, pg_version=pg_version
+    )
     files = {source.name: _as_file(source) for source in sources}
     findings: list[Finding] = []
     statements: list[Statement] = []

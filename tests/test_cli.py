@@ -985,3 +985,29 @@ def test_a_dry_run_failure_names_the_exception_and_the_file_line(capsys, tmp_pat
     _, out, _ = run(capsys, str(repo), "--no-sandbox")
     assert f"Dry-run failed: {expected} (full error: --format json or markdown)" in out
     assert "Will assume transactional DDL" not in out
+
+
+def test_pg_version_drives_the_version_rules_and_is_checked(capsys, tmp_path):
+    from bot.analysis.options import PgVersion
+    from bot.analysis.sandbox_model import SandboxReport
+    from bot.check import target_version
+    from bot.policy.config import parse_policy
+
+    sql = tmp_path / "m.sql"
+    sql.write_text("CREATE INDEX CONCURRENTLY ix ON t (a);\n")
+    assert main(["lint", str(sql), "--pg-version", "14.2", "--format", "json"]) == 1
+    assert "concurrent-index-corruption" in capsys.readouterr().out
+    assert main(["lint", str(sql), "--pg-version", "14.4", "--format", "json"]) == 0
+    assert "concurrent-index-corruption" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(SHOP), "--pg-version", "fourteen"])
+    assert exit_.value.code == 2
+    assert "--pg-version: 'fourteen'" in capsys.readouterr().err
+    # check: the flag, else the policy, else the sandbox server's version
+    server = SandboxReport(server_version="15.18 (Debian 15.18-0+deb12u1)")
+    policy = parse_policy('postgres_version: "14.2"\n', "p.yml")
+    default = parse_policy("", "p.yml")
+    assert target_version(PgVersion(13), policy, server) == PgVersion(13)
+    assert target_version(None, policy, server) == PgVersion(14, 2)
+    assert target_version(None, default, server) == PgVersion(15, 18)
+    assert target_version(None, default, None) is None

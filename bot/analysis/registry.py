@@ -33,6 +33,7 @@ from bot.analysis.rules import (
     transactions,
     types,
     unknown,
+    versions,
 )
 
 _FAMILIES = (
@@ -51,6 +52,7 @@ _FAMILIES = (
     names,
     transactions,
     locking,
+    versions,
     unknown,
     downgrade,
     revisions,

@@ -82,6 +82,19 @@ def _size(value: object) -> object:
     return str(value).strip()
 
 
+_PG_VERSION_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
+def _pg_version(value: object) -> object:
+    if isinstance(value, float):  # YAML reads 14.10 as 14.1: only a string says which
+        raise ValueError(f'write the version as a string, e.g. "14.2" (got {value!r})')
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not re.match(_PG_VERSION_PATTERN, value.strip()):
+        raise ValueError(f'must be a PostgreSQL version such as "16" or "14.2" (got {value!r})')
+    return value.strip()
+
+
 def _team(value: object) -> object:
     if isinstance(value, str):
         value = value.removeprefix("@")
@@ -141,6 +154,18 @@ ByteSize = Annotated[
             "anyOf": [
                 {"type": "string", "pattern": _SIZE_PATTERN},
                 {"type": "integer", "exclusiveMinimum": 0},
+            ]
+        }
+    ),
+]
+PostgresVersion = Annotated[
+    str,
+    BeforeValidator(_pg_version),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _PG_VERSION_PATTERN},
+                {"type": "integer", "minimum": 9},
             ]
         }
     ),

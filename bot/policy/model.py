@@ -42,6 +42,7 @@ from bot.policy.fields import (
     IniSection,
     Label,
     NonEmpty,
+    PostgresVersion,
     RepoPath,
     RevisionId,
     RoleName,
@@ -367,6 +368,17 @@ class Policy(StrictModel):
     )
     default_environment: EnvName = Field(
         default="ci", description="Environment of base branches that `branches` does not map."
+    )
+    postgres_version: PostgresVersion | None = Field(
+        default=None,
+        description=(
+            'The PostgreSQL version the migrations run on in production, e.g. "16" or "14.2" '
+            "(a string: YAML reads 14.10 as a number). It drives the version-dependent rules "
+            "(a constant default rewrites the table before 11; concurrent index builds on "
+            "14.0-14.3). `--pg-version` overrides it; unset, `migsafe check` takes the sandbox "
+            "server's version, and without a sandbox the rules assume a current server."
+        ),
+        examples=["16", "14.2"],
     )
     roles: dict[RoleName, TeamRef] = Field(
         default={},

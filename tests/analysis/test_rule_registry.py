@@ -17,6 +17,7 @@ import pytest
 from bot.analysis.batch import BATCH_CALLS
 from bot.analysis.engine import analyze_downgrade
 from bot.analysis.model import Phase, Statement
+from bot.analysis.options import PgVersion, parse_pg_version
 from bot.analysis.parse import parse_statements, split_sql_located
 from bot.analysis.registry import RULES, by_stage
 from bot.analysis.rule import PointsAt, Stage, doc_url
@@ -51,11 +52,18 @@ def sql_block(text: str, title: str) -> str:
     return match.group(1)
 
 
-def linted(sql: str, name: str) -> list[tuple[str, bool]]:
+def linted(sql: str, name: str, pg_version: PgVersion | None = None) -> list[tuple[str, bool]]:
     """(rule, suppressed) of every finding `migsafe lint` reports for `sql`."""
     origin = PolicyOrigin(None, None, "the checklist's defaults")
-    result = lint_sources([SqlSource(name, sql)], Policy.default(), origin)
+    result = lint_sources([SqlSource(name, sql)], Policy.default(), origin, pg_version=pg_version)
     return [(f.rule, f.suppressed) for f in result.findings]
+
+
+def pg_version_of(text: str, title: str) -> PgVersion | None:
+    """A version-dependent rule's example says which server it is linted for, as in
+    "Linted with `--pg-version 14.2`"."""
+    match = re.search(r"`--pg-version ([0-9.]+)`", section(text, title))
+    return parse_pg_version(match.group(1)) if match else None
 
 
 @pytest.mark.parametrize("rule_id", list(RULES))
@@ -80,8 +88,8 @@ def test_every_page_belongs_to_a_registered_rule_and_the_index_lists_them_all() 
 @pytest.mark.parametrize("rule_id", SQL_RULES)
 def test_an_sql_rules_bad_example_is_flagged_and_its_good_one_is_not(rule_id: str) -> None:
     text = page(rule_id)
-    bad = linted(sql_block(text, "Bad"), "bad.sql")
-    good = linted(sql_block(text, "Good"), "good.sql")
+    bad = linted(sql_block(text, "Bad"), "bad.sql", pg_version_of(text, "Bad"))
+    good = linted(sql_block(text, "Good"), "good.sql", pg_version_of(text, "Good"))
     assert (rule_id, False) in bad
     assert (rule_id, False) not in good
 

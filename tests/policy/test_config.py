@@ -526,3 +526,13 @@ def test_docs_name_every_key_of_the_schema() -> None:
         if f"`{key}`" not in docs and f"### `{key.split('.')[0]}`" not in docs
     ]
     assert undocumented == []
+
+
+def test_postgres_version_is_read_as_written_and_a_yaml_number_is_refused() -> None:
+    assert parse_policy('postgres_version: "14.10"\n', SOURCE).postgres_version == "14.10"
+    assert parse_policy("postgres_version: 16\n", SOURCE).postgres_version == "16"
+    assert Policy.default().postgres_version is None
+    with pytest.raises(UserError, match=r"postgres_version: write the version as a string"):
+        parse_policy("postgres_version: 14.10\n", SOURCE)  # YAML's 14.1
+    with pytest.raises(UserError, match=r"postgres_version: must be a PostgreSQL version"):
+        parse_policy("postgres_version: latest\n", SOURCE)

@@ -76,15 +76,28 @@ def _is_serial(action: Action) -> bool:
     return (action.data_type or "").lower() in _SERIAL_TYPES
 
 
-def _rewrites(action: Action) -> bool:
-    return action.default_volatile or action.generated_stored or _is_serial(action)
+def _rewrites(action: Action, options: AnalysisOptions) -> bool:
+    return (
+        action.default_volatile
+        or action.generated_stored
+        or _is_serial(action)
+        or _default_rewrites_before_11(action, options)
+    )
+
+
+def _default_rewrites_before_11(action: Action, options: AnalysisOptions) -> bool:
+    """Before PostgreSQL 11, ADD COLUMN with any non-null DEFAULT (a constant too) writes it
+    into every row: only from 11 is a constant default kept in the catalog."""
+    version = options.pg_version
+    default = (action.default or "").strip().upper()
+    return version is not None and version.major < 11 and default not in ("", "NULL")
 
 
 def check_add_not_null_column(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
     for action in actions_of(stmt, ActionKind.ADD_COLUMN):
-        if not action.not_null or action.default is not None or _rewrites(action):
+        if not action.not_null or action.default is not None or _rewrites(action, options):
             continue
         if not state.is_existing_table(action.table):
             continue
@@ -142,7 +155,7 @@ def check_volatile_default(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
     for action in actions_of(stmt, ActionKind.ADD_COLUMN):
-        if not _rewrites(action) or not state.is_existing_table(action.table):
+        if not _rewrites(action, options) or not state.is_existing_table(action.table):
             continue
         table, column = action.table, action.column
         data_type = action.data_type or "<type>"
@@ -152,6 +165,11 @@ def check_volatile_default(
             cause = "is an identity column (every existing row gets a sequence value)"
         elif _is_serial(action):
             cause = f"is {data_type} (a nextval() default)"
+        elif not action.default_volatile and _default_rewrites_before_11(action, options):
+            cause = (
+                f"has the default {action.default}: on PostgreSQL {options.pg_version} (before "
+                f"11) any default is written into every row"
+            )
         elif action.default is not None:
             cause = f"has the volatile default {action.default}"
         else:

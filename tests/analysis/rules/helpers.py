@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.analysis.engine import AnalysisOptions, analyze_downgrade, analyze_upgrade
 from bot.analysis.model import Finding, Phase, Severity, Statement
+from bot.analysis.options import parse_pg_version
 from bot.analysis.parse import parse_statements, split_sql
 
 TIMEOUTS = "SET lock_timeout = '30s';\nSET statement_timeout = '5min';\n"
@@ -29,12 +30,20 @@ def revisions(*parts: tuple[str, str], phase: Phase = "upgrade") -> list[Stateme
 
 
 def run(
-    sql: str | Sequence[Statement], *rules: str, lock_timeout_max_ms: float = 30_000
+    sql: str | Sequence[Statement],
+    *rules: str,
+    lock_timeout_max_ms: float = 30_000,
+    pg_version: str | None = None,
 ) -> list[Finding]:
-    """Findings of `rules` (all when none are named) over the upgrade `sql`."""
+    """Findings of `rules` (all when none are named) over the upgrade `sql`, for a server of
+    `pg_version` (unknown when None)."""
     stream = statements(sql) if isinstance(sql, str) else list(sql)
     enabled = frozenset(rules) if rules else None
-    options = AnalysisOptions(lock_timeout_max_ms=lock_timeout_max_ms, enabled=enabled)
+    options = AnalysisOptions(
+        lock_timeout_max_ms=lock_timeout_max_ms,
+        enabled=enabled,
+        pg_version=parse_pg_version(pg_version) if pg_version else None,
+    )
     return analyze_upgrade(stream, options)
 
 
