@@ -65,7 +65,10 @@ LAST_USED = "last-used"
 
 def cluster_home() -> Path:
     data_dir = Path(os.environ.get("MIGSAFE_DATA_DIR") or default_data_dir()).expanduser()
-    return data_dir.with_name(data_dir.name + HOME_SUFFIX).absolute()
+    home = data_dir.with_name(data_dir.name + HOME_SUFFIX).absolute()
+    # The folders above resolved (the postmaster's -D is a resolved path, and a running
+    # server is recognised by it), the home itself not: a link there is refused, not followed.
+    return home.parent.resolve() / home.name
 
 
 def fresh_requested() -> bool:
