@@ -171,7 +171,10 @@ def run_check(options: CheckOptions) -> CheckResult:
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment.name)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
-    findings = one_per_operation(_suppressed(findings, ordered, policy, environment.name))
+    findings = origins.unsuppress_unvouched(
+        _suppressed(findings, ordered, policy, environment.name)
+    )
+    findings = one_per_operation(findings)
     findings.sort(key=_finding_order)
     return CheckResult(
         project=str(options.path),

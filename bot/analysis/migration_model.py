@@ -28,6 +28,12 @@ class CallSite:
 
     name: str
     words: tuple[str, ...] = ()
+    # execute: the statements of its SQL when it is a string literal (or text("...")).
+    sql: tuple[str, ...] = ()
+    # What it emits cannot be told from the source (execute of a variable, names the scan
+    # cannot read, a custom operation): its line is shown, but no suppression applies there.
+    opaque: bool = False
+    function: str | None = None  # the top-level function it is in: upgrade, downgrade, ...
 
 
 _SUPPRESSION = re.compile(r"migsafe\s*:\s*ignore\s*\[([^\]]*)\]\s*(.*)$", re.IGNORECASE)

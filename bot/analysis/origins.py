@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from bot.analysis.migration_model import BATCH, BATCH_RECREATE, CallSite, MigrationFile
-from bot.analysis.model import ActionKind, Finding, Statement
+from bot.analysis.model import Action, ActionKind, Finding, Statement
 from bot.analysis.parse import classify
 
 AK = ActionKind
@@ -75,6 +76,13 @@ EMITS: dict[str, frozenset[ActionKind] | None] = {
 }
 
 
+# Appended to every finding whose reported line migsafe cannot stand behind: after the
+# suppression pass, a finding carrying it is never suppressed (`unsuppress_unvouched`).
+NO_SUPPRESSION = "no suppression comment applies to it"
+
+Strength = Literal["vouched", "shown"]  # shown: the line is kept, no suppression applies
+
+
 @dataclass(frozen=True)
 class Refused:
     """A location a child reported for a statement, and what the parent kept of it."""
@@ -82,13 +90,21 @@ class Refused:
     sql: str
     path: str | None  # the revision's file, when the parent knows it; else None
     claimed: str  # "path:line" as the child said
+    kept_line: int | None = None  # the line is shown, but cannot be tied to the statement
 
     def note(self) -> str:
+        if self.kept_line is not None:
+            return (
+                f"(the process running the migration reported this statement at "
+                f"{self.claimed}, where migsafe's own reading of the revision file cannot tell "
+                f"what the call emits (SQL that is not a string literal, names it cannot read, "
+                f"or a custom operation): the line is shown, but {NO_SUPPRESSION})"
+            )
         kept = f"names {self.path} without a line" if self.path else "names no file"
         return (
             f"(the process running the migration reported this statement at {self.claimed}, "
             "where migsafe's own reading of the revision file finds no operation that could "
-            f"emit it: the finding {kept}, and no suppression comment applies to it)"
+            f"emit it: the finding {kept}, and {NO_SUPPRESSION})"
         )
 
 
@@ -100,10 +116,11 @@ def vouched(
     *,
     revision: str | None = None,
     kinds: Iterable[ActionKind] | None = None,
+    phase: str | None = None,
 ) -> tuple[str | None, int | None, Refused | None]:
     """(path, line, what was refused) for a statement a child said `path`:`line` emitted,
-    while running `revision` (when the child says which). `kinds`: the statement's actions,
-    if parsed already."""
+    while running `revision` (when the child says which) in `phase` (upgrade / downgrade,
+    when known). `kinds`: the statement's actions, if parsed already."""
     if path is None:  # env.py's own statements, or Alembic's
         return None, None, None
     migration = files.get(path)
@@ -112,29 +129,92 @@ def vouched(
         return own, None, Refused(sql, own, _claimed(path, line))
     if migration is None:
         return None, None, Refused(sql, None, _claimed(path, line))
-    if line is None or can_emit(migration.call_sites.get(line, ()), sql, kinds):
+    if line is None:
+        return path, None, None
+    strength = emits(migration.call_sites.get(line, ()), sql, kinds, phase)
+    if strength == "vouched":
         return path, line, None
+    if strength == "shown":
+        return path, line, Refused(sql, path, _claimed(path, line), kept_line=line)
     return path, None, Refused(sql, path, _claimed(path, line))
 
 
 def can_emit(
     sites: Iterable[CallSite], sql: str, kinds: Iterable[ActionKind] | None = None
 ) -> bool:
-    """Whether one of the calls reported at a line could emit this statement: an operation
-    able to emit its kind, naming nothing the statement does not name."""
-    sites = list(sites)
-    if any(EMITS.get(site.name) is None for site in sites):
-        return True
-    found = set(kinds) if kinds is not None else {a.kind for a in classify(sql)[0]}
+    """Whether one of the calls reported at a line could emit this statement."""
+    return emits(sites, sql, kinds) is not None
+
+
+def emits(
+    sites: Iterable[CallSite],
+    sql: str,
+    kinds: Iterable[ActionKind] | None = None,
+    phase: str | None = None,
+) -> Strength | None:
+    """How far a call at the line accounts for the statement. "vouched": an operation able
+    to emit its kind, in the function of its phase, naming exactly what it acts on (every
+    table and index the parser finds is among the call's names, and each of the call's names
+    is in the statement), or an `execute` whose string literal is this statement. "shown":
+    a call whose output the source does not tell (SQL in a variable, names the scan cannot
+    read, a custom operation). None: nothing at the line could have emitted it."""
+    sites = [s for s in sites if phase is None or s.function not in _OTHER_PHASE.get(phase, ())]
+    actions = classify(sql)[0]
+    found = set(kinds) if kinds is not None else {a.kind for a in actions}
     # A type, sequence or checkfirst query an operation emits on the side names none of it.
     named = not found <= _BESIDE_THE_TABLE
+    shown = False
     for site in sites:
-        allowed = EMITS.get(site.name)
-        if allowed is None or not found <= allowed:
+        if site.name == "execute":
+            if site.opaque:
+                shown = True
+            elif _normal(sql) in {_normal(piece) for piece in site.sql}:
+                return "vouched"
             continue
-        if not named or all(_names(sql, word) for word in site.words):
-            return True
-    return False
+        allowed = EMITS.get(site.name)
+        if allowed is None:  # a custom operation (register_operation): anything
+            shown = True
+            continue
+        if not found <= allowed:
+            continue
+        if site.opaque:
+            shown = True
+        elif not named or (
+            all(_names(sql, word) for word in site.words) and _targets(actions) <= _may_act_on(site)
+        ):
+            return "vouched"
+    return "shown" if shown else None
+
+
+_OTHER_PHASE = {"upgrade": ("downgrade",), "downgrade": ("upgrade",)}
+
+
+def _may_act_on(site: CallSite) -> set[str]:
+    """The names a call's statements may act on: its own; for a batch that copies its table,
+    Alembic's temporary copy too."""
+    words = {word.casefold() for word in site.words}
+    if site.name == BATCH_RECREATE:
+        words |= {f"_alembic_tmp_{word}" for word in words}
+    return words
+
+
+def _normal(sql: str) -> str:
+    return " ".join(sql.strip().rstrip(";").split()).casefold()
+
+
+def _targets(actions: Iterable[Action]) -> set[str]:
+    """The tables and indexes a statement acts on, as bare lower-case names."""
+    names: set[str] = set()
+    for action in actions:
+        for table in action.tables or ((action.table,) if action.table else ()):
+            names.add(_bare(table))
+        if action.kind in (ActionKind.CREATE_INDEX, ActionKind.DROP_INDEX) and action.name:
+            names.add(_bare(action.name))
+    return names
+
+
+def _bare(name: str) -> str:
+    return name.rsplit(".", 1)[-1].replace('"', "").casefold()
 
 
 def _names(sql: str, word: str) -> bool:
@@ -155,6 +235,7 @@ def vouch_statements(
             files,
             revision=statement.revision,
             kinds=[action.kind for action in statement.actions] if statement.actions else None,
+            phase=statement.phase,
         )
         if rejected is not None:
             refused.append(rejected)
@@ -162,13 +243,25 @@ def vouch_statements(
 
 
 def with_notes(findings: list[Finding], refused: Iterable[Refused]) -> list[Finding]:
-    """Each finding about a statement whose reported location was refused says so."""
-    notes = {(r.path, r.sql): r.note() for r in refused}
+    """Each finding about a statement whose reported location was refused (or kept without
+    being vouched for) says so."""
+    notes = {(r.path, r.kept_line, r.sql): r.note() for r in refused}
     return [
-        replace(finding, message=f"{finding.message} {notes[(finding.path, finding.statement)]}")
-        if finding.line is None
-        and finding.statement is not None
-        and (finding.path, finding.statement) in notes
+        replace(finding, message=f"{finding.message} {note}")
+        if finding.statement is not None
+        and (note := notes.get((finding.path, finding.line, finding.statement))) is not None
+        else finding
+        for finding in findings
+    ]
+
+
+def unsuppress_unvouched(findings: list[Finding]) -> list[Finding]:
+    """After the suppression pass: a finding at a line migsafe could not tie to its
+    statement (its message carries NO_SUPPRESSION) is not suppressed, whatever comment is
+    written there."""
+    return [
+        replace(finding, suppressed=False, suppression_reason=None)
+        if finding.suppressed and NO_SUPPRESSION in finding.message
         else finding
         for finding in findings
     ]

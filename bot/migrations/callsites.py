@@ -21,8 +21,10 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from bot.analysis.migration_model import BATCH, BATCH_RECREATE, CallSite
+from bot.analysis.parse import split_sql
 
 # op helpers that build values or hand out objects: they emit nothing.
 _NOT_EMITTING = {
@@ -57,16 +59,32 @@ def call_sites(tree: ast.Module, op_names: set[str]) -> dict[int, tuple[CallSite
     """Line -> the calls Python reports at that line."""
     sites: dict[int, list[CallSite]] = {}
     aliases = dict(_batch_blocks(tree, op_names))
+    functions = _functions(tree)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         site = _site(node, op_names, aliases)
         if site is not None:
+            site = replace(site, function=_function_at(functions, node.lineno))
             for line in _lines(node):
                 sites.setdefault(line, []).append(site)
     for with_line, batch in _batch_lines(tree, op_names, aliases):
-        sites.setdefault(with_line, []).extend(batch)
+        function = _function_at(functions, with_line)
+        sites.setdefault(with_line, []).extend(replace(s, function=function) for s in batch)
     return {line: tuple(found) for line, found in sites.items()}
+
+
+def _functions(tree: ast.Module) -> list[tuple[int, int, str]]:
+    """(first line, last line, name) of each top-level function."""
+    return [
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+
+def _function_at(functions: list[tuple[int, int, str]], line: int) -> str | None:
+    return next((name for first, last, name in functions if first <= line <= last), None)
 
 
 def _site(node: ast.Call, op_names: set[str], aliases: dict[int, str]) -> CallSite | None:
@@ -74,9 +92,31 @@ def _site(node: ast.Call, op_names: set[str], aliases: dict[int, str]) -> CallSi
     name = _operation(node.func, op_names, aliases)
     if name is None:
         return None
-    if name == "execute" or name in _SCHEMA_ITEM:
-        return CallSite(name)
-    return CallSite(name, _words(node, name))
+    if name == "execute":
+        literal = _literal_sql(node)
+        return CallSite(name, sql=literal or (), opaque=literal is None)
+    if name in _SCHEMA_ITEM:
+        return CallSite(name, opaque=True)  # sa.Enum(...).create(bind): names not read
+    words = _words(node, name)
+    return CallSite(name, words, opaque=not words)
+
+
+def _literal_sql(node: ast.Call) -> tuple[str, ...] | None:
+    """The statements of `execute("...")` or `execute(text("..."))`; None when the SQL is
+    not a string literal (a variable, an f-string, a built expression)."""
+    argument = node.args[0] if node.args else None
+    if (
+        isinstance(argument, ast.Call)
+        and len(argument.args) == 1
+        and (
+            (isinstance(argument.func, ast.Name) and argument.func.id == "text")
+            or (isinstance(argument.func, ast.Attribute) and argument.func.attr == "text")
+        )
+    ):
+        argument = argument.args[0]
+    if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+        return tuple(split_sql(argument.value)) or None
+    return None
 
 
 def _words(node: ast.Call, name: str) -> tuple[str, ...]:

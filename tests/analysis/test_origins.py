@@ -6,7 +6,7 @@ import textwrap
 
 from bot.analysis.migration_model import CallSite, MigrationFile
 from bot.analysis.model import Finding, Severity, Statement
-from bot.analysis.origins import vouch_statements, vouched, with_notes
+from bot.analysis.origins import NO_SUPPRESSION, vouch_statements, vouched, with_notes
 from bot.analysis.parse import parse_statements
 from bot.analysis.suppress import apply_suppressions
 from bot.migrations.scan import scan_source
@@ -44,17 +44,19 @@ def files() -> dict[str, MigrationFile]:
 
 def test_the_scan_records_each_call_that_can_emit_sql_at_the_lines_python_reports() -> None:
     sites = scan_source(SOURCE, PATH).call_sites
-    assert sites[7] == (CallSite("drop_column", ("accounts", "legacy")),)
-    assert sites[8] == (CallSite("create_index", ("ix_accounts_email", "accounts")),)
+    up = "upgrade"
+    assert sites[7] == (CallSite("drop_column", ("accounts", "legacy"), function=up),)
+    assert sites[8] == (CallSite("create_index", ("ix_accounts_email", "accounts"), function=up),)
     assert 9 not in sites and 6 not in sites  # an argument's line, a comment's
     assert 13 not in sites  # op.get_bind() emits nothing
-    assert sites[14] == (CallSite("execute"),)
+    update = ("UPDATE accounts SET amount = 0",)
+    assert sites[14] == (CallSite("execute", sql=update, function=up),)
     batch = {site.name: site.words for site in sites[15]}
     assert batch == {"batch_alter_table": ("notes",), "drop_column": ("notes", "body")}
-    assert sites[16] == (CallSite("drop_column", ("body",)),)
+    assert sites[16] == (CallSite("drop_column", ("body",), function=up),)
     # A method call spanning lines: at its first line, and (Python 3.11+) at the name's.
-    assert sites[17] == sites[18] == (CallSite("drop_table", ("old",)),)
-    assert sites[19] == (CallSite("create"),)
+    assert sites[17] == sites[18] == (CallSite("drop_table", ("old",), function=up),)
+    assert sites[19] == (CallSite("create", opaque=True, function=up),)
 
 
 def test_the_line_of_the_operation_that_emits_the_statement_stands() -> None:
@@ -67,8 +69,38 @@ def test_the_line_of_the_operation_that_emits_the_statement_stands() -> None:
     assert vouched("CREATE TYPE mood AS ENUM ('a', 'b')", PATH, 19, files())[1] == 19
 
 
-def test_an_execute_call_may_have_emitted_anything() -> None:
-    assert vouched(DROP_EMAIL, PATH, 14, files()) == (PATH, 14, None)
+def test_an_execute_of_a_literal_vouches_for_that_statement_only() -> None:
+    assert vouched("UPDATE accounts  SET amount = 0;", PATH, 14, files()) == (PATH, 14, None)
+    path, line, refused = vouched(DROP_EMAIL, PATH, 14, files())
+    assert (path, line) == (PATH, None) and refused is not None
+
+
+def test_an_execute_of_a_variable_keeps_its_line_but_no_suppression() -> None:
+    source = (
+        'revision = "b2"\ndef upgrade():\n    op.execute(SQL)  # migsafe: ignore[drop-column] x\n'
+    )
+    scanned = {PATH: scan_source(source, PATH)}
+    path, line, refused = vouched(DROP_EMAIL, PATH, 3, scanned)
+    assert (path, line) == (PATH, 3)
+    assert refused is not None and refused.kept_line == 3
+    assert NO_SUPPRESSION in refused.note()
+
+
+def test_a_statement_acting_on_more_than_the_call_names_is_refused() -> None:
+    """op.drop_table("old") cannot have emitted DROP TABLE old, accounts; nor a comment
+    naming the table stand in for it."""
+    for sql in ("DROP TABLE old, accounts", "DROP TABLE accounts /* old */"):
+        assert vouched(sql, PATH, 18, files())[1] is None, sql
+
+
+def test_an_upgrade_statement_is_not_vouched_for_at_a_line_of_downgrade() -> None:
+    source = (
+        'revision = "b2"\ndef upgrade():\n    pass\n'
+        'def downgrade():\n    op.drop_table("old")  # migsafe: ignore[drop-table] gone\n'
+    )
+    scanned = {PATH: scan_source(source, PATH)}
+    assert vouched("DROP TABLE old", PATH, 5, scanned, phase="downgrade")[1] == 5
+    assert vouched("DROP TABLE old", PATH, 5, scanned, phase="upgrade")[1] is None
 
 
 def test_a_line_whose_operation_could_not_emit_the_statement_is_refused() -> None:
