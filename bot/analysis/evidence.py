@@ -4,11 +4,12 @@ The SQL rules predict what a statement will do (`alter-column-type`: "rewrites t
 under ACCESS EXCLUSIVE"); the sandbox observes it (`table-rewrite`, `access-exclusive-lock`).
 Reported side by side, one operation reads as two or three problems. Here an observation
 joins the operation's own finding as `evidence` when that finding already says at least as
-much: same revision, file, line and phase, the same suppression state, and a severity at
-least as high — so folding never lowers what blocks, and a suppression of one rule never
-hides another. An observation with nothing to join (a rewrite no rule predicted) stays a
-finding of its own. The gate still sees every folded rule (`Finding.rules`), so a policy that
-asks approval, an ADR or a window for `table-rewrite` keeps asking.
+much: same revision, file, line and phase, the same statement (or one on the same table),
+the same suppression state, and a severity at least as high — so folding never lowers what
+blocks, and a suppression of one rule never hides another. An observation with nothing to
+join (a rewrite no rule predicted) stays a finding of its own. The gate still sees every
+folded rule (`Finding.rules`), so a policy that asks approval, an ADR or a window for
+`table-rewrite` keeps asking.
 
 Pure: no I/O.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.analysis.model import Evidence, Finding
+from bot.analysis.parse import classify
 from bot.analysis.rules.sandbox import ACCESS_EXCLUSIVE_LOCK, TABLE_REWRITE
 
 # The sandbox's observations of what a statement did to the locks and the table; each is
@@ -47,11 +49,36 @@ def one_per_operation(findings: Iterable[Finding]) -> list[Finding]:
             finding.rule in OBSERVATIONS
             and target is not None
             and target.severity.rank >= finding.severity.rank
+            and _same_statement(finding, target)
         ):
             _fold(finding, into=target)
         else:
             kept.append(finding)
     return kept
+
+
+def _same_statement(observation: Finding, finding: Finding) -> bool:
+    """Whether the observation is about the statement the finding judges: the same SQL
+    (the sandbox runs it online, the dry-run printed it offline: spacing and case aside),
+    or one acting on the same table. A line can emit several statements (a batch's `with`,
+    an `op.execute` of a script): a rewrite of another table there is not this finding's."""
+    if observation.statement is None or finding.statement is None:
+        return False
+    if _normal(observation.statement) == _normal(finding.statement):
+        return True
+    return bool(_tables(observation.statement) & _tables(finding.statement))
+
+
+def _normal(sql: str) -> str:
+    return " ".join(sql.strip().rstrip(";").split()).casefold()
+
+
+def _tables(sql: str) -> set[str]:
+    names: set[str] = set()
+    for action in classify(sql)[0]:
+        for table in action.tables or ((action.table,) if action.table else ()):
+            names.add(table.rsplit(".", 1)[-1].replace('"', "").casefold())
+    return names
 
 
 def _place(finding: Finding) -> _Place | None:

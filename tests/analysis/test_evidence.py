@@ -10,9 +10,11 @@ from bot.policy.approvals import evaluate_gate
 from bot.policy.config import parse_policy
 
 PATH = "migrations/versions/0002_amount.py"
+ALTER = "ALTER TABLE accounts ALTER COLUMN amount TYPE BIGINT"
 
 
 def sql(rule: str, severity: Severity = Severity.ERROR, line: int = 15, **more: object) -> Finding:
+    more.setdefault("statement", ALTER)
     return Finding(rule, severity, f"{rule} message", PATH, line, "0002", phase="upgrade", **more)  # type: ignore[arg-type]
 
 
@@ -26,7 +28,7 @@ def seen(rule: str, severity: Severity = Severity.ERROR, line: int = 15, **more:
         "0002",
         phase="upgrade",
         source="sandbox",
-        **more,  # type: ignore[arg-type]
+        **{"statement": ALTER.lower(), **more},  # type: ignore[arg-type]
     )
 
 
@@ -99,3 +101,11 @@ def test_a_window_asked_for_a_folded_rule_is_still_asked() -> None:
     )
     window = next(item for item in verdict.procedure if item.name == "Maintenance window")
     assert window.ok is False
+
+
+def test_an_observation_about_another_table_on_the_same_line_stays_its_own() -> None:
+    """A line can emit several statements (op.execute of a script, a batch's with)."""
+    timeout = sql("missing-lock-timeout", statement="ALTER TABLE a ADD COLUMN n int")
+    rewrite = seen("table-rewrite", statement="ALTER TABLE b SET TABLESPACE slow")
+    assert one_per_operation([timeout, rewrite]) == [timeout, rewrite]
+    assert timeout.evidence == []
