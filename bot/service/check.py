@@ -61,6 +61,16 @@ from bot.store import pages as pages_store
 logger = logging.getLogger("migsafe.service")
 
 CHECK_NAME = "migsafe"
+
+
+def check_run_name(base_branch: str) -> str:
+    """`migsafe (main)`: the check run carries the base branch, as the gate's does. Runs
+    attach to a commit, and branch protection reads the latest run of a name: a second pull
+    request of the same head into a laxer branch must not turn the protected branch's
+    check green."""
+    return f"{CHECK_NAME} ({base_branch.removeprefix('refs/heads/')})"
+
+
 FORK_SANDBOX_SKIPPED = (
     "the pull request comes from a fork; a writer's `/migsafe rerun` runs it for this commit"
 )
@@ -155,7 +165,7 @@ async def _start_check_run(ctx: ServiceContext, api: InstallationAPI, pull: Pull
         {
             **repo_vars(pull.repo),
             "ref": pull.head_sha,
-            "check_name": CHECK_NAME,
+            "check_name": check_run_name(pull.base_ref),
             "status": "in_progress",
         },
     )
@@ -165,7 +175,11 @@ async def _start_check_run(ctx: ServiceContext, api: InstallationAPI, pull: Pull
             await update_check_run(api, pull.repo, run_id, {"status": "in_progress"})
             return run_id
     return await create_check_run(
-        api, pull.repo, name=CHECK_NAME, head_sha=pull.head_sha, details_url=pull.html_url
+        api,
+        pull.repo,
+        name=check_run_name(pull.base_ref),
+        head_sha=pull.head_sha,
+        details_url=pull.html_url,
     )
 
 
@@ -194,7 +208,7 @@ async def _check(ctx: ServiceContext, api: InstallationAPI, pull: PullRequest, r
             summary=f"None of the {len(files)} changed files is a migration ({', '.join(globs)}).",
             details_url=details_url(ctx, analysis_id, pull),
         )
-        log_completed(ctx, CHECK_NAME, pull, "success", title, analysis_id)
+        log_completed(ctx, check_run_name(pull.base_ref), pull, "success", title, analysis_id)
         return True
     sandbox = await _sandbox_allowed(ctx, pull)
     tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="migsafe-pr-")
@@ -232,7 +246,9 @@ async def _check(ctx: ServiceContext, api: InstallationAPI, pull: PullRequest, r
     url = details_url(ctx, analysis_id, pull)
     login = await bot_login(ctx)
     await _publish(api, pull, run_id, result, policy, sandbox, url, login)
-    log_completed(ctx, CHECK_NAME, pull, conclusion, verdict(result), analysis_id)
+    log_completed(
+        ctx, check_run_name(pull.base_ref), pull, conclusion, verdict(result), analysis_id
+    )
     return True
 
 
@@ -253,7 +269,7 @@ async def _fail(
     await complete_check_run(
         api, pull.repo, run_id, conclusion="failure", title=title, summary=message
     )
-    log_completed(ctx, CHECK_NAME, pull, "failure", title, analysis_id, error)
+    log_completed(ctx, check_run_name(pull.base_ref), pull, "failure", title, analysis_id, error)
 
 
 async def _publish(

@@ -29,7 +29,7 @@ from aiohttp.test_utils import TestClient
 from bot import service
 from bot.jobs import TASK_PURGE_REPORTS, TASK_RETRY_STALLED_JOBS, JobQueue
 from bot.sandbox.cluster import EmbeddedCluster
-from bot.service.check import CHECK_NAME
+from bot.service.check import check_run_name
 from bot.service.connection import close_github_sessions
 from bot.settings import Settings
 from bot.store import db
@@ -263,12 +263,14 @@ class Bot:
 
     # -- the fake's state -------------------------------------------------------------------
 
-    def check_runs(self, head_sha: str, name: str = CHECK_NAME) -> list[CheckRun]:
+    def check_runs(self, head_sha: str, name: str | None = None) -> list[CheckRun]:
+        """The runs called `name` (default: the check's for base main) on `head_sha`."""
+        name = name or check_run_name("main")
         return sorted(
             self.fake.check_runs(REPO, head_sha=head_sha, name=name), key=lambda run: run.id
         )
 
-    def check_run(self, head_sha: str, name: str = CHECK_NAME) -> CheckRun:
+    def check_run(self, head_sha: str, name: str | None = None) -> CheckRun:
         """The only run called `name` on `head_sha`."""
         runs = self.check_runs(head_sha, name)
         assert len(runs) == 1, [(r.name, r.status, r.conclusion) for r in runs]

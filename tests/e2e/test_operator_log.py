@@ -48,7 +48,7 @@ async def test_a_completed_check_logs_its_report_page(
         if r.name == "migsafe.service" and " completed: " in r.getMessage()
     ]
     number = seeded.pull.number
-    [check_line] = [line for line in completed if f" migsafe of {seeded.head_sha} " in line]
+    [check_line] = [line for line in completed if f" migsafe (main) of {seeded.head_sha} " in line]
     assert check_line.startswith(f"{REPO}#{number}: ")
     assert f"completed: {run.conclusion} " in check_line
     assert check_line.endswith(f"report {run.details_url}")
@@ -65,7 +65,7 @@ async def test_without_a_public_url_the_line_says_there_is_no_page(
     [line] = [
         r.getMessage()
         for r in quiet.records
-        if r.name == "migsafe.service" and " migsafe of " in r.getMessage()
+        if r.name == "migsafe.service" and " migsafe (main) of " in r.getMessage()
     ]
     assert line.endswith("report none (MIGSAFE_PUBLIC_URL is not set)")
 
@@ -109,7 +109,7 @@ async def test_a_check_github_refuses_is_one_warning_line_with_its_cause_and_pag
     assert run.conclusion == "failure"
     [warning] = [r for r in quiet.records if r.levelno >= logging.WARNING]
     line = warning.getMessage()
-    assert line.startswith(f"{REPO}#{seeded.pull.number}: migsafe of {seeded.head_sha} ")
+    assert line.startswith(f"{REPO}#{seeded.pull.number}: migsafe (main) of {seeded.head_sha} ")
     assert "completed: failure (migsafe could not finish this check); " in line
     assert "; InvalidField: Validation Failed, not retried; " in line
     page = line.rpartition("; report ")[2]

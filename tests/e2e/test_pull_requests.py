@@ -126,7 +126,7 @@ async def test_retargeting_evaluates_the_gate_for_the_new_base(bot: Bot) -> None
     assert "**staging**" in summary(gate)
     assert "backend-lead" in summary(gate) and "product-owner" not in summary(gate)
     names = {run.name for run in bot.fake.check_runs(REPO, head_sha=seeded.head_sha)}
-    assert names == {"migsafe", "migsafe/approvals (staging)"}
+    assert names == {"migsafe (staging)", "migsafe/approvals (staging)"}
 
 
 async def test_a_pull_request_of_300_files_is_read_page_by_page(bot: Bot) -> None:

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox.cluster import EmbeddedCluster
-from bot.service.check import CHECK_NAME
+from bot.service.check import check_run_name
 from tests.e2e.conftest import (
     AUTHOR,
     REPO,
@@ -207,7 +207,9 @@ async def test_fifty_pull_requests_on_two_workers_one_killed_mid_check(
             ]
             assert status == "doing" and victim_id in processes
             [survivor_id] = [i for i in processes if i != victim_id]
-            [first_run] = fake_github.check_runs(REPO, head_sha=slow.head_sha, name="migsafe")
+            [first_run] = fake_github.check_runs(
+                REPO, head_sha=slow.head_sha, name=check_run_name("main")
+            )
             assert first_run.status == "in_progress"
             victim = processes[victim_id]
             kill_tree(victim.pid)
@@ -237,7 +239,7 @@ async def test_fifty_pull_requests_on_two_workers_one_killed_mid_check(
     # as the stored analysis says; one gate run per head.
     assert len(fake_github.requests_to("POST", "checks/create")) == 2 * PULLS
     for seeded in pulls:
-        [run] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=CHECK_NAME)
+        [run] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=check_run_name("main"))
         [gate] = fake_github.check_runs(REPO, head_sha=seeded.head_sha, name=GATE)
         [(head, conclusion, ran)] = query(
             state,
@@ -251,5 +253,5 @@ async def test_fifty_pull_requests_on_two_workers_one_killed_mid_check(
         assert (head, (conclusion, ran)) == (seeded.head_sha, expected)
         assert (run.status, run.conclusion) == ("completed", conclusion), run.output
         assert gate.conclusion == "success", gate.output
-    [slow_run] = fake_github.check_runs(REPO, head_sha=slow.head_sha, name=CHECK_NAME)
+    [slow_run] = fake_github.check_runs(REPO, head_sha=slow.head_sha, name=check_run_name("main"))
     assert slow_run.id == first_run.id
