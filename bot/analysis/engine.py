@@ -18,7 +18,7 @@ from bot.analysis.registry import by_stage
 from bot.analysis.rule import ProjectFacts, Rule, Stage
 from bot.analysis.rules.base import AnalysisOptions, Check
 from bot.analysis.rules.timeouts import with_revision_counts
-from bot.analysis.state import StreamState, name_key, rebuilt_indexes
+from bot.analysis.state import StreamState, name_key, rebuilt_indexes, recreated_objects
 
 Dispatch = dict[ActionKind, tuple[Check, ...]]
 AnyCheck = Callable[..., Iterable[Finding]]  # each stage's own signature (bot.analysis.rule)
@@ -38,10 +38,12 @@ def analyze_upgrade(
     findings: list[Finding] = []
     stream = [s for s in statements if s.actions and not _is_bookkeeping(s, options.version_table)]
     rebuilds = rebuilt_indexes(stream)
+    recreated = recreated_objects(stream)
     for position, stmt in enumerate(stream):
         actions = stmt.actions
         state.enter(stmt)
         state.rebuilding = rebuilds.get(position, {})
+        state.recreating = recreated.get(position, frozenset())
         checks = (
             dispatch.get(actions[0].kind, ())
             if len(actions) == 1

@@ -71,6 +71,97 @@ def rebuilt_indexes(statements: Sequence[Statement]) -> dict[int, dict[str, str 
     return rebuilds
 
 
+# What a drop of each kind removes, as a `StreamState.created_objects` kind: a view (plain or
+# materialized, CREATE VIEW covers both), a function or procedure, a table's constraint.
+_RECREATABLE = {
+    ActionKind.DROP_VIEW: "view",
+    ActionKind.DROP_FUNCTION: "function",
+    ActionKind.DROP_CONSTRAINT: "constraint",
+}
+
+# The parser leaves CREATE FUNCTION / PROCEDURE and ALTER TYPE ... RENAME TO as OTHER
+# without the name they create: read it from the statement (rare statements, never the
+# per-statement hot path).
+_NAME = r'(?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?'
+_CREATE_ROUTINE = re.compile(
+    rf"\s*create\s+(?:or\s+replace\s+)?(?:function|procedure)\s+({_NAME})", re.IGNORECASE
+)
+_RENAME_TYPE = re.compile(rf"\s*alter\s+type\s+({_NAME})\s+rename\s+to\s+({_NAME})", re.I)
+
+
+def _identifier(text: str) -> str:
+    """A name as the parser writes it: unquoted parts lower-cased, quoted ones kept."""
+    parts = re.findall(r'"[^"]+"|[^.\s]+', text)
+    return ".".join(part if part.startswith('"') else part.lower() for part in parts)
+
+
+def created_routine(action: Action, sql: str) -> str | None:
+    """The function or procedure a CREATE [OR REPLACE] FUNCTION / PROCEDURE creates."""
+    if action.kind is not ActionKind.OTHER or action.detail not in _ROUTINE_DETAILS:
+        return None
+    match = _CREATE_ROUTINE.match(sql)
+    return _identifier(match.group(1)) if match else None
+
+
+_ROUTINE_DETAILS = frozenset({"CREATE FUNCTION", "CREATE PROCEDURE"})
+
+
+def renamed_type(action: Action, sql: str) -> tuple[str, str] | None:
+    """(old, new) keys of ALTER TYPE old RENAME TO new; the new name is in old's schema."""
+    if action.kind is not ActionKind.OTHER or action.detail != "ALTER TYPE":
+        return None
+    match = _RENAME_TYPE.match(sql)
+    if match is None:
+        return None
+    old = name_key(_identifier(match.group(1)))
+    schema = old.rsplit(".", 1)[0] + "." if "." in old else ""
+    return old, name_key(schema + _identifier(match.group(2)).rsplit(".", 1)[-1])
+
+
+def constraint_key(table: str, name: str) -> str:
+    """A table's constraint as a `created_objects` name."""
+    return f"{name_key(table)}:{name}"
+
+
+def _object_key(action: Action, sql: str) -> tuple[str, str] | None:
+    """(kind, key) of the view, function or constraint `action` creates, or None."""
+    if action.kind is ActionKind.CREATE_VIEW and action.name:
+        return "view", name_key(action.name)
+    if action.kind is ActionKind.ADD_CONSTRAINT and action.table and action.name:
+        return "constraint", constraint_key(action.table, action.name)
+    routine = created_routine(action, sql)
+    return ("function", name_key(routine)) if routine else None
+
+
+def _dropped_key(action: Action) -> tuple[str, str] | None:
+    kind = _RECREATABLE.get(action.kind)
+    if kind is None or not action.name or action.cascade:  # CASCADE's victims stay gone
+        return None
+    if kind == "constraint":
+        return (kind, constraint_key(action.table, action.name)) if action.table else None
+    return kind, name_key(action.name)
+
+
+def recreated_objects(statements: Sequence[Statement]) -> dict[int, frozenset[tuple[str, str]]]:
+    """Position of a statement dropping views, functions or constraints -> (kind, key) of
+    those the same statement or a later one creates again under the same name: a
+    redefinition (DROP VIEW v; CREATE VIEW v ...; a primary-key swap DROP CONSTRAINT o_pkey,
+    ADD CONSTRAINT o_pkey ... USING INDEX), not a lasting loss. A CASCADE drop is never one:
+    what it dropped along is not created again."""
+    recreated: dict[int, frozenset[tuple[str, str]]] = {}
+    created_later: set[tuple[str, str]] = set()
+    for position in range(len(statements) - 1, -1, -1):
+        stmt = statements[position]
+        for action in stmt.actions:
+            key = _object_key(action, stmt.sql)
+            if key is not None:
+                created_later.add(key)
+        dropped = {key for action in stmt.actions if (key := _dropped_key(action)) is not None}
+        if dropped & created_later:
+            recreated[position] = frozenset(dropped & created_later)
+    return recreated
+
+
 def not_null_check_column(action: Action, sql: str) -> str | None:
     """The column of a `CHECK (col IS NOT NULL)` constraint, or None for any other check."""
     match = _NOT_NULL_CHECK.search(action.detail or sql)
@@ -107,13 +198,19 @@ class StreamState:
     # (table, constraint) added NOT VALID since the current transaction began
     not_valid_in_transaction: set[tuple[str, str]] = field(default_factory=set)
     last_commit: Statement | None = None  # the latest COMMIT, while no BEGIN has followed it
-    # (kind, name) of types, views, sequences and extensions created earlier in this stream
+    # (kind, name) of types, views, sequences, extensions, functions and constraints
+    # (name: `constraint_key`) created earlier in this stream
     created_objects: set[tuple[str, str]] = field(default_factory=set)
+    # Types renamed in this stream: new key -> old key (the enum swap renames the old type away)
+    renamed_types: dict[str, str] = field(default_factory=dict)
     session_settings: dict[str, Timeout] = field(default_factory=dict)
     # SET LOCAL overrides until COMMIT; None = SET LOCAL ... TO DEFAULT
     local_settings: dict[str, Timeout | None] = field(default_factory=dict)
     # Indexes the current statement drops and the next one creates again: index key -> table
     rebuilding: dict[str, str | None] = field(default_factory=dict)
+    # Views, functions and constraints the current statement drops and it or a later one
+    # creates again (`recreated_objects`): (kind, key)
+    recreating: frozenset[tuple[str, str]] = frozenset()
     # (rule, revision) -> offending statements, for rules that report once per revision
     per_revision: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
@@ -175,6 +272,27 @@ class StreamState:
     def is_new_object(self, kind: str, name: str | None) -> bool:
         """Created earlier in this stream; `kind` as in `_CREATED_OBJECTS`: type, view, ..."""
         return name is not None and (kind, name_key(name)) in self.created_objects
+
+    def is_recreated(self, kind: str, name: str | None, table: str | None = None) -> bool:
+        """The current statement drops it and it or a later one creates it again; `kind` is
+        view, function or constraint (of `table`)."""
+        if name is None:
+            return False
+        if kind == "constraint":
+            return table is not None and (kind, constraint_key(table, name)) in self.recreating
+        return (kind, name_key(name)) in self.recreating
+
+    def is_new_constraint(self, table: str | None, name: str | None) -> bool:
+        """Added earlier in this stream (on a new table or an existing one)."""
+        if table is None or name is None:
+            return False
+        return ("constraint", constraint_key(table, name)) in self.created_objects
+
+    def is_swapped_type(self, name: str | None) -> bool:
+        """Renamed away in this stream, and a type of its old name created since: the enum
+        swap (RENAME TO x_old; CREATE TYPE x ...; convert the columns; DROP TYPE x_old)."""
+        old = None if name is None else self.renamed_types.get(name_key(name))
+        return old is not None and ("type", old) in self.created_objects
 
     def timeout(self, setting: str) -> Timeout | None:
         """The value in effect, or None when none is (never set, RESET or DEFAULT)."""
@@ -240,6 +358,8 @@ class StreamState:
             self.created_policies.add((name_key(action.table), action.name))
 
     def _add_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name:
+            self.created_objects.add(("constraint", constraint_key(action.table, action.name)))
         if action.not_valid and action.table and action.name and self.in_transaction:
             self.not_valid_in_transaction.add((name_key(action.table), action.name))
         if action.constraint_type != "check" or not action.table:
@@ -294,6 +414,18 @@ class StreamState:
     def _other(self, action: Action, stmt: Statement) -> None:
         if action.detail == "ROLLBACK":  # ends the transaction like COMMIT does
             self._commit(action, stmt)
+            return
+        routine = created_routine(action, stmt.sql)
+        if routine is not None:
+            self.created_objects.add(("function", name_key(routine)))
+            return
+        renamed = renamed_type(action, stmt.sql)
+        if renamed is not None:
+            old, new = renamed
+            self.renamed_types[new] = old
+            if ("type", old) in self.created_objects:  # a new type stays new under its new name
+                self.created_objects.discard(("type", old))
+                self.created_objects.add(("type", new))
 
 
 def _is_default(value: str) -> bool:
