@@ -49,9 +49,20 @@ def test_from_11_a_constant_default_is_instant(version: str | None) -> None:
     assert run(in_transaction(CONSTANT_DEFAULT), "volatile-default", pg_version=version) == []
 
 
-def test_a_null_default_rewrites_nothing_even_before_11() -> None:
-    sql = "ALTER TABLE orders ADD COLUMN note text DEFAULT NULL;"
+@pytest.mark.parametrize(
+    "default", ["NULL", "NULL::text", "CAST(NULL AS text)", "(NULL)::character varying(20)"]
+)
+def test_a_null_default_rewrites_nothing_even_before_11(default: str) -> None:
+    sql = f"ALTER TABLE orders ADD COLUMN note text DEFAULT {default};"
     assert run(in_transaction(sql), "volatile-default", pg_version="10") == []
+
+
+@pytest.mark.parametrize("default", ["''::text", "CAST('n/a' AS text)", "NULL::text || 'x'"])
+def test_a_typed_constant_is_no_null_default(default: str) -> None:
+    sql = f"ALTER TABLE orders ADD COLUMN note text DEFAULT {default};"
+    assert ids(run(in_transaction(sql), "volatile-default", pg_version="10")) == [
+        "volatile-default"
+    ]
 
 
 @pytest.mark.parametrize(
