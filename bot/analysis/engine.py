@@ -14,11 +14,12 @@ from dataclasses import replace
 from functools import lru_cache
 
 from bot.analysis.model import ActionKind, Finding, Statement
+from bot.analysis.recreated import recreated_objects
 from bot.analysis.registry import by_stage
 from bot.analysis.rule import ProjectFacts, Rule, Stage
 from bot.analysis.rules.base import AnalysisOptions, Check
 from bot.analysis.rules.timeouts import with_revision_counts
-from bot.analysis.state import StreamState, name_key, rebuilt_indexes, recreated_objects
+from bot.analysis.state import StreamState, name_key, rebuilt_indexes
 
 Dispatch = dict[ActionKind, tuple[Check, ...]]
 AnyCheck = Callable[..., Iterable[Finding]]  # each stage's own signature (bot.analysis.rule)
