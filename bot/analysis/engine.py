@@ -14,6 +14,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from bot.analysis.model import ActionKind, Finding, Statement
+from bot.analysis.recreated import recreated_objects
 from bot.analysis.registry import by_stage
 from bot.analysis.rule import ProjectFacts, Rule, Stage
 from bot.analysis.rules.base import AnalysisOptions, Check
@@ -38,10 +39,12 @@ def analyze_upgrade(
     findings: list[Finding] = []
     stream = [s for s in statements if s.actions and not _is_bookkeeping(s, options.version_table)]
     rebuilds = rebuilt_indexes(stream)
+    recreated = recreated_objects(stream)
     for position, stmt in enumerate(stream):
         actions = stmt.actions
         state.enter(stmt)
         state.rebuilding = rebuilds.get(position, {})
+        state.recreating = recreated.get(position, frozenset())
         checks = (
             dispatch.get(actions[0].kind, ())
             if len(actions) == 1

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from bot.analysis.durations import parse_duration_ms
+from bot.analysis.keys import constraint_key, index_key
+from bot.analysis.keys import name_key as name_key  # the rules import it from here
 from bot.analysis.model import Action, ActionKind, Statement
+from bot.analysis.recreated import created_routine, renamed_type
 
 TIMEOUT_SETTINGS = ("lock_timeout", "statement_timeout")
 
@@ -21,22 +23,6 @@ TIMEOUT_SETTINGS = ("lock_timeout", "statement_timeout")
 _NOT_NULL_CHECK = re.compile(
     r'check\s*\(\s*\(?\s*"?([a-z_][a-z0-9_$]*)"?\s+is\s+not\s+null\s*\)?\s*\)', re.IGNORECASE
 )
-
-
-@lru_cache(maxsize=8192)
-def name_key(name: str) -> str:
-    """A table / index name as a lookup key: no quotes, no default `public.` schema."""
-    key = name.replace('"', "")
-    return key[7:] if key.startswith("public.") else key
-
-
-def index_key(name: str, table: str | None = None) -> str:
-    """An index name as a lookup key. An index lives in its table's schema: CREATE INDEX ix
-    ON app.t and DROP INDEX app.ix name the same index."""
-    if "." not in name.replace('"', "") and table is not None and "." in table:
-        schema = table.replace('"', "").rsplit(".", 1)[0]
-        name = f"{schema}.{name}"
-    return name_key(name)
 
 
 # Statements that neither drop nor create anything between a DROP INDEX and its re-create.
@@ -107,13 +93,19 @@ class StreamState:
     # (table, constraint) added NOT VALID since the current transaction began
     not_valid_in_transaction: set[tuple[str, str]] = field(default_factory=set)
     last_commit: Statement | None = None  # the latest COMMIT, while no BEGIN has followed it
-    # (kind, name) of types, views, sequences and extensions created earlier in this stream
+    # (kind, name) of types, views, sequences, extensions, functions and constraints
+    # (name: `constraint_key`) created earlier in this stream
     created_objects: set[tuple[str, str]] = field(default_factory=set)
+    # Types renamed in this stream: new key -> old key (the enum swap renames the old type away)
+    renamed_types: dict[str, str] = field(default_factory=dict)
     session_settings: dict[str, Timeout] = field(default_factory=dict)
     # SET LOCAL overrides until COMMIT; None = SET LOCAL ... TO DEFAULT
     local_settings: dict[str, Timeout | None] = field(default_factory=dict)
     # Indexes the current statement drops and the next one creates again: index key -> table
     rebuilding: dict[str, str | None] = field(default_factory=dict)
+    # Views, functions and constraints the current statement drops and it or a later one
+    # creates again (`recreated_objects`): (kind, key)
+    recreating: frozenset[tuple[str, str]] = frozenset()
     # (rule, revision) -> offending statements, for rules that report once per revision
     per_revision: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
@@ -175,6 +167,27 @@ class StreamState:
     def is_new_object(self, kind: str, name: str | None) -> bool:
         """Created earlier in this stream; `kind` as in `_CREATED_OBJECTS`: type, view, ..."""
         return name is not None and (kind, name_key(name)) in self.created_objects
+
+    def is_recreated(self, kind: str, name: str | None, table: str | None = None) -> bool:
+        """The current statement drops it and it or a later one creates it again; `kind` is
+        view, function or constraint (of `table`)."""
+        if name is None:
+            return False
+        if kind == "constraint":
+            return table is not None and (kind, constraint_key(table, name)) in self.recreating
+        return (kind, name_key(name)) in self.recreating
+
+    def is_new_constraint(self, table: str | None, name: str | None) -> bool:
+        """Added earlier in this stream (on a new table or an existing one)."""
+        if table is None or name is None:
+            return False
+        return ("constraint", constraint_key(table, name)) in self.created_objects
+
+    def is_swapped_type(self, name: str | None) -> bool:
+        """Renamed away in this stream, and a type of its old name created since: the enum
+        swap (RENAME TO x_old; CREATE TYPE x ...; convert the columns; DROP TYPE x_old)."""
+        old = None if name is None else self.renamed_types.get(name_key(name))
+        return old is not None and ("type", old) in self.created_objects
 
     def timeout(self, setting: str) -> Timeout | None:
         """The value in effect, or None when none is (never set, RESET or DEFAULT)."""
@@ -240,6 +253,8 @@ class StreamState:
             self.created_policies.add((name_key(action.table), action.name))
 
     def _add_constraint(self, action: Action, stmt: Statement) -> None:
+        if action.table and action.name:
+            self.created_objects.add(("constraint", constraint_key(action.table, action.name)))
         if action.not_valid and action.table and action.name and self.in_transaction:
             self.not_valid_in_transaction.add((name_key(action.table), action.name))
         if action.constraint_type != "check" or not action.table:
@@ -294,6 +309,18 @@ class StreamState:
     def _other(self, action: Action, stmt: Statement) -> None:
         if action.detail == "ROLLBACK":  # ends the transaction like COMMIT does
             self._commit(action, stmt)
+            return
+        routine = created_routine(action, stmt.sql)
+        if routine is not None:
+            self.created_objects.add(("function", name_key(routine)))
+            return
+        renamed = renamed_type(action, stmt.sql)
+        if renamed is not None:
+            old, new = renamed
+            self.renamed_types[new] = old
+            if ("type", old) in self.created_objects:  # a new type stays new under its new name
+                self.created_objects.discard(("type", old))
+                self.created_objects.add(("type", new))
 
 
 def _is_default(value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from bot.analysis.model import (
@@ -89,8 +90,21 @@ def _default_rewrites_before_11(action: Action, options: AnalysisOptions) -> boo
     """Before PostgreSQL 11, ADD COLUMN with any non-null DEFAULT (a constant too) writes it
     into every row: only from 11 is a constant default kept in the catalog."""
     version = options.pg_version
-    default = (action.default or "").strip().upper()
-    return version is not None and version.major < 11 and default not in ("", "NULL")
+    default = (action.default or "").strip()
+    return version is not None and version.major < 11 and not _is_null(default)
+
+
+# NULL, a cast of it (NULL::text, CAST(NULL AS text), as Alembic and pg_dump write a typed
+# null), in parentheses or not: no value is written into any row.
+_TYPE = r'[a-z_"][a-z0-9_$ ."]*(?:\([\d\s,]*\))?(?:\s*\[\s*\])*'
+_NULL_DEFAULT = re.compile(
+    rf"[\s(]*(?:NULL[\s)]*(?:::\s*{_TYPE}[\s)]*)*|CAST\s*\([\s(]*NULL\)*\s+AS\s+{_TYPE}\s*\))[\s)]*",
+    re.IGNORECASE,
+)
+
+
+def _is_null(default: str) -> bool:
+    return default == "" or _NULL_DEFAULT.fullmatch(default) is not None
 
 
 def check_add_not_null_column(

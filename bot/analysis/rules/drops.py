@@ -2,7 +2,9 @@
 
 Like the checklist's destructive changes in `destructive.py`: what existed before the
 change is lost (data, or a guarantee the data relies on) and the code still deployed may
-depend on it. Objects created earlier in the same stream are not reported.
+depend on it. Objects created earlier in the same stream are not reported, nor views,
+functions and constraints the change creates again (`state.recreated_objects`), nor the
+old type of an enum swap.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ from bot.analysis.state import StreamState
 if TYPE_CHECKING:
     from bot.analysis.options import AnalysisOptions
 
-_APPROVAL = "Like the checklist's destructive changes, it needs a backup and approval."
+# True of every rule here: the severity follows the environment matrix (Family.DESTRUCTIVE),
+# and only drop-schema needs approval by default.
+_SEVERITY = (
+    "Its severity follows the environment, as for the checklist's destructive changes: an "
+    "error where the environment asks for approvals, a warning elsewhere."
+)
+_NO_APPROVAL = (
+    "It needs no approval by default; listing it under the policy's `approval.rules` makes "
+    "it need the environment's approvals."
+)
 
 
-def _info(rule_id: str, summary: str, explanation: str) -> RuleInfo:
+def _info(rule_id: str, summary: str, explanation: str, *, approval: bool = False) -> RuleInfo:
+    approval_text = (
+        "It needs the environment's approvals, like DROP TABLE." if approval else _NO_APPROVAL
+    )
     return RuleInfo(
         id=rule_id,
         family=Family.DESTRUCTIVE,
         default_severity=Severity.ERROR,
         summary=summary,
-        explanation=f"{explanation} {_APPROVAL}",
+        explanation=f"{explanation} {_SEVERITY} {approval_text}",
     )
 
 
@@ -38,6 +52,7 @@ DROP_SCHEMA = _info(
     "DROP SCHEMA ... CASCADE drops every table, view, function and type in the schema, with "
     "all of their data, without listing them. Drop the objects one by one (each is then "
     "judged on its own), then drop the empty schema without CASCADE.",
+    approval=True,
 )
 DROP_TYPE = _info(
     "drop-type",
@@ -89,14 +104,18 @@ DROP_KEY_CONSTRAINT = _info(
     "Dropping a primary key or unique constraint stops enforcing uniqueness (and drops its "
     "index); dropping a foreign key stops enforcing that rows reference existing ones. Bad "
     "data written meanwhile stays after the constraint comes back, if it can come back at "
-    "all. The kind is read from the constraint's name (PostgreSQL's _pkey, _key, _fkey and "
-    "the usual pk_, uq_, fk_ conventions).",
+    "all. The kind is read from the constraint's name only (PostgreSQL's _pkey, _key, _fkey "
+    "and the usual pk_, uq_, fk_ conventions; ck_, chk_, check_ and _check, _ck name a CHECK, "
+    "not reported); a constraint added again later in the change (a primary-key swap, a "
+    "foreign key re-added NOT VALID) is not reported.",
 )
 
 # names of key constraints: PostgreSQL's defaults and the usual naming conventions
 _KEY_NAME = re.compile(
     r"(?:_(?:pkey|key|fkey|pk|uq|uniq|unique|fk)$|^(?:pk|uq|uniq|unique|fk)_)", re.IGNORECASE
 )
+# names of CHECK constraints: the usual naming conventions
+_CHECK_NAME = re.compile(r"(?:^(?:ck|chk|check)_|_(?:check|ck|chk)$)", re.IGNORECASE)
 _KEY_KIND = {"pkey": "primary key", "pk": "primary key", "fkey": "foreign key", "fk": "foreign key"}
 
 
@@ -121,6 +140,8 @@ def check_drop_type(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
     for action in _existing(stmt, state, ActionKind.DROP_TYPE, "type"):
+        if state.is_swapped_type(action.name):
+            continue  # the enum swap: the old type's columns moved to its replacement
         cascade = " CASCADE (also dropping every column of the type)" if action.cascade else ""
         yield finding(
             DROP_TYPE,
@@ -163,7 +184,11 @@ def check_drop_materialized_view(
 
 def _dropped_views(stmt: Statement, state: StreamState, *, materialized: bool) -> Iterator[Action]:
     for action in _existing(stmt, state, ActionKind.DROP_VIEW, "view"):
-        if (action.detail == "MATERIALIZED") is materialized:
+        if (action.detail == "MATERIALIZED") is not materialized:
+            continue
+        # A plain view created again is a redefinition; a materialized one re-created
+        # still loses its rows until the CREATE recomputes them.
+        if materialized or not state.is_recreated("view", action.name):
             yield action
 
 
@@ -194,7 +219,9 @@ def check_drop_sequence(
 def check_drop_function(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
-    for action in actions_of(stmt, ActionKind.DROP_FUNCTION):
+    for action in _existing(stmt, state, ActionKind.DROP_FUNCTION, "function"):
+        if state.is_recreated("function", action.name):
+            continue
         kind = (action.detail or "FUNCTION").lower()
         cascade = " CASCADE (also dropping the triggers and defaults that use it)"
         yield finding(
@@ -234,12 +261,16 @@ def check_drop_key_constraint(
         kind = _key_kind(action)
         if kind is None or not state.is_existing_table(action.table):
             continue
+        if state.is_new_constraint(action.table, action.name) or state.is_recreated(
+            "constraint", action.name, action.table
+        ):
+            continue  # added earlier in the change, or added again (e.g. a primary-key swap)
         guarantee = "rows referencing existing ones" if kind == "foreign key" else "unique values"
         yield finding(
             DROP_KEY_CONSTRAINT,
             stmt,
-            f"DROP CONSTRAINT {action.name} on {action.table} removes a {kind}: "
-            f"{guarantee} are no longer enforced",
+            f"DROP CONSTRAINT {action.name} on {action.table} removes a {kind} (judged by its "
+            f"name alone): {guarantee} are no longer enforced",
             advice=(
                 "Make sure no code relies on it, and keep the constraint until the release "
                 "that stops relying on it is deployed; with a backup taken, drop it then."
@@ -248,8 +279,11 @@ def check_drop_key_constraint(
 
 
 def _key_kind(action: Action) -> str | None:
-    """'primary key' / 'unique' / 'foreign key' from the constraint's name, or None."""
+    """'primary key' / 'unique' / 'foreign key' from the constraint's name, or None (a
+    CHECK constraint's name, e.g. ck_orders_api_key, wins over a key-like ending)."""
     name = bare_name(action.name)
+    if _CHECK_NAME.search(name):
+        return None
     match = _KEY_NAME.search(name)
     if match is None:
         return None

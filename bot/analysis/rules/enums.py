@@ -1,4 +1,5 @@
-"""Renaming an enum value breaks the release still running during the deploy."""
+"""Enum values: renaming one breaks the release still running during the deploy, and
+before PostgreSQL 12 adding one is refused inside a transaction block."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
 from bot.analysis.rule import Rule, Stage
-from bot.analysis.rules.base import actions_of, finding
+from bot.analysis.rules.base import AUTOCOMMIT_HINT, actions_of, finding
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
@@ -27,6 +28,42 @@ RENAME_ENUM_VALUE = RuleInfo(
         "label (an enum value cannot be dropped; a new type can replace the old one later)."
     ),
 )
+
+ADD_ENUM_VALUE_IN_TRANSACTION = RuleInfo(
+    id="add-enum-value-in-transaction",
+    family=Family.LOCKING,
+    default_severity=Severity.ERROR,
+    summary="ALTER TYPE ... ADD VALUE inside a transaction block on PostgreSQL before 12",
+    explanation=(
+        "Before PostgreSQL 12, ALTER TYPE ... ADD VALUE cannot run inside a transaction "
+        "block (unless the enum was created in the same transaction): PostgreSQL refuses it, "
+        "and Alembic runs migrations inside one by default, so the migration fails when it "
+        "is deployed. Run it in `with op.get_context().autocommit_block():`. From 12 on it "
+        "may run in a transaction, but the new value cannot be used before it commits."
+    ),
+)
+
+_ADD_VALUE_IN_TRANSACTION_SINCE = 12
+
+
+def check_add_enum_value_in_transaction(
+    stmt: Statement, state: StreamState, options: AnalysisOptions
+) -> Iterator[Finding]:
+    version = options.pg_version
+    if version is None or version.major >= _ADD_VALUE_IN_TRANSACTION_SINCE:
+        return  # unknown: a current server, which allows it
+    if not state.in_transaction and len(stmt.actions) == 1:
+        return  # a multi-statement string runs as one implicit transaction
+    for action in actions_of(stmt, ActionKind.ALTER_TYPE_ADD_VALUE):
+        if state.is_new_object("type", action.name):
+            continue  # allowed for an enum created in the same transaction
+        yield finding(
+            ADD_ENUM_VALUE_IN_TRANSACTION,
+            stmt,
+            f"ALTER TYPE {action.name} ADD VALUE runs inside a transaction block: PostgreSQL "
+            f"{version} (before 12) refuses it",
+            advice=f"{AUTOCOMMIT_HINT}\n    op.execute({stmt.sql.strip().rstrip(';')!r})",
+        )
 
 
 def check_rename_enum_value(
@@ -56,5 +93,12 @@ RULES: tuple[Rule, ...] = (
         "add the new value, migrate the rows, stop writing the old value, then drop it",
         judges=(ActionKind.RENAME_ENUM_VALUE,),
         check=check_rename_enum_value,
+    ),
+    Rule(
+        ADD_ENUM_VALUE_IN_TRANSACTION,
+        Stage.SQL,
+        "before PostgreSQL 12, ALTER TYPE ... ADD VALUE in an autocommit_block()",
+        judges=(ActionKind.ALTER_TYPE_ADD_VALUE,),
+        check=check_add_enum_value_in_transaction,
     ),
 )

@@ -15,7 +15,7 @@ from bot.analysis.rules.base import AUTOCOMMIT_HINT, actions_of, finding, tables
 from bot.analysis.state import StreamState
 
 if TYPE_CHECKING:
-    from bot.analysis.options import AnalysisOptions
+    from bot.analysis.options import AnalysisOptions, PgVersion
 
 REQUIRE_CONCURRENT_PARTITION_DETACH = RuleInfo(
     id="require-concurrent-partition-detach",
@@ -27,7 +27,8 @@ REQUIRE_CONCURRENT_PARTITION_DETACH = RuleInfo(
         "while it waits for running queries, every later query on any partition queues "
         "behind it. Since PostgreSQL 14, DETACH PARTITION ... CONCURRENTLY takes only a SHARE "
         "UPDATE EXCLUSIVE lock. It cannot run inside a transaction block: in Alembic use "
-        "`with op.get_context().autocommit_block():`."
+        "`with op.get_context().autocommit_block():`. Before 14, keep the lock wait short "
+        "(a low lock_timeout, retried at a quiet time)."
     ),
 )
 
@@ -95,7 +96,8 @@ REINDEX_NON_CONCURRENTLY = RuleInfo(
         "would use the index being rebuilt wait too (ACCESS EXCLUSIVE on the index). Since "
         "PostgreSQL 12, REINDEX ... CONCURRENTLY rebuilds without blocking them; it cannot run "
         "inside a transaction block, so in Alembic use "
-        "`with op.get_context().autocommit_block():`."
+        "`with op.get_context().autocommit_block():`. Before 12, build a new index "
+        "concurrently and swap it in for the old one."
     ),
 )
 
@@ -124,13 +126,29 @@ def check_detach_partition(
             stmt,
             f"DETACH PARTITION {action.name} without CONCURRENTLY takes an ACCESS EXCLUSIVE "
             f"lock on {action.table}",
-            advice=(
-                f"-- PostgreSQL 14 and later, outside the transaction:\n"
-                f"{AUTOCOMMIT_HINT}\n"
-                f'    op.execute("ALTER TABLE {action.table} DETACH PARTITION {action.name} '
-                f'CONCURRENTLY")'
-            ),
+            advice=_detach_advice(action.table, action.name, options.pg_version),
         )
+
+
+def _detach_advice(table: str | None, partition: str | None, version: PgVersion | None) -> str:
+    if _before(version, 14):
+        return (
+            f"PostgreSQL {version} has no DETACH PARTITION ... CONCURRENTLY (it came in 14). "
+            f"Keep the wait for the lock short and retry at a quiet time:\n"
+            f"SET lock_timeout = '2s';\n"
+            f"ALTER TABLE {table} DETACH PARTITION {partition};\n"
+            f"-- or upgrade the server to 14 or later first"
+        )
+    return (
+        f"-- PostgreSQL 14 and later, outside the transaction:\n"
+        f"{AUTOCOMMIT_HINT}\n"
+        f'    op.execute("ALTER TABLE {table} DETACH PARTITION {partition} CONCURRENTLY")'
+    )
+
+
+def _before(version: PgVersion | None, major: int) -> bool:
+    """The target server is known to be older than `major` (unknown: a current one)."""
+    return version is not None and version.major < major
 
 
 def check_set_logged(
@@ -221,17 +239,38 @@ def check_reindex(
         if action.name is not None and state.is_new_index(action.name):
             continue
         target = f"TABLE {action.table}" if action.table else f"{action.detail} {action.name}"
-        yield finding(
-            REINDEX_NON_CONCURRENTLY,
-            stmt,
-            f"REINDEX {target} without CONCURRENTLY blocks writes for the whole rebuild",
-            advice=(
+        if _before(options.pg_version, 12):
+            advice = _swap_advice(action.name if action.detail == "INDEX" else None, options)
+        else:
+            advice = (
                 f"-- PostgreSQL 12 and later, outside the transaction:\n"
                 f"{AUTOCOMMIT_HINT}\n"
                 f'    op.execute("REINDEX {action.detail or "TABLE"} CONCURRENTLY '
                 f'{action.table or action.name}")'
-            ),
+            )
+        yield finding(
+            REINDEX_NON_CONCURRENTLY,
+            stmt,
+            f"REINDEX {target} without CONCURRENTLY blocks writes for the whole rebuild",
+            advice=advice,
         )
+
+
+def _swap_advice(index: str | None, options: AnalysisOptions) -> str:
+    """Before 12 there is no REINDEX CONCURRENTLY: build a copy concurrently and swap it in,
+    for the index named or each index of the table."""
+    name = index or "<index>"
+    each = "" if index else "-- for each index to rebuild:\n"
+    return (
+        f"PostgreSQL {options.pg_version} has no REINDEX CONCURRENTLY (it came in 12): build "
+        f"a new index concurrently and swap it in, outside the transaction:\n{each}"
+        f"{AUTOCOMMIT_HINT}\n"
+        f'    op.execute("CREATE INDEX CONCURRENTLY {name}_new ON <table> (<its columns>)")\n'
+        f'    op.execute("DROP INDEX CONCURRENTLY {name}")\n'
+        f'    op.execute("ALTER INDEX {name}_new RENAME TO {name}")\n'
+        f"-- an index behind a primary key or unique constraint is swapped with\n"
+        f"-- ALTER TABLE <table> DROP CONSTRAINT ..., ADD CONSTRAINT ... USING INDEX {name}_new"
+    )
 
 
 def check_domain_constraint(
@@ -266,7 +305,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         REQUIRE_CONCURRENT_PARTITION_DETACH,
         Stage.SQL,
-        "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+), outside a transaction",
+        "DETACH ... CONCURRENTLY (14+) outside a transaction; before 14, a short lock_timeout",
         judges=(ActionKind.DETACH_PARTITION,),
         check=check_detach_partition,
     ),
@@ -301,7 +340,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         REINDEX_NON_CONCURRENTLY,
         Stage.SQL,
-        "REINDEX ... CONCURRENTLY (PostgreSQL 12+), outside a transaction",
+        "REINDEX ... CONCURRENTLY (12+) outside a transaction; before 12 a new index, swapped in",
         judges=(ActionKind.REINDEX,),
         check=check_reindex,
     ),

@@ -79,6 +79,8 @@ RULES: tuple[Rule, ...] = (
         "a name of at most 63 bytes (PostgreSQL truncates longer ones)",
         judges=tuple(_NEW_NAMES),
         check=check_identifier_length,
-        points_at=PointsAt.ADD_COLUMN,
+        # It judges indexes, constraints and tables too: a batch finding stays on the `with`
+        # line rather than landing on an unrelated add_column call.
+        points_at=PointsAt.STATEMENT,
     ),
 )

@@ -70,11 +70,12 @@ def _base_type(action: Action) -> str:
 def check_prefer_bigint(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
+    # The table's own key: a primary key of one column. A composite key (an association
+    # table's pair of foreign keys) takes its columns' type from the tables they reference.
     keys = {
-        column
+        action.columns[0]
         for action in actions_of(stmt, ActionKind.ADD_CONSTRAINT)
-        if action.constraint_type == "primary_key"
-        for column in action.columns
+        if action.constraint_type == "primary_key" and len(action.columns) == 1
     }
     for action in actions_of(stmt, ActionKind.ADD_COLUMN):
         base = _base_type(action)
@@ -133,6 +134,6 @@ RULES: tuple[Rule, ...] = (
         "jsonb (postgresql.JSONB)",
         judges=_COLUMN_KINDS,
         check=check_prefer_jsonb,
-        points_at=PointsAt.ADD_COLUMN,
+        points_at=PointsAt.TYPED_COLUMN,
     ),
 )

@@ -2,8 +2,10 @@
 
 The version comes from `--pg-version`, the policy's `postgres_version`, or the sandbox
 server's (`AnalysisOptions.pg_version`); unknown, these rules stay quiet. (The other
-version-dependent judgement, a constant default rewriting the table before 11, is part of
-`volatile-default`.)
+version-dependent judgements sit with their rules: a constant default rewriting the table
+before 11 in `volatile-default`, ADD VALUE in a transaction before 12 in
+`add-enum-value-in-transaction`, and the advice of `reindex-non-concurrently` before 12
+and `require-concurrent-partition-detach` before 14.)
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ _LAST_AFFECTED_MINOR = 3  # 14.0 to 14.3; fixed in 14.4
 
 
 def _affected(version: PgVersion | None) -> bool:
-    """14.0 to 14.3; a bare "14" counts, since any of them may be meant."""
-    if version is None or version.major != 14:
+    """A known 14.0 to 14.3. A bare "14" (minor unknown) does not count: in practice it
+    names a current 14.x, long past the fix."""
+    if version is None or version.major != 14 or version.minor is None:
         return False
-    return version.minor is None or version.minor <= _LAST_AFFECTED_MINOR
+    return version.minor <= _LAST_AFFECTED_MINOR
 
 
 def check_concurrent_index_corruption(

@@ -7,6 +7,7 @@ import pytest
 
 from bot.analysis.catalog import RULES
 from bot.analysis.model import Family
+from bot.analysis.registry import RULES as REGISTRY
 
 from .helpers import ids, in_transaction, run
 
@@ -82,3 +83,80 @@ def test_drop_constraint_names_the_guarantee_it_removes(name: str, kind: str) ->
 
 def test_a_check_constraint_whose_name_mentions_a_key_is_not_a_key() -> None:
     assert run("ALTER TABLE t DROP CONSTRAINT api_key_not_empty;", "drop-constraint") == []
+
+
+def test_a_check_constraint_named_with_a_check_prefix_or_suffix_is_not_a_key() -> None:
+    for name in ("ck_orders_api_key", "chk_orders_pk", "check_users_fk", "orders_key_ck"):
+        assert run(f"ALTER TABLE orders DROP CONSTRAINT {name};", "drop-constraint") == []
+    [found] = run("ALTER TABLE orders DROP CONSTRAINT orders_api_key;", "drop-constraint")
+    assert "removes a unique (judged by its name alone)" in found.message
+
+
+FN = "CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+
+# (rule, a drop the change makes good again, the same drop left a lasting loss)
+RECREATED = [
+    (
+        "drop-view",
+        "DROP VIEW active_users;\nCREATE VIEW active_users AS SELECT 1 AS id;",
+        "DROP VIEW active_users CASCADE;\nCREATE VIEW active_users AS SELECT 1 AS id;",
+    ),
+    (
+        "drop-view",
+        "CREATE VIEW report AS SELECT 1;\nDROP VIEW report;",
+        "CREATE VIEW report_v2 AS SELECT 1;\nDROP VIEW report;",
+    ),
+    (
+        "drop-function",
+        f"DROP FUNCTION audit_row();\n{FN}",
+        f"DROP FUNCTION audit_row() CASCADE;\n{FN}",
+    ),
+    ("drop-function", f"{FN}\nDROP FUNCTION audit_row();", f"{FN}\nDROP FUNCTION audit_rows();"),
+    (
+        "drop-constraint",
+        "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;\n"
+        "ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) "
+        "REFERENCES users (id) NOT VALID;",
+        "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;\n"
+        "ALTER TABLE invoices ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) "
+        "REFERENCES users (id) NOT VALID;",
+    ),
+    (
+        "drop-constraint",
+        "ALTER TABLE orders DROP CONSTRAINT orders_pkey, "
+        "ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_pkey_new;",
+        "ALTER TABLE orders DROP CONSTRAINT orders_pkey CASCADE, "
+        "ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_pkey_new;",
+    ),
+    (
+        "drop-type",
+        "ALTER TYPE order_status RENAME TO order_status_old;\n"
+        "CREATE TYPE order_status AS ENUM ('new', 'paid');\n"
+        "ALTER TABLE orders ALTER COLUMN status TYPE order_status "
+        "USING status::text::order_status;\n"
+        "DROP TYPE order_status_old;",
+        "ALTER TYPE order_status RENAME TO order_status_old;\nDROP TYPE order_status_old;",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "kept", "lost"), RECREATED, ids=[c[2][:50] for c in RECREATED])
+def test_a_drop_the_change_makes_good_again_is_not_a_loss(rule: str, kept: str, lost: str) -> None:
+    assert run(in_transaction(kept), rule) == []
+    assert ids(run(in_transaction(lost), rule)) == [rule]
+
+
+def test_a_materialized_view_created_again_still_loses_its_rows() -> None:
+    sql = "DROP MATERIALIZED VIEW totals;\nCREATE MATERIALIZED VIEW totals AS SELECT 1;"
+    assert ids(run(in_transaction(sql), "drop-materialized-view")) == ["drop-materialized-view"]
+
+
+def test_the_explanations_say_which_drops_need_approval_as_the_registry_does() -> None:
+    for rule_id in {rule for rule, _, _ in CASES}:
+        rule = REGISTRY[rule_id]
+        assert "backup and approval" not in rule.info.explanation
+        assert "severity follows the environment" in rule.info.explanation
+        needs = "needs the environment's approvals" in rule.info.explanation
+        assert needs is rule.needs_approval, rule_id
+        assert needs or "`approval.rules`" in rule.info.explanation
+    assert REGISTRY["drop-schema"].needs_approval

@@ -86,3 +86,27 @@ def test_not_null_check_counts_once_validated() -> None:
     for stmt in statements("ALTER TABLE users DROP CONSTRAINT nn;"):
         state.apply(stmt)
     assert not state.has_validated_not_null_check("users", "email")
+
+
+def test_functions_created_and_types_renamed_are_read_from_their_sql() -> None:
+    state = walk(
+        "CREATE OR REPLACE FUNCTION App.Audit_Row() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RETURN NEW; END $$;\n"
+        "CREATE PROCEDURE public.archive() LANGUAGE sql AS $$ SELECT 1 $$;\n"
+        'ALTER TYPE app."Status" RENAME TO status_old;\n'
+        "CREATE TYPE app.\"Status\" AS ENUM ('a');"
+    )
+    assert state.is_new_object("function", "app.audit_row")
+    assert state.is_new_object("function", "archive")
+    assert not state.is_new_object("function", "audit_row")  # another schema's
+    assert state.renamed_types == {"app.status_old": "app.Status"}
+    assert state.is_swapped_type("app.status_old")
+    assert not state.is_swapped_type("status_old")
+
+
+def test_a_renamed_type_without_a_new_one_of_its_old_name_is_no_swap() -> None:
+    state = walk(
+        "ALTER TYPE status RENAME TO status_old;\nALTER TYPE mood RENAME VALUE 'a' TO 'b';"
+    )
+    assert state.renamed_types == {"status_old": "status"}
+    assert not state.is_swapped_type("status_old")

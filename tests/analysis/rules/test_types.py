@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+from dataclasses import replace
+
 import pytest
+
+from bot.analysis.batch import onto_batch_calls
+from bot.analysis.model import Finding
+from bot.migrations.scan import scan_source
 
 from .helpers import ids, in_transaction, run
 
@@ -114,3 +121,55 @@ def test_renaming_a_value_of_a_new_enum_and_adding_a_value_are_fine() -> None:
         "ALTER TYPE order_status ADD VALUE 'returned';"
     )
     assert run(in_transaction(sql), "rename-enum-value") == []
+
+
+ASSOCIATION = (
+    "CREATE TABLE order_tags (\n    order_id INTEGER NOT NULL, \n    tag_id INTEGER NOT NULL, \n"
+    "    PRIMARY KEY (order_id, tag_id), \n    FOREIGN KEY(order_id) REFERENCES orders (id), \n"
+    "    FOREIGN KEY(tag_id) REFERENCES tags (id)\n);"
+)
+
+
+def test_an_association_tables_composite_key_of_foreign_keys_is_not_its_own_key() -> None:
+    assert run(in_transaction(ASSOCIATION), "prefer-bigint") == []
+    single = "CREATE TABLE tags (id INTEGER NOT NULL, PRIMARY KEY (id));"
+    [found] = run(in_transaction(single), "prefer-bigint")
+    assert found.message.startswith("tags.id is the primary key of type int:")
+
+
+BATCH_PATH = "versions/abcd1234.py"
+BATCH = textwrap.dedent(
+    f"""\
+    from alembic import op
+    import sqlalchemy as sa
+
+    revision = "abcd1234"
+
+
+    def upgrade():
+        with op.batch_alter_table("events") as batch_op:
+            batch_op.drop_column("legacy")
+            batch_op.alter_column("payload", type_=sa.JSON())
+            batch_op.add_column(sa.Column("note", sa.Text()))
+            batch_op.create_index("{LONG}", ["note"])
+    """
+)
+
+
+def _at_with_line(sql: str, rule: str) -> list[Finding]:
+    """`rule`'s findings of `sql` as the dry-run traces a batch's SQL: to the `with` line."""
+    return [replace(f, path=BATCH_PATH, line=8) for f in run(in_transaction(sql), rule)]
+
+
+def test_in_a_batch_prefer_jsonb_points_at_the_alter_column_that_changes_the_type() -> None:
+    findings = _at_with_line("ALTER TABLE events ALTER COLUMN payload TYPE JSON;", "prefer-jsonb")
+    moved = onto_batch_calls(findings, [scan_source(BATCH, BATCH_PATH)])
+    assert [f.line for f in moved] == [10]  # not the add_column on line 11
+
+
+def test_in_a_batch_identifier_too_long_stays_on_the_with_line() -> None:
+    sql = f"CREATE INDEX {LONG} ON events (note);"
+    findings = _at_with_line(sql, "identifier-too-long")
+    assert ids(findings) == ["identifier-too-long"]
+    moved = onto_batch_calls(findings, [scan_source(BATCH, BATCH_PATH)])
+    assert [f.line for f in moved] == [8]  # not the add_column on line 11
