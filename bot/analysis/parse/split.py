@@ -39,6 +39,19 @@ def split_sql_located(text: str) -> list[tuple[int, str]]:
     return located
 
 
+def code_only(text: str) -> str:
+    """`text` with its comments, string literals, dollar-quoted bodies and quoted names each
+    blanked to a space: what is left are keywords, plain names and punctuation."""
+    return _SPLIT_TOKEN.sub(_keep_code, text)
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    return match.group() if match.lastgroup in _CODE_GROUPS else " "
+
+
+_CODE_GROUPS = frozenset({"word", "paren", "semicolon"})
+
+
 def sql_comments(text: str) -> dict[int, str]:
     """Line -> text of the `--` comment on it (without the dashes); none inside strings."""
     return {
@@ -50,8 +63,8 @@ def sql_comments(text: str) -> dict[int, str]:
 
 _SPLIT_TOKEN = re.compile(
     r"""--[^\n]*|/\*.*?(?:\*/|\Z)|\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z)
-    |[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|;
-    |[A-Za-z_][\w$]*""",
+    |[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)
+    |(?P<semicolon>;)|(?P<paren>[()])|(?P<word>[A-Za-z_][\w$]*)""",
     re.S | re.X,
 )
 _LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?(?:\*/|\Z))*", re.S)
