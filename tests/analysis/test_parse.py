@@ -613,6 +613,27 @@ def test_parse_statements_fills_actions_and_errors_in_place() -> None:
         ("SELECT 1; -- a comment; not a statement\nSELECT 2", ["SELECT 1", "SELECT 2"]),
         ("/* a; b */ SELECT 1 /* c; d */; SELECT 2", ["SELECT 1 /* c; d */", "SELECT 2"]),
         ("SELECT 1;;  ; \n-- only a comment\n", ["SELECT 1"]),
+        (  # a SQL-standard body: its semicolons, and the END of its CASE, are inside it
+            "CREATE OR REPLACE PROCEDURE p(begin int) LANGUAGE sql BEGIN ATOMIC "
+            "SELECT CASE WHEN 1 > 0 THEN 1 END; INSERT INTO t VALUES (1); END; SELECT 2",
+            [
+                "CREATE OR REPLACE PROCEDURE p(begin int) LANGUAGE sql BEGIN ATOMIC "
+                "SELECT CASE WHEN 1 > 0 THEN 1 END; INSERT INTO t VALUES (1); END",
+                "SELECT 2",
+            ],
+        ),
+        (  # a CASE ... END outside a body opens nothing
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END; "
+            "SELECT 2",
+            [
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END",
+                "SELECT 2",
+            ],
+        ),
+        (
+            "BEGIN; CREATE TABLE t (a int); END; SELECT 2",
+            ["BEGIN", "CREATE TABLE t (a int)", "END", "SELECT 2"],
+        ),
         ("", []),
     ],
 )

@@ -7,7 +7,28 @@ import pytest
 
 from bot.analysis.model import ActionKind as K
 
-from .helpers import ids, in_transaction, run, statements
+from .helpers import TIMEOUTS, ids, in_transaction, run, statements
+
+# --- a SQL-standard function body (BEGIN ATOMIC ... END) is one statement -------------------
+
+ATOMIC_FUNCTION = (
+    "CREATE FUNCTION f(i int) RETURNS int LANGUAGE sql\n"
+    "BEGIN ATOMIC\n  SELECT CASE WHEN i > 0 THEN i END;\n  SELECT i + 1;\nEND;"
+)
+
+
+def test_an_atomic_function_body_is_not_cut_at_its_semicolons() -> None:
+    sql = in_transaction(f"{ATOMIC_FUNCTION}\nCREATE INDEX CONCURRENTLY ix ON t (a);")
+    read = statements(sql)
+    assert [s.sql for s in read][3] == ATOMIC_FUNCTION.rstrip(";")
+    assert ids(run(sql)) == ["concurrently-in-transaction"]  # no transaction-nesting
+
+
+def test_an_end_after_the_body_still_commits() -> None:
+    sql = f"BEGIN;\n{TIMEOUTS}{ATOMIC_FUNCTION}\nEND;\nCREATE INDEX CONCURRENTLY ix ON t (a);"
+    assert ids(run(sql, "concurrently-in-transaction", "transaction-nesting")) == []
+    assert ids(run(f"{sql}\nCOMMIT;", "transaction-nesting")) == ["transaction-nesting"]
+
 
 # --- words in a comment or a string do not decide how a statement is read -------------------
 
