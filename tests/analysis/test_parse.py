@@ -523,6 +523,12 @@ CASES: list[tuple[str, list[Action]]] = [
     ("COMMIT", [Action(K.COMMIT)]),
     ("END", [Action(K.COMMIT)]),
     ("ROLLBACK", [Action(K.OTHER, detail="ROLLBACK")]),
+    ("END WORK AND NO CHAIN", [Action(K.COMMIT)]),
+    ("COMMIT TRANSACTION AND CHAIN", [Action(K.COMMIT, detail="AND CHAIN")]),
+    ("ABORT AND CHAIN", [Action(K.OTHER, detail="ROLLBACK AND CHAIN")]),
+    ("ROLLBACK WORK TO sp", [Action(K.OTHER, detail="ROLLBACK TO SAVEPOINT")]),
+    ("RELEASE SAVEPOINT sp", [Action(K.OTHER, detail="RELEASE")]),
+    ("DISCARD TEMP", [Action(K.OTHER, detail="DISCARD")]),
     # --- anything else ----------------------------------------------------------------------
     ("GRANT SELECT ON t TO u", [Action(K.OTHER, detail="GRANT")]),
     ("ALTER INDEX ix RENAME TO iy", [Action(K.OTHER, detail="ALTER INDEX")]),

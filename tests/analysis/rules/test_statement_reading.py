@@ -59,3 +59,62 @@ def test_the_same_keyword_outside_a_comment_is_still_read_from_tokens() -> None:
     assert ids(run(sql)) == []
     [validate] = [a for s in statements(sql) for a in s.actions if a.kind is K.VALIDATE_CONSTRAINT]
     assert validate.name == "fk"
+
+
+# --- ROLLBACK TO SAVEPOINT, AND CHAIN, and harmless session statements ---------------------
+
+
+def test_rollback_to_a_savepoint_keeps_the_transaction() -> None:
+    sql = in_transaction(
+        "SAVEPOINT sp;\nROLLBACK TO SAVEPOINT sp;\nRELEASE SAVEPOINT sp;\n"
+        "CREATE INDEX CONCURRENTLY ix ON t (a);\nVACUUM t;"
+    )
+    assert ids(run(sql)) == ["concurrently-in-transaction", "vacuum-in-transaction"]
+
+
+def test_a_full_rollback_still_ends_the_transaction_and_is_flagged() -> None:
+    sql = in_transaction("ROLLBACK;\nVACUUM t;")
+    # the VACUUM after it runs outside any transaction
+    assert ids(run(sql, "transaction-nesting", "vacuum-in-transaction")) == ["transaction-nesting"]
+
+
+def test_commit_and_chain_starts_a_new_transaction() -> None:
+    sql = in_transaction("COMMIT AND CHAIN;\nVACUUM t;")
+    assert ids(run(sql, "transaction-nesting", "vacuum-in-transaction")) == [
+        "vacuum-in-transaction"
+    ]
+    plain = in_transaction("COMMIT AND NO CHAIN;\nVACUUM t;")
+    assert ids(run(plain, "vacuum-in-transaction")) == []
+
+
+def test_rollback_and_chain_is_flagged_and_starts_a_new_transaction() -> None:
+    sql = in_transaction("ROLLBACK AND CHAIN;\nVACUUM t;")
+    assert ids(run(sql, "transaction-nesting", "vacuum-in-transaction")) == [
+        "transaction-nesting",
+        "vacuum-in-transaction",
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SAVEPOINT sp;",
+        "RELEASE SAVEPOINT sp;",
+        "RELEASE sp;",
+        "ROLLBACK TO sp;",
+        "NOTIFY jobs, 'go';",
+        "LISTEN jobs;",
+        "UNLISTEN *;",
+        "CHECKPOINT;",
+        "DISCARD PLANS;",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO reporting;",
+    ],
+)
+def test_harmless_session_statements_are_recognised(sql: str) -> None:
+    [stmt] = statements(sql)
+    assert stmt.parse_error is None  # no unparsed-statement
+    assert run(in_transaction(sql)) == []
+
+
+def test_an_unknown_statement_is_still_a_notice() -> None:
+    assert ids(run(in_transaction("ALTER INDEX ix SET TABLESPACE fast;"))) == ["unknown-statement"]
