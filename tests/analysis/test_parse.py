@@ -399,6 +399,19 @@ CASES: list[tuple[str, list[Action]]] = [
         "ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY",
         [Action(K.DETACH_PARTITION, table="events", name="events_2020", concurrently=True)],
     ),
+    (
+        "REINDEX (TABLESPACE fast, CONCURRENTLY) INDEX ix",
+        [Action(K.REINDEX, name="ix", concurrently=True, detail="INDEX")],
+    ),
+    (
+        "REINDEX (CONCURRENTLY off) TABLE t",
+        [Action(K.REINDEX, table="t")],
+    ),
+    (
+        "VACUUM (FULL, VERBOSE off, PARALLEL 4) a, b",
+        [Action(K.VACUUM_FULL, table="a", tables=("a", "b"))],
+    ),
+    ("VACUUM (FULL 'off') a", [Action(K.VACUUM, table="a", tables=("a",))]),
     ("ALTER TABLE t SET LOGGED", [Action(K.SET_LOGGED, table="t")]),
     ("ALTER TABLE t SET UNLOGGED", [Action(K.SET_UNLOGGED, table="t")]),
     ("REFRESH MATERIALIZED VIEW s.v", [Action(K.REFRESH_MATERIALIZED_VIEW, name="s.v")]),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bot.analysis.model import Action, ActionKind
 from bot.analysis.parse.split import drop_actions, head, other
-from bot.analysis.parse.tokens import Cursor, skip_parenthesised
+from bot.analysis.parse.tokens import Cursor, option_list, skip_parenthesised
 from bot.analysis.parse.trees import DROP_KINDS
 
 
@@ -54,10 +54,10 @@ def _create_extension_tokens(cursor: Cursor) -> list[Action]:
 
 def _reindex_tokens(cursor: Cursor) -> list[Action]:
     cursor.accept("REINDEX")
-    skip_parenthesised(cursor)
+    options = option_list(cursor)  # PostgreSQL 14: REINDEX (CONCURRENTLY) INDEX ix
     target = cursor.peek()
     cursor.position += 1
-    concurrently = cursor.accept("CONCURRENTLY")
+    concurrently = cursor.accept("CONCURRENTLY") or options.get("CONCURRENTLY", False)
     name = cursor.name()
     if target == "TABLE":
         return [Action(ActionKind.REINDEX, table=name, concurrently=concurrently)]
@@ -66,8 +66,7 @@ def _reindex_tokens(cursor: Cursor) -> list[Action]:
 
 def _vacuum_tokens(cursor: Cursor) -> list[Action]:
     cursor.accept("VACUUM")
-    options = skip_parenthesised(cursor)
-    full = "FULL" in options and "FALSE" not in options and "OFF" not in options
+    full = option_list(cursor).get("FULL", False)
     while cursor.peek() in {"FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"}:
         full = full or cursor.peek() == "FULL"
         cursor.position += 1

@@ -118,3 +118,38 @@ def test_harmless_session_statements_are_recognised(sql: str) -> None:
 
 def test_an_unknown_statement_is_still_a_notice() -> None:
     assert ids(run(in_transaction("ALTER INDEX ix SET TABLESPACE fast;"))) == ["unknown-statement"]
+
+
+# --- REINDEX (CONCURRENTLY), DETACH ... FINALIZE, VACUUM (FULL, ... off) --------------------
+
+
+@pytest.mark.parametrize(
+    "sql", ["REINDEX (CONCURRENTLY) INDEX ix;", "REINDEX (VERBOSE, CONCURRENTLY) TABLE t;"]
+)
+def test_reindex_concurrently_in_the_option_list_is_concurrent(sql: str) -> None:
+    assert run(sql, "reindex-non-concurrently") == []
+    assert ids(run(in_transaction(sql), "concurrently-in-transaction")) == [
+        "concurrently-in-transaction"
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql", ["REINDEX (VERBOSE) INDEX ix;", "REINDEX (CONCURRENTLY false, VERBOSE) TABLE t;"]
+)
+def test_reindex_with_other_options_is_not_concurrent(sql: str) -> None:
+    assert ids(run(sql, "reindex-non-concurrently")) == ["reindex-non-concurrently"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "full"),
+    [
+        ("VACUUM (FULL, VERBOSE off) t;", True),
+        ("VACUUM (VERBOSE false, FULL) t;", True),
+        ("VACUUM (FULL true) t;", True),
+        ("VACUUM (FULL off, VERBOSE) t;", False),
+        ("VACUUM (FULL 0) t;", False),
+        ("VACUUM (VERBOSE, ANALYZE) t;", False),
+    ],
+)
+def test_an_options_own_false_turns_off_only_that_option(sql: str, full: bool) -> None:
+    assert ids(run(sql, "vacuum-full")) == (["vacuum-full"] if full else [])
