@@ -400,6 +400,10 @@ CASES: list[tuple[str, list[Action]]] = [
         [Action(K.DETACH_PARTITION, table="events", name="events_2020", concurrently=True)],
     ),
     (
+        "ALTER TABLE events DETACH PARTITION events_2020 FINALIZE",
+        [Action(K.DETACH_PARTITION, table="events", name="events_2020", detail="FINALIZE")],
+    ),
+    (
         "REINDEX (TABLESPACE fast, CONCURRENTLY) INDEX ix",
         [Action(K.REINDEX, name="ix", concurrently=True, detail="INDEX")],
     ),

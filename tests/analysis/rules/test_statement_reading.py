@@ -140,6 +140,15 @@ def test_reindex_with_other_options_is_not_concurrent(sql: str) -> None:
     assert ids(run(sql, "reindex-non-concurrently")) == ["reindex-non-concurrently"]
 
 
+def test_detach_finalize_takes_no_access_exclusive_lock() -> None:
+    sql = "ALTER TABLE p DETACH PARTITION p1 FINALIZE;"
+    assert run(in_transaction(sql), "require-concurrent-partition-detach") == []
+    plain = "ALTER TABLE p DETACH PARTITION p1;"
+    assert ids(run(in_transaction(plain), "require-concurrent-partition-detach")) == [
+        "require-concurrent-partition-detach"
+    ]
+
+
 @pytest.mark.parametrize(
     ("sql", "full"),
     [
