@@ -262,6 +262,10 @@ class StreamState:
             self.not_null_checks.pop((name_key(action.table), action.name), None)
 
     def _set(self, action: Action, stmt: Statement) -> None:
+        if action.setting == "all":  # RESET ALL: every setting back to its default
+            self.session_settings.clear()
+            self.local_settings.clear()
+            return
         if action.setting not in TIMEOUT_SETTINGS:
             return
         text = action.value

@@ -545,6 +545,8 @@ CASES: list[tuple[str, list[Action]]] = [
     ("ABORT AND CHAIN", [Action(K.OTHER, detail="ROLLBACK AND CHAIN")]),
     ("ROLLBACK WORK TO sp", [Action(K.OTHER, detail="ROLLBACK TO SAVEPOINT")]),
     ("RELEASE SAVEPOINT sp", [Action(K.OTHER, detail="RELEASE")]),
+    ("RESET ALL", [Action(K.SET, setting="all")]),
+    ("DISCARD ALL", [Action(K.SET, setting="all", detail="DISCARD ALL")]),
     ("DISCARD TEMP", [Action(K.OTHER, detail="DISCARD")]),
     # --- anything else ----------------------------------------------------------------------
     ("GRANT SELECT ON t TO u", [Action(K.OTHER, detail="GRANT")]),

@@ -3,7 +3,8 @@ the session statements no rule needs to look into (SAVEPOINT, NOTIFY, ...).
 
 Details the rules and `StreamState` read: a COMMIT `AND CHAIN` opens a new transaction at
 once; ROLLBACK is an OTHER "ROLLBACK" (or "ROLLBACK AND CHAIN"), and ROLLBACK TO SAVEPOINT
-an OTHER "ROLLBACK TO SAVEPOINT", which ends nothing.
+an OTHER "ROLLBACK TO SAVEPOINT", which ends nothing. RESET ALL (and DISCARD ALL) are a SET
+of the setting "all".
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def classify_quick(text: str, words: list[str]) -> list[Action] | None:
         return [Action(ActionKind.SET, setting=_setting_name(text[5:].strip()), value=None)]
     if first == "SET":
         return _classify_set(text, words)
+    if words[:2] == ["DISCARD", "ALL"]:  # RESET ALL among the rest
+        return [Action(ActionKind.SET, setting="all", value=None, detail="DISCARD ALL")]
     if first in _SESSION_STATEMENTS:
         return other(words, first)
     if words[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"]:  # only for objects created later

@@ -162,3 +162,33 @@ def test_detach_finalize_takes_no_access_exclusive_lock() -> None:
 )
 def test_an_options_own_false_turns_off_only_that_option(sql: str, full: bool) -> None:
     assert ids(run(sql, "vacuum-full")) == (["vacuum-full"] if full else [])
+
+
+# --- RESET ALL -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset", ["RESET ALL;", "DISCARD ALL;"])
+def test_reset_all_unsets_both_timeouts(reset: str) -> None:
+    sql = f"{TIMEOUTS}{reset}\nALTER TABLE users ADD COLUMN a int;"
+    assert ids(run(sql, "missing-lock-timeout", "missing-statement-timeout")) == [
+        "missing-lock-timeout",
+        "missing-statement-timeout",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reset", "missing"),
+    [
+        ("RESET lock_timeout;", ["missing-lock-timeout"]),
+        ("RESET statement_timeout;", ["missing-statement-timeout"]),
+        ("RESET search_path;", []),
+    ],
+)
+def test_reset_of_one_setting_unsets_only_that_one(reset: str, missing: list[str]) -> None:
+    sql = f"{TIMEOUTS}{reset}\nALTER TABLE users ADD COLUMN a int;"
+    assert ids(run(sql, "missing-lock-timeout", "missing-statement-timeout")) == missing
+
+
+def test_reset_all_also_ends_set_local() -> None:
+    sql = "BEGIN;\nSET LOCAL lock_timeout = '5s';\nRESET ALL;\nALTER TABLE users ADD COLUMN a int;"
+    assert ids(run(sql, "missing-lock-timeout")) == ["missing-lock-timeout"]
