@@ -499,6 +499,17 @@ CASES: list[tuple[str, list[Action]]] = [
     ),
     ("CREATE TYPE mood AS ENUM ('a', 'b')", [Action(K.CREATE_TYPE, name="mood")]),
     ("DROP TYPE mood", [Action(K.DROP_TYPE, name="mood")]),
+    (
+        "DROP DOMAIN IF EXISTS s.d, e CASCADE",
+        [
+            Action(K.DROP_TYPE, name="s.d", if_exists=True, cascade=True, detail="DOMAIN"),
+            Action(K.DROP_TYPE, name="e", if_exists=True, cascade=True, detail="DOMAIN"),
+        ],
+    ),
+    (
+        "CREATE DOMAIN s.d AS int CHECK (VALUE > 0)",
+        [Action(K.CREATE_TYPE, name="s.d", detail="DOMAIN")],
+    ),
     ("CREATE MATERIALIZED VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
     (
         "DROP MATERIALIZED VIEW IF EXISTS v",

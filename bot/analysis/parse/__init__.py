@@ -123,6 +123,8 @@ _TOKEN_ROUTED_PAIRS = frozenset(
         ("CREATE", "PROCEDURE"),
         ("CREATE", "TRIGGER"),
         ("ALTER", "DOMAIN"),
+        ("CREATE", "DOMAIN"),
+        ("DROP", "DOMAIN"),
         ("DROP", "TRIGGER"),
         ("DROP", "FUNCTION"),
         ("DROP", "PROCEDURE"),

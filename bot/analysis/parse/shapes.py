@@ -118,11 +118,13 @@ def _drop_tokens(cursor: Cursor) -> list[Action] | None:
         if_exists=if_exists,
         cascade=cascade,
         concurrently=concurrently,
-        detail="MATERIALIZED" if materialized else None,
+        detail="MATERIALIZED" if materialized else _DROP_DETAILS.get(target),
     )
 
 
-_DROP_TOKEN_KINDS = {"EXTENSION": ActionKind.DROP_EXTENSION}
+# A domain is a type: drop-type judges it (its `detail` says DOMAIN).
+_DROP_TOKEN_KINDS = {"EXTENSION": ActionKind.DROP_EXTENSION, "DOMAIN": ActionKind.DROP_TYPE}
+_DROP_DETAILS = {"DOMAIN": "DOMAIN"}
 _DROP_ROUTINES = frozenset({"FUNCTION", "PROCEDURE", "ROUTINE"})
 
 
@@ -242,6 +244,13 @@ def create_table_tokens(cursor: Cursor) -> list[Action] | None:
     return [Action(ActionKind.CREATE_TABLE, table=cursor.name(), if_exists=if_exists)]
 
 
+def _create_domain_tokens(cursor: Cursor) -> list[Action]:
+    """CREATE DOMAIN: a type (as DROP DOMAIN is), so that dropping it later in the same
+    stream drops nothing that existed before."""
+    cursor.accept("CREATE", "DOMAIN")
+    return [Action(ActionKind.CREATE_TYPE, name=cursor.name(), detail="DOMAIN")]
+
+
 def _comment_tokens(cursor: Cursor) -> list[Action]:
     return [Action(ActionKind.COMMENT)]
 
@@ -263,6 +272,7 @@ TOKEN_SHAPES: dict[tuple[str, ...], Callable[[Cursor], list[Action] | None]] = {
     ("LOCK",): _lock_tokens,
     ("REFRESH",): _refresh_tokens,
     ("ALTER", "DOMAIN"): _alter_domain_tokens,
+    ("CREATE", "DOMAIN"): _create_domain_tokens,
     ("DROP",): _drop_tokens,
     ("TRUNCATE",): _truncate_tokens,
     ("COMMENT",): _comment_tokens,

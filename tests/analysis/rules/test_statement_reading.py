@@ -192,3 +192,20 @@ def test_reset_of_one_setting_unsets_only_that_one(reset: str, missing: list[str
 def test_reset_all_also_ends_set_local() -> None:
     sql = "BEGIN;\nSET LOCAL lock_timeout = '5s';\nRESET ALL;\nALTER TABLE users ADD COLUMN a int;"
     assert ids(run(sql, "missing-lock-timeout")) == ["missing-lock-timeout"]
+
+
+# --- DROP DOMAIN ---------------------------------------------------------------------------
+
+
+def test_drop_domain_is_judged_as_a_dropped_type() -> None:
+    [found] = run(in_transaction("DROP DOMAIN IF EXISTS email CASCADE;"))
+    assert found.rule == "drop-type"
+    assert found.message.startswith("DROP DOMAIN email CASCADE")
+    assert "DROP DOMAIN email;" in (found.advice or "")
+
+
+def test_drop_of_a_domain_created_in_the_stream_is_fine() -> None:
+    sql = in_transaction(
+        "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');\nDROP DOMAIN email;"
+    )
+    assert run(sql) == []
