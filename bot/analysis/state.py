@@ -18,6 +18,8 @@ from bot.analysis.model import Action, ActionKind, Statement
 from bot.analysis.recreated import created_routine, renamed_type
 
 TIMEOUT_SETTINGS = ("lock_timeout", "statement_timeout")
+# Details of the OTHER actions that end the transaction (ROLLBACK TO SAVEPOINT does not)
+ROLLBACKS = frozenset({"ROLLBACK", "ROLLBACK AND CHAIN"})
 
 # Only run on the SQL of CHECK constraints (rare), never in the per-statement hot path.
 _NOT_NULL_CHECK = re.compile(
@@ -275,6 +277,10 @@ class StreamState:
             self.not_null_checks.pop((name_key(action.table), action.name), None)
 
     def _set(self, action: Action, stmt: Statement) -> None:
+        if action.setting == "all":  # RESET ALL: every setting back to its default
+            self.session_settings.clear()
+            self.local_settings.clear()
+            return
         if action.setting not in TIMEOUT_SETTINGS:
             return
         text = action.value
@@ -301,13 +307,15 @@ class StreamState:
         self.not_valid_in_transaction.clear()
         if action.kind is ActionKind.COMMIT:
             self.last_commit = stmt
+        if action.detail is not None and action.detail.endswith("AND CHAIN"):
+            self._begin(action, stmt)  # a new transaction begins at once
 
     def _create_object(self, action: Action, stmt: Statement) -> None:
         if action.name:
             self.created_objects.add((_CREATED_OBJECTS[action.kind], name_key(action.name)))
 
     def _other(self, action: Action, stmt: Statement) -> None:
-        if action.detail == "ROLLBACK":  # ends the transaction like COMMIT does
+        if action.detail in ROLLBACKS:  # ends the transaction like COMMIT does
             self._commit(action, stmt)
             return
         routine = created_routine(action, stmt.sql)

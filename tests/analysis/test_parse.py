@@ -399,6 +399,23 @@ CASES: list[tuple[str, list[Action]]] = [
         "ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY",
         [Action(K.DETACH_PARTITION, table="events", name="events_2020", concurrently=True)],
     ),
+    (
+        "ALTER TABLE events DETACH PARTITION events_2020 FINALIZE",
+        [Action(K.DETACH_PARTITION, table="events", name="events_2020", detail="FINALIZE")],
+    ),
+    (
+        "REINDEX (TABLESPACE fast, CONCURRENTLY) INDEX ix",
+        [Action(K.REINDEX, name="ix", concurrently=True, detail="INDEX")],
+    ),
+    (
+        "REINDEX (CONCURRENTLY off) TABLE t",
+        [Action(K.REINDEX, table="t")],
+    ),
+    (
+        "VACUUM (FULL, VERBOSE off, PARALLEL 4) a, b",
+        [Action(K.VACUUM_FULL, table="a", tables=("a", "b"))],
+    ),
+    ("VACUUM (FULL 'off') a", [Action(K.VACUUM, table="a", tables=("a",))]),
     ("ALTER TABLE t SET LOGGED", [Action(K.SET_LOGGED, table="t")]),
     ("ALTER TABLE t SET UNLOGGED", [Action(K.SET_UNLOGGED, table="t")]),
     ("REFRESH MATERIALIZED VIEW s.v", [Action(K.REFRESH_MATERIALIZED_VIEW, name="s.v")]),
@@ -482,6 +499,17 @@ CASES: list[tuple[str, list[Action]]] = [
     ),
     ("CREATE TYPE mood AS ENUM ('a', 'b')", [Action(K.CREATE_TYPE, name="mood")]),
     ("DROP TYPE mood", [Action(K.DROP_TYPE, name="mood")]),
+    (
+        "DROP DOMAIN IF EXISTS s.d, e CASCADE",
+        [
+            Action(K.DROP_TYPE, name="s.d", if_exists=True, cascade=True, detail="DOMAIN"),
+            Action(K.DROP_TYPE, name="e", if_exists=True, cascade=True, detail="DOMAIN"),
+        ],
+    ),
+    (
+        "CREATE DOMAIN s.d AS int CHECK (VALUE > 0)",
+        [Action(K.CREATE_TYPE, name="s.d", detail="DOMAIN")],
+    ),
     ("CREATE MATERIALIZED VIEW v AS SELECT 1", [Action(K.CREATE_VIEW, name="v")]),
     (
         "DROP MATERIALIZED VIEW IF EXISTS v",
@@ -523,6 +551,14 @@ CASES: list[tuple[str, list[Action]]] = [
     ("COMMIT", [Action(K.COMMIT)]),
     ("END", [Action(K.COMMIT)]),
     ("ROLLBACK", [Action(K.OTHER, detail="ROLLBACK")]),
+    ("END WORK AND NO CHAIN", [Action(K.COMMIT)]),
+    ("COMMIT TRANSACTION AND CHAIN", [Action(K.COMMIT, detail="AND CHAIN")]),
+    ("ABORT AND CHAIN", [Action(K.OTHER, detail="ROLLBACK AND CHAIN")]),
+    ("ROLLBACK WORK TO sp", [Action(K.OTHER, detail="ROLLBACK TO SAVEPOINT")]),
+    ("RELEASE SAVEPOINT sp", [Action(K.OTHER, detail="RELEASE")]),
+    ("RESET ALL", [Action(K.SET, setting="all")]),
+    ("DISCARD ALL", [Action(K.SET, setting="all", detail="DISCARD ALL")]),
+    ("DISCARD TEMP", [Action(K.OTHER, detail="DISCARD")]),
     # --- anything else ----------------------------------------------------------------------
     ("GRANT SELECT ON t TO u", [Action(K.OTHER, detail="GRANT")]),
     ("ALTER INDEX ix RENAME TO iy", [Action(K.OTHER, detail="ALTER INDEX")]),
@@ -613,6 +649,27 @@ def test_parse_statements_fills_actions_and_errors_in_place() -> None:
         ("SELECT 1; -- a comment; not a statement\nSELECT 2", ["SELECT 1", "SELECT 2"]),
         ("/* a; b */ SELECT 1 /* c; d */; SELECT 2", ["SELECT 1 /* c; d */", "SELECT 2"]),
         ("SELECT 1;;  ; \n-- only a comment\n", ["SELECT 1"]),
+        (  # a SQL-standard body: its semicolons, and the END of its CASE, are inside it
+            "CREATE OR REPLACE PROCEDURE p(begin int) LANGUAGE sql BEGIN ATOMIC "
+            "SELECT CASE WHEN 1 > 0 THEN 1 END; INSERT INTO t VALUES (1); END; SELECT 2",
+            [
+                "CREATE OR REPLACE PROCEDURE p(begin int) LANGUAGE sql BEGIN ATOMIC "
+                "SELECT CASE WHEN 1 > 0 THEN 1 END; INSERT INTO t VALUES (1); END",
+                "SELECT 2",
+            ],
+        ),
+        (  # a CASE ... END outside a body opens nothing
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END; "
+            "SELECT 2",
+            [
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END",
+                "SELECT 2",
+            ],
+        ),
+        (
+            "BEGIN; CREATE TABLE t (a int); END; SELECT 2",
+            ["BEGIN", "CREATE TABLE t (a int)", "END", "SELECT 2"],
+        ),
         ("", []),
     ],
 )

@@ -71,6 +71,24 @@ def test_each_shortcut_matches_and_equals_the_full_path(sql: str) -> None:
         "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)",
         "ALTER TABLE t ALTER COLUMN a TYPE text USING a::text",
         "ALTER TABLE t ALTER COLUMN seen TYPE timestamp(3) without time zone",  # not handled
+        # a comment or a string after a simple shape, holding words of a token-read clause
+        "ALTER TABLE t ADD COLUMN c int NOT NULL /* using index */",
+        "ALTER TABLE t DROP COLUMN a -- VALIDATE CONSTRAINT later",
+        "ALTER TABLE t -- detach partition\nADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES u (id)",
+        "ALTER TABLE t ADD COLUMN c text NOT NULL CHECK (c <> 'using index')",
+        "DROP INDEX ix -- row level security",
+        # transaction control, session statements, option lists, DROP DOMAIN
+        "CREATE FUNCTION f(i int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT i + 1; END",
+        "ROLLBACK TO SAVEPOINT sp",
+        "COMMIT AND CHAIN",
+        "ROLLBACK AND CHAIN",
+        "SAVEPOINT sp",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO r",
+        "REINDEX (VERBOSE, CONCURRENTLY) TABLE t",
+        "VACUUM (FULL, VERBOSE off) t",
+        "ALTER TABLE p DETACH PARTITION p1 FINALIZE",
+        "RESET ALL",
+        "DROP DOMAIN d",
     ],
 )
 def test_other_shapes_take_the_full_path(sql: str) -> None:

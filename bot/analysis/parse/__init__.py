@@ -26,6 +26,7 @@ from bot.analysis.parse.nodes import parse
 from bot.analysis.parse.quick import classify_quick
 from bot.analysis.parse.split import (
     clean,
+    code_only,
     head,
     keywords,
     leading_words,
@@ -122,6 +123,8 @@ _TOKEN_ROUTED_PAIRS = frozenset(
         ("CREATE", "PROCEDURE"),
         ("CREATE", "TRIGGER"),
         ("ALTER", "DOMAIN"),
+        ("CREATE", "DOMAIN"),
+        ("DROP", "DOMAIN"),
         ("DROP", "TRIGGER"),
         ("DROP", "FUNCTION"),
         ("DROP", "PROCEDURE"),
@@ -140,7 +143,13 @@ def _routes_to_tokens(text: str, words: list[str]) -> bool:
         return False
     if words[0] in _TOKEN_ROUTED or tuple(head(words)[:2]) in _TOKEN_ROUTED_PAIRS:
         return True
-    return words[:2] == ["ALTER", "TABLE"] and _ALTER_TABLE_COMMAND.search(text) is not None
+    # Searched again without comments and strings (rarely needed: only after a first hit),
+    # so that a word in a comment does not take the statement away from sqlglot.
+    return (
+        words[:2] == ["ALTER", "TABLE"]
+        and _ALTER_TABLE_COMMAND.search(text) is not None
+        and _ALTER_TABLE_COMMAND.search(code_only(text)) is not None
+    )
 
 
 def _after_parse_error(text: str, words: list[str], error: str) -> tuple[list[Action], str | None]:

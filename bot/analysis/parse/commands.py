@@ -106,7 +106,11 @@ def _alter_clause_tokens(clause: list[Token], table: str) -> list[Action] | None
         if cursor.accept(verb, "PARTITION"):
             partition = cursor.name()
             concurrently = cursor.accept("CONCURRENTLY")
-            return [Action(kind, table=table, name=partition, concurrently=concurrently)]
+            # FINALIZE completes an interrupted DETACH ... CONCURRENTLY, under its weaker lock
+            detail = "FINALIZE" if cursor.accept("FINALIZE") else None
+            return [
+                Action(kind, table=table, name=partition, concurrently=concurrently, detail=detail)
+            ]
     if cursor.accept("VALIDATE", "CONSTRAINT"):
         return [Action(ActionKind.VALIDATE_CONSTRAINT, table=table, name=cursor.name())]
     if cursor.accept("ADD"):

@@ -1,11 +1,18 @@
-"""The cheapest statement shapes, read without sqlglot: transaction control and SET / RESET."""
+"""The cheapest statement shapes, read without sqlglot: transaction control, SET / RESET, and
+the session statements no rule needs to look into (SAVEPOINT, NOTIFY, ...).
+
+Details the rules and `StreamState` read: a COMMIT `AND CHAIN` opens a new transaction at
+once; ROLLBACK is an OTHER "ROLLBACK" (or "ROLLBACK AND CHAIN"), and ROLLBACK TO SAVEPOINT
+an OTHER "ROLLBACK TO SAVEPOINT", which ends nothing. RESET ALL (and DISCARD ALL) are a SET
+of the setting "all".
+"""
 
 from __future__ import annotations
 
 import re
 
 from bot.analysis.model import Action, ActionKind
-from bot.analysis.parse.split import other
+from bot.analysis.parse.split import code_only, leading_words, other
 
 _NAME = r"""(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*"""
 _SET = re.compile(
@@ -27,19 +34,51 @@ _QUOTED_STRING = re.compile(r"'((?:[^']|'')*)'")
 
 
 def classify_quick(text: str, words: list[str]) -> list[Action] | None:
-    """Transaction control and settings, without sqlglot."""
+    """Transaction control, settings and harmless session statements, without sqlglot."""
     first = words[0] if words else ""
     if first == "BEGIN" or words[:2] == ["START", "TRANSACTION"]:
         return [Action(ActionKind.BEGIN)]
-    if first in {"COMMIT", "END"} and words[1:2] != ["PREPARED"]:
-        return [Action(ActionKind.COMMIT)]
-    if first in {"ROLLBACK", "ABORT"}:
-        return [Action(ActionKind.OTHER, detail="ROLLBACK")]
+    if first in _ENDING:
+        return _transaction_end(text)
     if first == "RESET":
         return [Action(ActionKind.SET, setting=_setting_name(text[5:].strip()), value=None)]
     if first == "SET":
         return _classify_set(text, words)
+    if words[:2] == ["DISCARD", "ALL"]:  # RESET ALL among the rest
+        return [Action(ActionKind.SET, setting="all", value=None, detail="DISCARD ALL")]
+    if first in _SESSION_STATEMENTS:
+        return other(words, first)
+    if words[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"]:  # only for objects created later
+        return other(words, "ALTER DEFAULT PRIVILEGES")
     return None
+
+
+# Statements that lock no table and change no schema, which sqlglot cannot parse.
+_SESSION_STATEMENTS = frozenset(
+    {"SAVEPOINT", "RELEASE", "NOTIFY", "LISTEN", "UNLISTEN", "CHECKPOINT", "DISCARD"}
+)
+_ENDING = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
+_COMMITS = frozenset({"COMMIT", "END"})
+
+
+def _transaction_end(text: str) -> list[Action] | None:
+    """{COMMIT | END | ROLLBACK | ABORT} [WORK | TRANSACTION] [AND [NO] CHAIN], and
+    ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name. Anything else (COMMIT PREPARED, or
+    an `END IF` cut out of a routine's body) is not the end of the transaction: None."""
+    words = leading_words(code_only(text), limit=8)
+    verb, rest = words[0], words[1:]
+    if rest[:1] in (["WORK"], ["TRANSACTION"]):
+        rest = rest[1:]
+    commit = verb in _COMMITS
+    if not commit and rest[:1] == ["TO"]:
+        return [Action(ActionKind.OTHER, detail="ROLLBACK TO SAVEPOINT")]
+    if rest == ["AND", "CHAIN"]:
+        if commit:
+            return [Action(ActionKind.COMMIT, detail="AND CHAIN")]
+        return [Action(ActionKind.OTHER, detail="ROLLBACK AND CHAIN")]
+    if rest not in ([], ["AND", "NO", "CHAIN"]):
+        return None
+    return [Action(ActionKind.COMMIT)] if commit else [Action(ActionKind.OTHER, detail="ROLLBACK")]
 
 
 def _classify_set(text: str, words: list[str]) -> list[Action]:

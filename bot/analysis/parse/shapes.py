@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bot.analysis.model import Action, ActionKind
 from bot.analysis.parse.split import drop_actions, head, other
-from bot.analysis.parse.tokens import Cursor, skip_parenthesised
+from bot.analysis.parse.tokens import Cursor, option_list, skip_parenthesised
 from bot.analysis.parse.trees import DROP_KINDS
 
 
@@ -54,10 +54,10 @@ def _create_extension_tokens(cursor: Cursor) -> list[Action]:
 
 def _reindex_tokens(cursor: Cursor) -> list[Action]:
     cursor.accept("REINDEX")
-    skip_parenthesised(cursor)
+    options = option_list(cursor)  # PostgreSQL 14: REINDEX (CONCURRENTLY) INDEX ix
     target = cursor.peek()
     cursor.position += 1
-    concurrently = cursor.accept("CONCURRENTLY")
+    concurrently = cursor.accept("CONCURRENTLY") or options.get("CONCURRENTLY", False)
     name = cursor.name()
     if target == "TABLE":
         return [Action(ActionKind.REINDEX, table=name, concurrently=concurrently)]
@@ -66,8 +66,7 @@ def _reindex_tokens(cursor: Cursor) -> list[Action]:
 
 def _vacuum_tokens(cursor: Cursor) -> list[Action]:
     cursor.accept("VACUUM")
-    options = skip_parenthesised(cursor)
-    full = "FULL" in options and "FALSE" not in options and "OFF" not in options
+    full = option_list(cursor).get("FULL", False)
     while cursor.peek() in {"FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"}:
         full = full or cursor.peek() == "FULL"
         cursor.position += 1
@@ -119,11 +118,13 @@ def _drop_tokens(cursor: Cursor) -> list[Action] | None:
         if_exists=if_exists,
         cascade=cascade,
         concurrently=concurrently,
-        detail="MATERIALIZED" if materialized else None,
+        detail="MATERIALIZED" if materialized else _DROP_DETAILS.get(target),
     )
 
 
-_DROP_TOKEN_KINDS = {"EXTENSION": ActionKind.DROP_EXTENSION}
+# A domain is a type: drop-type judges it (its `detail` says DOMAIN).
+_DROP_TOKEN_KINDS = {"EXTENSION": ActionKind.DROP_EXTENSION, "DOMAIN": ActionKind.DROP_TYPE}
+_DROP_DETAILS = {"DOMAIN": "DOMAIN"}
 _DROP_ROUTINES = frozenset({"FUNCTION", "PROCEDURE", "ROUTINE"})
 
 
@@ -243,6 +244,13 @@ def create_table_tokens(cursor: Cursor) -> list[Action] | None:
     return [Action(ActionKind.CREATE_TABLE, table=cursor.name(), if_exists=if_exists)]
 
 
+def _create_domain_tokens(cursor: Cursor) -> list[Action]:
+    """CREATE DOMAIN: a type (as DROP DOMAIN is), so that dropping it later in the same
+    stream drops nothing that existed before."""
+    cursor.accept("CREATE", "DOMAIN")
+    return [Action(ActionKind.CREATE_TYPE, name=cursor.name(), detail="DOMAIN")]
+
+
 def _comment_tokens(cursor: Cursor) -> list[Action]:
     return [Action(ActionKind.COMMENT)]
 
@@ -264,6 +272,7 @@ TOKEN_SHAPES: dict[tuple[str, ...], Callable[[Cursor], list[Action] | None]] = {
     ("LOCK",): _lock_tokens,
     ("REFRESH",): _refresh_tokens,
     ("ALTER", "DOMAIN"): _alter_domain_tokens,
+    ("CREATE", "DOMAIN"): _create_domain_tokens,
     ("DROP",): _drop_tokens,
     ("TRUNCATE",): _truncate_tokens,
     ("COMMENT",): _comment_tokens,

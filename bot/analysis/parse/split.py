@@ -7,7 +7,7 @@ beyond where a statement ends and which words it starts with.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from bot.analysis.model import Action, ActionKind
 
@@ -19,10 +19,9 @@ def split_sql(text: str) -> list[str]:
     """
     statements: list[str] = []
     start = 0
-    for match in _SPLIT_TOKEN.finditer(text):
-        if match.group() == ";":
-            _add_statement(statements, text[start : match.start()])
-            start = match.end()
+    for end in _statement_ends(text):
+        _add_statement(statements, text[start : end.start()])
+        start = end.end()
     _add_statement(statements, text[start:])
     return statements
 
@@ -31,12 +30,63 @@ def split_sql_located(text: str) -> list[tuple[int, str]]:
     """As `split_sql`, each statement with the line (from 1) its first word is on."""
     located: list[tuple[int, str]] = []
     start = 0
-    for match in _SPLIT_TOKEN.finditer(text):
-        if match.group() == ";":
-            _add_located(located, text, start, match.start())
-            start = match.end()
+    for end in _statement_ends(text):
+        _add_located(located, text, start, end.start())
+        start = end.end()
     _add_located(located, text, start, len(text))
     return located
+
+
+def _statement_ends(text: str) -> Iterator[re.Match[str]]:
+    """The semicolons that end a statement: none in a quote, a comment, a dollar-quoted body,
+    or the `BEGIN ATOMIC ... END` body of a SQL-standard function or procedure.
+
+    The body is found as psql finds it: in CREATE [OR REPLACE] FUNCTION / PROCEDURE, a
+    BEGIN outside parentheses opens a block, a CASE inside a block opens another (it ends
+    with END too), and END closes one."""
+    lead: list[str] = []  # the statement's first words, up to the routine's keyword
+    routine = False
+    depth = 0  # parentheses
+    blocks = 0
+    for match in _SPLIT_TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "word":
+            if routine:
+                if depth == 0:
+                    word = match.group().upper()
+                    if word == "BEGIN" or (word == "CASE" and blocks):
+                        blocks += 1
+                    elif word == "END" and blocks:
+                        blocks -= 1
+            elif len(lead) < 4:
+                lead.append(match.group().upper())
+                routine = tuple(lead) in _ROUTINE_LEADS
+        elif kind == "semicolon":
+            if blocks == 0:
+                yield match
+                lead, routine, depth = [], False, 0
+        elif kind == "paren" and routine:
+            depth = depth + 1 if match.group() == "(" else max(depth - 1, 0)
+
+
+_ROUTINE_LEADS = frozenset(
+    (*lead, kind)
+    for lead in (("CREATE",), ("CREATE", "OR", "REPLACE"))
+    for kind in ("FUNCTION", "PROCEDURE")
+)
+
+
+def code_only(text: str) -> str:
+    """`text` with its comments, string literals, dollar-quoted bodies and quoted names each
+    blanked to a space: what is left are keywords, plain names and punctuation."""
+    return _SPLIT_TOKEN.sub(_keep_code, text)
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    return match.group() if match.lastgroup in _CODE_GROUPS else " "
+
+
+_CODE_GROUPS = frozenset({"word", "paren", "semicolon"})
 
 
 def sql_comments(text: str) -> dict[int, str]:
@@ -50,8 +100,8 @@ def sql_comments(text: str) -> dict[int, str]:
 
 _SPLIT_TOKEN = re.compile(
     r"""--[^\n]*|/\*.*?(?:\*/|\Z)|\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z)
-    |[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|;
-    |[A-Za-z_][\w$]*""",
+    |[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)
+    |(?P<semicolon>;)|(?P<paren>[()])|(?P<word>[A-Za-z_][\w$]*)""",
     re.S | re.X,
 )
 _LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?(?:\*/|\Z))*", re.S)

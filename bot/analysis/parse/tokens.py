@@ -124,3 +124,28 @@ def skip_parenthesised(cursor: Cursor) -> list[str]:
     words = [t.text for t in tokens[cursor.position : end] if t.kind == "word"]
     cursor.position = end + 1
     return words
+
+
+def option_list(cursor: Cursor) -> dict[str, bool]:
+    """A `(name [value], ...)` option list if one comes next (REINDEX, VACUUM): each option's
+    name and whether it is on. As in PostgreSQL, an option without a value is on, and its
+    own FALSE, OFF or 0 turns only that option off."""
+    options: dict[str, bool] = {}
+    if not cursor.accept_raw("("):
+        return options
+    option: list[Token] = []
+    for token in cursor.tokens[cursor.position :]:
+        cursor.position += 1
+        if token.raw not in (",", ")"):
+            option.append(token)
+            continue
+        if option:
+            value = "".join(t.text for t in option[1:]).lower()
+            options[option[0].text.upper()] = value not in _FALSE
+        option = []
+        if token.raw == ")":
+            break
+    return options
+
+
+_FALSE = frozenset({"false", "off", "0"})

@@ -143,13 +143,14 @@ def check_drop_type(
         if state.is_swapped_type(action.name):
             continue  # the enum swap: the old type's columns moved to its replacement
         cascade = " CASCADE (also dropping every column of the type)" if action.cascade else ""
+        what = action.detail or "TYPE"  # DOMAIN for a domain
         yield finding(
             DROP_TYPE,
             stmt,
-            f"DROP TYPE {action.name}{cascade} removes a type the running code may use",
+            f"DROP {what} {action.name}{cascade} removes a type the running code may use",
             advice=(
                 f"Deploy code that no longer uses {action.name}, convert or drop its columns "
-                f"first, then: DROP TYPE {action.name};"
+                f"first, then: DROP {what} {action.name};"
             ),
         )
 

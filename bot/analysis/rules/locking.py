@@ -119,7 +119,9 @@ def check_detach_partition(
     stmt: Statement, state: StreamState, options: AnalysisOptions
 ) -> Iterator[Finding]:
     for action in actions_of(stmt, ActionKind.DETACH_PARTITION):
-        if action.concurrently or not state.is_existing_table(action.table):
+        # FINALIZE takes only SHARE UPDATE EXCLUSIVE: it completes a concurrent detach
+        finalize = action.detail == "FINALIZE"
+        if action.concurrently or finalize or not state.is_existing_table(action.table):
             continue
         yield finding(
             REQUIRE_CONCURRENT_PARTITION_DETACH,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bot.analysis.model import ActionKind, Family, Finding, RuleInfo, Severity, Statement
 from bot.analysis.rule import Rule, Stage
 from bot.analysis.rules.base import AUTOCOMMIT_HINT, actions_of, finding
-from bot.analysis.state import StreamState, name_key
+from bot.analysis.state import ROLLBACKS, StreamState, name_key
 
 if TYPE_CHECKING:
     from bot.analysis.options import AnalysisOptions
@@ -102,7 +102,7 @@ def check_transaction_nesting(
 ) -> Iterator[Finding]:
     several = len(stmt.actions) > 1
     for action in stmt.actions:
-        if action.kind is ActionKind.OTHER and action.detail == "ROLLBACK":
+        if action.kind is ActionKind.OTHER and action.detail in ROLLBACKS:
             yield _nesting(stmt, "ROLLBACK undoes the migration's work so far, and it carries on")
         elif action.kind is ActionKind.BEGIN and (state.in_transaction or several):
             yield _nesting(

@@ -39,6 +39,8 @@ KNOWN_HARMLESS = frozenset(
     {
         "empty",
         "ROLLBACK",  # transaction-nesting's
+        "ROLLBACK AND CHAIN",  # transaction-nesting's
+        "ROLLBACK TO SAVEPOINT",
         "GRANT",
         "REVOKE",
         "ANALYZE",
@@ -48,6 +50,7 @@ KNOWN_HARMLESS = frozenset(
         "RELEASE",
         "NOTIFY",
         "LISTEN",
+        "UNLISTEN",
         "SHOW",
         "EXPLAIN",
         "CHECKPOINT",
