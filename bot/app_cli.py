@@ -21,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from bot.errors import UserError
@@ -38,7 +38,7 @@ WAIT_S = 15 * 60
 _BARE = re.compile(r"[\w./:@%+=,-]+")
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     app_parser = commands.add_parser("app", help="the GitHub App's registration")
     app_commands = app_parser.add_subparsers(dest="app_command", required=True, metavar="COMMAND")
     create = app_commands.add_parser(

@@ -190,6 +190,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         sandbox=sandbox.report if sandbox else None,
         sandbox_skipped=skipped,
         judged=Judged(policy_origin, environment, revisions_origin),
+        contacts=[(role, policy.team_for(role)) for role in policy.contacts],
     )
 
 
@@ -244,8 +245,35 @@ def _working_copy(repo_root: Path, head_ref: str | None) -> Iterator[Path]:
             dest.mkdir()
             export_tree(repo_root, head_ref, dest)
         else:
-            shutil.copytree(repo_root, dest, ignore=_NOT_COPIED, symlinks=True)
+            _copy_tree(repo_root, dest)
         yield dest
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    """The tree, without what never matters to a check (.git, virtualenvs), nor what is not
+    a file, folder or link (sockets, FIFOs, devices: a local PostgreSQL's socket), nor the
+    copy itself (a PATH holding the temporary folder)."""
+    skipped_root = dest.parent.resolve()
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(_NOT_COPIED(folder, names))
+        for name in names:
+            path = Path(folder, name)
+            if path.resolve() == skipped_root or not (
+                path.is_symlink() or path.is_file() or path.is_dir()
+            ):
+                ignored.add(name)
+        return ignored
+
+    try:
+        shutil.copytree(source, dest, ignore=ignore, symlinks=True)
+    except shutil.Error as error:  # [(source, destination, why), ...]: the first says enough
+        where, _, why = error.args[0][0]
+        raise UserError(f"cannot copy the tree to check: {why}", path=str(where)) from None
+    except OSError as error:
+        raise UserError(
+            f"cannot copy the tree to check: {error.strerror or error}", path=str(source)
+        ) from None
 
 
 @contextmanager
@@ -493,10 +521,12 @@ def _sandbox_server(options: CheckOptions) -> SandboxServer:
     try:
         server = shared_server(url)
         server.server_version()  # connects (once; the connection is kept)
-    except psycopg.ProgrammingError as error:  # libpq could not parse it
+    except psycopg.ProgrammingError:  # libpq could not parse it
+        # libpq's own message quotes the text it choked on, which may hold the password
+        # ("missing = after u:secret@h"): it is not repeated.
         raise UserError(
-            f"{named}: not a PostgreSQL URL or key=value connection string "
-            f"({_redacted(str(error), url)})"
+            f"{named}: not a PostgreSQL URL (postgresql://user@host/db) or key=value "
+            "connection string"
         ) from None
     except psycopg.Error as error:
         raise UserError(

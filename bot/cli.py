@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot import __version__
 from bot.errors import UserError
@@ -92,7 +92,7 @@ def _stoppable() -> Iterator[None]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="migsafe",
         description="Makes PostgreSQL/Alembic migrations safe to merge.",
     )
@@ -228,7 +228,10 @@ def _parser() -> argparse.ArgumentParser:
     _also_argument(lint)
     lint.set_defaults(run=_run_lint)
 
-    rules = commands.add_parser("rules", help="list every rule with its explanation")
+    rules = commands.add_parser(
+        "rules",
+        help="list every rule (id, default severity, what it catches); RULE: its explanation",
+    )
     rules.add_argument("rule", nargs="?", help="show one rule")
     rules.set_defaults(run=_run_rules)
 
@@ -326,11 +329,19 @@ def _also_argument(command: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line, as every bad input does: what is wrong, and exit 2 (the
+    usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _pg_version(value: str) -> PgVersion:
     from bot.analysis.options import parse_pg_version
 
     version = parse_pg_version(value) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) else None
-    if version is None:
+    if version is None or not 9 <= version.major <= 99:
         raise argparse.ArgumentTypeError(f"{value!r}: expected a version such as 16 or 14.2")
     return version
 

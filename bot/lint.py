@@ -113,6 +113,7 @@ def lint_sources(
         approvals_required=roles,
         sandbox_skipped=NOT_RUN,
         judged=Judged(origin, env, NewRevisions("sql", 0, 0, text)),
+        contacts=[(role, policy.team_for(role)) for role in policy.contacts],
         source="sql",
     )
 

@@ -72,6 +72,9 @@ class CheckResult:
     sandbox: SandboxReport | None = None  # None: not run (--no-sandbox, or nothing new)
     sandbox_skipped: str | None = None  # why the sandbox did not run
     judged: Judged | None = None  # the policy, environment and new revisions, and why
+    # The policy's `contacts`, each (role, its team or None): who the emergency procedure
+    # names. Empty: the reports name the checklist's defaults.
+    contacts: list[tuple[str, str | None]] = field(default_factory=list)
     source: ResultSource = "alembic"  # sql: plain SQL files (`migsafe lint`), nothing run
     version: str = __version__
 

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import hardening
 from bot.errors import UserError
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("migsafe.service")
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     serve_parser = commands.add_parser(
         "serve",
         help="run the GitHub App: webhook server and a worker",

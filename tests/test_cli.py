@@ -140,7 +140,8 @@ def test_also_names_what_is_wrong_with_its_value(capsys):
         main(["check", str(SHOP), "--also", "pdf:report.pdf"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "--also" in err[-1] and "'pdf:report.pdf'" in err[-1]
+    assert len(err) == 1, err  # one line, as every bad input: no usage dump
+    assert "--also" in err[0] and "'pdf:report.pdf'" in err[0]
 
 
 def test_from_revision_selects_what_follows(capsys):
@@ -918,8 +919,9 @@ def free_port() -> int:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("garbage", "not a PostgreSQL URL or key=value connection string"),
+        ("garbage", "not a PostgreSQL URL (postgresql://user@host/db) or key=value"),
         ("postgresql://u:s3cret@[::1", "not a PostgreSQL URL"),
+        ("u:s3cret@h", "not a PostgreSQL URL"),  # libpq's own message would quote it
         ("postgresql://u:s3cret@127.0.0.1:{port}/db", "cannot connect to the sandbox server"),
         ("host=/nonexistent password=s3cret", "cannot connect to the sandbox server"),
     ],
@@ -1011,3 +1013,24 @@ def test_pg_version_drives_the_version_rules_and_is_checked(capsys, tmp_path):
     assert target_version(None, policy, server) == PgVersion(14, 2)
     assert target_version(None, default, server) == PgVersion(15, 18)
     assert target_version(None, default, None) is None
+
+
+def test_sockets_and_fifos_in_the_tree_are_left_out_of_the_copy(capsys, tmp_path):
+    """A local PostgreSQL's socket or a FIFO in the project folder must not end the check."""
+    tree = tmp_path / "shop"
+    shutil.copytree(SHOP, tree)
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(tree / ".s.PGSQL.5432"))
+    os.mkfifo(tree / "fifo")
+    try:
+        code, out, err = run(capsys, str(tree), "--no-sandbox")
+    finally:
+        listening.close()
+    assert code == 1, err
+    assert "drop-column" in out
+
+
+def test_the_emergency_procedure_names_the_policys_contacts_and_teams(capsys):
+    code, out, _ = run(capsys, str(SHOP), "--no-sandbox")
+    assert code == 1
+    assert "Contact: backend-lead (@shop-org/backend-leads), devops-lead (@shop-org/devops)." in out

@@ -11,6 +11,7 @@ from bot.report.common import rollback_commands as rollback_commands
 from bot.report.common import verdict as verdict
 from bot.report.json_report import render_json
 from bot.report.markdown import render_markdown
+from bot.report.plan import Contact
 from bot.report.sarif import render_sarif
 from bot.report.text import render_text
 from bot.result import CheckResult
@@ -26,10 +27,11 @@ def render(
     `color` only affects text; `link_base` (e.g. `https://github.com/o/r/blob/<sha>/`)
     only markdown, where it turns locations into links.
     """
+    contacts = [Contact(role, team) for role, team in result.contacts] or None
     if fmt == "text":
-        return render_text(result, color=color)
+        return render_text(result, color=color, contacts=contacts)
     if fmt == "markdown":
-        return render_markdown(result, link_base=link_base)
+        return render_markdown(result, link_base=link_base, contacts=contacts)
     if fmt == "json":
         return render_json(result)
     if fmt == "sarif":

@@ -72,7 +72,8 @@ def cluster_home() -> Path:
 
 
 def fresh_requested() -> bool:
-    return bool(os.environ.get(FRESH_VARIABLE))
+    """MIGSAFE_FRESH_CLUSTER=1 (or true, yes, on); 0, false, no, off or empty keep it."""
+    return os.environ.get(FRESH_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def start_in_background(home: Path, idle_stop_s: int) -> None:

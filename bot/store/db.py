@@ -102,12 +102,18 @@ def head_revision() -> str | None:
 
 
 def current_revision(conninfo: str) -> str | None:
-    with psycopg.connect(conninfo) as connection:
-        exists = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
-        if exists is None or exists[0] is None:
-            return None
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        return str(row[0]) if row else None
+    """The state database's schema revision (UserError, one line, when it cannot be read)."""
+    try:
+        with psycopg.connect(conninfo) as connection:
+            exists = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+            if exists is None or exists[0] is None:
+                return None
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+            return str(row[0]) if row else None
+    except psycopg.ProgrammingError:  # libpq's message would quote the URL, password too
+        raise UserError("DATABASE_URL: not a PostgreSQL URL or key=value string") from None
+    except psycopg.Error as error:
+        raise UserError(f"cannot reach the state database: {_first_line(error)}") from error
 
 
 def _first_line(error: BaseException) -> str:
