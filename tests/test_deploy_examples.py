@@ -192,3 +192,12 @@ def test_the_compose_worker_can_be_scaled(field: str) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     assert field not in compose["services"]["worker"]
     assert compose["services"]["worker"]["command"] == ["worker"]
+
+
+def test_a_stopped_worker_is_given_minutes_to_finish_its_checks() -> None:
+    """SIGTERM: the worker finishes its running checks (no other worker takes them over
+    meanwhile); killed sooner (Docker's default: 10 s), they would be run again elsewhere."""
+    worker = of_kind("Deployment")["migsafe-worker"]
+    assert pod_spec(worker)["terminationGracePeriodSeconds"] == 300
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["services"]["worker"]["stop_grace_period"] == "5m"

@@ -1,5 +1,6 @@
 """The GitHub App's jobs: what a job is (`bot.jobs.plan`), the durable queue that runs them
-(`bot.jobs.queue`), and the log line of a failed one (`bot.jobs.log`).
+(`bot.jobs.queue`), the heartbeat its running jobs keep (`bot.jobs.alive`) and the log line
+of a failed one (`bot.jobs.log`).
 
 The names other modules use are importable from here."""
 

@@ -20,7 +20,8 @@ an accepted delivery is never lost. Guarantees, all procrastinate's own:
   MIGSAFE_STALLED_WORKER_SECONDS) are put back in the queue, for any other worker sharing
   the database: at worker start-up and every `stalled_after_s * 2` seconds, at most a
   minute (`retry_stalled_jobs`: a periodic task, run by one worker of the fleet ahead of
-  the queued checks).
+  the queued checks). A worker asked to stop (SIGTERM) finishes its running jobs first and
+  is not dead meanwhile: each running job beats its worker's heartbeat (`bot.jobs.alive`).
 
 Task bodies call a `Handlers` registry (the service's are `bot.service.handlers()`), so
 tests run the real tasks with handlers of their own instead of patching modules.
@@ -41,6 +42,7 @@ from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 
 from bot import metrics
+from bot.jobs.alive import keep_worker_alive
 from bot.jobs.log import log_job_failure
 from bot.jobs.plan import (
     TASK_CHECK_PULL_REQUEST,
@@ -217,14 +219,17 @@ class JobQueue:
         """Work until stopped (`wait=False`: until the queue is empty). Jobs of dead workers
         are re-queued first, then every minute by the periodic task."""
         await self.retry_stalled_jobs()
+        # A live worker must beat well within `stalled_after_s`, or it looks dead.
+        heartbeat_s = min(HEARTBEAT_S, self.stalled_after_s / 3)
         await self.app.run_worker_async(
             concurrency=concurrency,
             wait=wait,
             name=name,
             install_signal_handlers=install_signal_handlers,
             stalled_worker_timeout=self.stalled_after_s,
-            # A live worker must beat well within `stalled_after_s`, or it looks dead.
-            update_heartbeat_interval=min(HEARTBEAT_S, self.stalled_after_s / 3),
+            update_heartbeat_interval=heartbeat_s,
+            # procrastinate's own heartbeat stops when a drain starts: the jobs beat it on.
+            worker_middleware=[keep_worker_alive(heartbeat_s)],
         )
 
     async def retry_stalled_jobs(self) -> int:

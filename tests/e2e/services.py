@@ -74,11 +74,12 @@ async def wait_for(
         await asyncio.sleep(every_s)
 
 
-def sandbox_sleeping(cluster: EmbeddedCluster) -> bool:
-    """The sandbox is running the SLOW migration (its `pg_sleep(2)`): a check in the middle."""
+def sandbox_sleeping(cluster: EmbeddedCluster, seconds: int = 2) -> bool:
+    """The sandbox is running the SLOW migration (its `pg_sleep(2)`, or as many `seconds`): a
+    check in the middle."""
     with psycopg.connect(cluster.conninfo(), autocommit=True) as connection:
         rows = connection.execute(
             "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'",
-            ("%pg_sleep(2)%",),
+            (f"%pg_sleep({seconds})%",),
         ).fetchall()
     return bool(rows)

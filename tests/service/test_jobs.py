@@ -1,8 +1,11 @@
 """The worker runs the real procrastinate tasks (with recording handlers): delivery →
-job → handler; superseded heads; fork check suites; retries; jobs of a dead worker."""
+job → handler; superseded heads; fork check suites; retries; jobs of a dead worker (and
+not those of a stopping one)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from dataclasses import replace
 from datetime import datetime
@@ -12,7 +15,7 @@ import croniter
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, PullRequestJob, plan_check
+from bot.jobs import TASK_RETRY_STALLED_JOBS, JobQueue, PullRequestJob, ServiceContext, plan_check
 from tests.service.conftest import Recorder, deliver, example
 from tests.statedb import query
 
@@ -214,6 +217,36 @@ async def test_the_running_job_of_a_dead_worker_is_queued_again_and_completes(
     await _work(queue)
     assert recorder.names() == ["check_pull_request"]
     assert _statuses(state) == ["succeeded"]
+
+
+async def test_a_stopping_worker_is_not_dead_while_its_check_runs(
+    client: Client, queue: JobQueue, recorder: Recorder, state: str
+) -> None:
+    """A graceful stop (SIGTERM) waits for the running check: procrastinate stops its own
+    heartbeat at once, the job beats on, so the pass for dead workers leaves the check."""
+    stall_s = 1.5
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def long_check(ctx: ServiceContext, **kwargs: Any) -> None:
+        started.set()
+        await release.wait()
+
+    handlers = replace(recorder.handlers(), check_pull_request=long_check)
+    stopping = JobQueue(state, handlers=handlers, stalled_after_s=stall_s)
+    await stopping.open(queue.pool)
+    await deliver(client, "pull_request", example("pull_request.opened"))
+    worker = asyncio.create_task(stopping.run_worker(concurrency=1, install_signal_handlers=False))
+    await asyncio.wait_for(started.wait(), 30)
+    worker.cancel()  # procrastinate's graceful stop, as on SIGTERM: it waits for the check
+    await asyncio.sleep(2 * stall_s)
+    assert not worker.done()
+    assert await stopping.retry_stalled_jobs() == 0
+    assert _statuses(state) == ["doing"]
+    release.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(worker, 30)
+    assert _statuses(state) == ["succeeded"]
+    await stopping.close()
 
 
 async def test_a_stalled_job_with_a_queued_twin_is_closed_and_the_twin_runs(
