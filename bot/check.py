@@ -191,6 +191,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         sandbox_skipped=skipped,
         judged=Judged(policy_origin, environment, revisions_origin),
         contacts=[(role, policy.team_for(role)) for role in policy.contacts],
+        folder_in_repository=_folder_in_repository(repo_root),
     )
 
 
@@ -247,6 +248,16 @@ def _working_copy(repo_root: Path, head_ref: str | None) -> Iterator[Path]:
         else:
             _copy_tree(repo_root, dest)
         yield dest
+
+
+def _folder_in_repository(folder: Path) -> str:
+    """`backend/` for a folder of a repository (the first folder up holding `.git`); "" at
+    its root or outside one."""
+    for directory in (folder, *folder.parents):
+        if (directory / ".git").exists():
+            relative = folder.relative_to(directory).as_posix()
+            return "" if relative == "." else relative + "/"
+    return ""
 
 
 def _copy_tree(source: Path, dest: Path) -> None:

@@ -75,6 +75,9 @@ class CheckResult:
     # The policy's `contacts`, each (role, its team or None): who the emergency procedure
     # names. Empty: the reports name the checklist's defaults.
     contacts: list[tuple[str, str | None]] = field(default_factory=list)
+    # The checked folder relative to the repository root ("" at the root, else ending in
+    # "/"): the report's paths are relative to the checked folder, SARIF's to the root.
+    folder_in_repository: str = ""
     source: ResultSource = "alembic"  # sql: plain SQL files (`migsafe lint`), nothing run
     version: str = __version__
 

@@ -1034,3 +1034,21 @@ def test_the_emergency_procedure_names_the_policys_contacts_and_teams(capsys):
     code, out, _ = run(capsys, str(SHOP), "--no-sandbox")
     assert code == 1
     assert "Contact: backend-lead (@shop-org/backend-leads), devops-lead (@shop-org/devops)." in out
+
+
+def test_sarif_paths_start_at_the_repository_root(capsys, tmp_path):
+    """Code scanning maps a SARIF uri from the repository root: checking backend/ must say
+    backend/migrations/..., while the other reports stay relative to the folder checked."""
+    repo = tmp_path / "repo"
+    shutil.copytree(SHOP, repo / "backend")
+    (repo / ".git").mkdir()  # the marker of a repository's root, as the policy search uses
+    code, out, _ = run(capsys, str(repo / "backend"), "--no-sandbox", "--format", "sarif")
+    assert code == 1
+    uris = {
+        location["physicalLocation"]["artifactLocation"]["uri"]
+        for result in json.loads(out)["runs"][0]["results"]
+        for location in result["locations"]
+    }
+    assert uris and all(uri.startswith("backend/migrations/") for uri in uris), uris
+    _, report = findings_of(capsys, str(repo / "backend"), "--no-sandbox")
+    assert all(f["path"].startswith("migrations/") for f in report["findings"] if f["path"])

@@ -127,7 +127,10 @@ def _locations(finding: Finding, result: CheckResult) -> list[JsonObject]:
         path = result.script_location.rstrip("/") + "/"
     if path is None:
         return []
-    physical: JsonObject = {"artifactLocation": {"uri": quote(path, safe="/")}}
+    # Code scanning maps a uri from the repository root: `migsafe check backend` must say
+    # backend/migrations/..., not migrations/...
+    uri = result.folder_in_repository + path
+    physical: JsonObject = {"artifactLocation": {"uri": quote(uri, safe="/")}}
     if finding.line is not None and finding.path is not None:
         physical["region"] = {"startLine": max(finding.line, 1)}
     return [{"physicalLocation": physical}]
