@@ -123,6 +123,7 @@ def run_check(options: CheckOptions) -> CheckResult:
             alembic_ini=policy.alembic.config,
             script_location=policy.alembic.script_location,
             section=policy.alembic.ini_section,
+            policy_source=policy.source,
         )
         files = scan_project(project)
         graph = RevisionGraph(files)

@@ -1052,3 +1052,14 @@ def test_sarif_paths_start_at_the_repository_root(capsys, tmp_path):
     assert uris and all(uri.startswith("backend/migrations/") for uri in uris), uris
     _, report = findings_of(capsys, str(repo / "backend"), "--no-sandbox")
     assert all(f["path"].startswith("migrations/") for f in report["findings"] if f["path"])
+
+
+def test_an_error_in_a_config_file_names_that_file(capsys, tmp_path):
+    config = tmp_path / "team.yml"
+    config.write_text("alembic:\n  config: nowhere/alembic.ini\n")
+    code, _, err = run(capsys, str(SHOP), "--no-sandbox", "--config", str(config))
+    assert code == 2
+    assert err.strip() == (
+        f"migsafe: error: {config}: alembic.config points to nowhere/alembic.ini, which does "
+        f"not exist under {SHOP}"
+    )

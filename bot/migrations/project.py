@@ -20,6 +20,7 @@ from bot.errors import UserError
 
 INI_NAME = "alembic.ini"
 SEARCH_DEPTH = 3  # directories below the repository root searched for alembic.ini
+_POLICY_FILE = ".github/migsafe.yml"  # how errors name the policy file by default
 SECTION = "alembic"
 POLICY_HINT = "set alembic.config (or alembic.script_location) in .github/migsafe.yml"
 _SKIPPED_DIRS = {
@@ -78,9 +79,23 @@ def find_project(
     alembic_ini: str | None = None,
     script_location: str | None = None,
     section: str = SECTION,
+    policy_source: str = _POLICY_FILE,
 ) -> AlembicProject:
     """The Alembic project of `repo_root`; explicit settings (from the policy file) win.
-    `section`: the ini section to read, as `alembic -n NAME`."""
+    `section`: the ini section to read, as `alembic -n NAME`. `policy_source`: the policy
+    file as errors about its settings name it (`--config`'s path, say)."""
+    try:
+        return _find_project(repo_root, alembic_ini, script_location, section)
+    except UserError as error:
+        if error.path != _POLICY_FILE or policy_source.startswith("<"):  # <defaults>
+            raise
+        message = str(error).removeprefix(f"{_POLICY_FILE}: ")
+        raise UserError(message, path=policy_source) from None
+
+
+def _find_project(
+    repo_root: Path, alembic_ini: str | None, script_location: str | None, section: str
+) -> AlembicProject:
     root = repo_root.resolve()
     if not root.is_dir():
         raise UserError(f"repository root {repo_root} is not a directory")
@@ -97,7 +112,7 @@ def _explicit_ini(root: Path, alembic_ini: str) -> Path:
     if not ini.is_file():
         raise UserError(
             f"alembic.config points to {alembic_ini}, which does not exist under {root}",
-            path=".github/migsafe.yml",
+            path=_POLICY_FILE,
         )
     return ini
 
@@ -285,7 +300,7 @@ def _versions_dirs(
     section: str = SECTION,
 ) -> list[Path]:
     """As Alembic: version_locations replaces versions/ when set (list it there to keep it)."""
-    where = _rel(root, ini) if ini else ".github/migsafe.yml"
+    where = _rel(root, ini) if ini else _POLICY_FILE
     raw = _get(parser, where, "version_locations", section) if parser else None
     if raw is not None and parser is not None:
         locations = _split_locations(raw, parser, where, section)
@@ -331,7 +346,7 @@ def _resolve_dir(
     must_exist: bool = True,
 ) -> Path:
     """An absolute directory inside the repository for a configured location."""
-    where = _rel(root, ini) if ini else ".github/migsafe.yml"
+    where = _rel(root, ini) if ini else _POLICY_FILE
     candidates = _candidates(root, location, base_dirs)
     existing = [path for path in candidates if path.is_dir()]
     chosen = existing[0] if existing else candidates[0]
