@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.lint import SqlSource, lint_sources
+from bot.policy.config import Policy
+from bot.result import PolicyOrigin
 from tests.report.test_json import validator as json_validator
 from tests.report.test_sarif import validator as sarif_validator
 
@@ -194,3 +197,15 @@ def test_alembic_offline_sql_on_standard_input(repo, capsys, monkeypatch):
     code, report = report_of(capsys, "-", "--env", "production")
     assert (code, report["findings"]) == (0, [])
     assert [s["line"] for s in report["dry_run"]["statements"]] == [1, 3, 9, 10, 11, 13, 15]
+
+
+def test_the_documenting_comment_advised_for_plain_sql_is_an_sql_comment() -> None:
+    origin = PolicyOrigin(None, None, "the checklist's defaults")
+    result = lint_sources(
+        [SqlSource("drop.sql", "DROP TABLE legacy;\n")],
+        Policy.default(),
+        origin,
+        environment="production",
+    )
+    [undocumented] = [f for f in result.findings if f.rule == "destructive-undocumented"]
+    assert "\n-- Drops table legacy:" in (undocumented.advice or "")

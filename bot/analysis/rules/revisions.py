@@ -173,7 +173,7 @@ def _undocumented(finding: Finding, migration: MigrationFile) -> Finding:
         phase="upgrade",
         advice=(
             "Say why it is safe in a comment directly above the operation, e.g.\n"
-            f"# {_example_explanation(finding)}"
+            f"{_comment_mark(migration.path)} {_example_explanation(finding)}"
         ),
         source="static",
     )
@@ -200,6 +200,11 @@ _EXAMPLE: dict[str, str] = {
     TRUNCATE_TABLE.id: "Empties {}: a cache rebuilt on demand, nothing else reads it "
     "(ADR-012); backup taken before deploy.",
 }
+
+
+def _comment_mark(path: str) -> str:
+    """`--` in plain SQL (`migsafe lint`), `#` in a Python revision."""
+    return "#" if path.endswith(".py") else "--"
 
 
 def _example_explanation(finding: Finding) -> str:
