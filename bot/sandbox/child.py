@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bot.sandbox import file_count
 from bot.sandbox.containment import View
 from bot.sandbox.isolation import MAX_RESULT_BYTES, script_directory
 from bot.sandbox.launch import (
@@ -166,7 +167,9 @@ class ContainedChild:
         returncode = self._proc.returncode
         if returncode is not None and 128 < returncode < 193:
             returncode = 128 - returncode  # bwrap's 128+N: killed by signal N
-        said = tail(self._stderr).strip()[-2000:] or describe_exit(returncode, self._limits)
+        killed_for = file_count.killed_for(self._proc.pid)
+        said = describe_exit(returncode, self._limits, killed_for) if killed_for else ""
+        said = said or tail(self._stderr).strip()[-2000:] or describe_exit(returncode, self._limits)
         self._gone = f"the child ended without a result: {said}"
         return Reply(None, ended=self._gone)
 

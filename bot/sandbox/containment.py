@@ -48,6 +48,7 @@ UID_SLOTS = 65_536
 SANDBOX_UID_UNPRIVILEGED = 65_534  # inside the user namespace when migsafe is not root
 SANDBOX_HOME = Path("/home/sandbox")
 TMPFS_BYTES = 256 * 1024**2  # each of /tmp, /var/tmp, /dev/shm and HOME
+TMPFS_MOUNTS = ("/tmp", "/var/tmp", "/dev/shm", str(SANDBOX_HOME))  # private, size-limited
 NETWORK_ALLOWED = "network: ALLOWED (setup commands may reach package indexes)"
 _PROBE_TIMEOUT_S = 10.0
 _SYSTEM_DIRS = ("/usr", "/etc")
@@ -216,7 +217,7 @@ def _filesystem(view: View, passwd: Path, group: Path) -> list[str]:
     # The private mounts first: what is bound below may live under /tmp on the host.
     args += ["--proc", "/proc", "--dev", "/dev"]
     size = str(view.tmpfs_bytes)
-    for mount in ("/tmp", "/var/tmp", "/dev/shm", str(SANDBOX_HOME)):
+    for mount in TMPFS_MOUNTS:
         args += ["--perms", "1777", "--size", size, "--tmpfs", mount]
     binds = [
         *(("--ro-bind", path) for path in [*_interpreter_dirs(), *view.readable]),

@@ -228,7 +228,8 @@ def _error_text(
         return _with_stderr(f"alembic failed: {child_error.rstrip()}", isolated)
     if isolated.returncode != 0 or not has_result:
         return _with_stderr(
-            f"dry-run child {describe_exit(isolated.returncode, limits)} without a result",
+            f"dry-run child "
+            f"{describe_exit(isolated.returncode, limits, isolated.killed_for)} without a result",
             isolated,
         )
     return None

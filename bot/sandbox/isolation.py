@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.sandbox import file_count
 from bot.sandbox.containment import NETWORK_ALLOWED, ContainmentUnavailable, View
 from bot.sandbox.launch import (
     Limits,
@@ -62,6 +63,7 @@ class IsolatedResult:
     timed_out: bool
     duration_s: float
     protections: list[str] = field(default_factory=list)
+    killed_for: str | None = None  # a limit the parent enforces itself (file_count)
 
 
 def run_isolated(
@@ -139,6 +141,7 @@ def _run_contained(
             stderr=tail(err),
             timed_out=timed_out,
             duration_s=time.monotonic() - started,
+            killed_for=file_count.killed_for(proc.pid),
         )
 
 

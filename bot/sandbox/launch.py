@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from bot.sandbox import file_count
 from bot.sandbox.containment import (
     SANDBOX_HOME,
+    TMPFS_MOUNTS,
     ContainmentUnavailable,
     Mode,
     Prepared,
@@ -194,7 +196,16 @@ def launch(
     if not contained:
         return proc, None
     with os.fdopen(info_read, "rb") as info:
-        return proc, _init_pidfd(info)
+        init_pid, init_fd = _init(info)
+    if init_pid is not None:
+        file_count.watch(
+            proc.pid,
+            init_pid,
+            TMPFS_MOUNTS,
+            kill=lambda: _kill_group(proc),
+            alive=lambda: proc.returncode is None and proc.pid in _live,
+        )
+    return proc, init_fd
 
 
 class Cancelled(Exception):
@@ -222,16 +233,17 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
                 os.killpg(proc.pid, signum)
 
 
-def _init_pidfd(info: BinaryIO) -> int | None:
-    """bubblewrap writes {"child-pid": N} once the namespace's init exists, then closes."""
+def _init(info: BinaryIO) -> tuple[int | None, int | None]:
+    """(pid, pidfd) of the namespace's init: bubblewrap writes {"child-pid": N} once it
+    exists, then closes."""
     readable, _, _ = select.select([info], [], [], _INFO_TIMEOUT_S)
     if not readable:
-        return None
+        return None, None
     try:
         pid = int(json.loads(info.read(4096) or b"{}").get("child-pid", 0))
-        return os.pidfd_open(pid) if pid > 0 else None
+        return (pid, os.pidfd_open(pid)) if pid > 0 else (None, None)
     except (ValueError, OSError):
-        return None  # gone already, or bubblewrap failed before it began
+        return None, None  # gone already, or bubblewrap failed before it began
 
 
 def end_sandbox(proc: subprocess.Popen[bytes], init: int | None) -> int:
@@ -382,8 +394,11 @@ def common_lines(limits: Limits, timeout_s: float, env: Mapping[str, str]) -> li
     ]
 
 
-def describe_exit(returncode: int | None, limits: Limits) -> str:
-    """How a child ended, naming the limit that killed it where one did."""
+def describe_exit(returncode: int | None, limits: Limits, killed_for: str | None = None) -> str:
+    """How a child ended, naming the limit that killed it where one did (`killed_for`: the
+    parent's own watch, `file_count.killed_for`)."""
+    if killed_for is not None:
+        return f"was killed: {killed_for}"
     if returncode is None or returncode >= 0:
         return f"exited with status {returncode}"
     try:

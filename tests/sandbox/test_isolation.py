@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox import file_count
 from bot.sandbox.isolation import (
     IsolatedResult,
     Limits,
     run_isolated,
     scrubbed_env,
 )
-from bot.sandbox.launch import OUTPUT_CAP_BYTES
+from bot.sandbox.launch import OUTPUT_CAP_BYTES, describe_exit
 from tests.processes import processes_with, sleep_marker
 
 SCRUBBED_KEYS = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
@@ -216,3 +217,30 @@ def test_the_child_dies_with_migsafe(tmp_path: Path) -> None:
         for pid in processes_with(marker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_flood_of_files_in_the_private_tmp_is_killed_and_named(tmp_path: Path) -> None:
+    """bubblewrap bounds a tmpfs's size, not its file count: the parent counts (statvfs
+    through the namespace's init) and kills the sandbox past file_count.MAX_FILES."""
+    code = (
+        "import os\n"
+        "os.makedirs('/tmp/flood', exist_ok=True)\n"
+        f"for i in range({file_count.MAX_FILES * 3}):\n"
+        "    open(f'/tmp/flood/{i}', 'w').close()\n"
+        "print('all written')\n"
+    )
+    result = _python(code, tmp_path, timeout_s=60)
+    assert "all written" not in result.stdout
+    assert result.killed_for == (
+        f"file count limit of {file_count.MAX_FILES:,} reached in its tmpfs mounts"
+    )
+    assert describe_exit(result.returncode, Limits(), result.killed_for).endswith(
+        "file count limit of 100,000 reached in its tmpfs mounts"
+    )
+
+
+def test_a_few_files_in_the_private_tmp_are_fine(tmp_path: Path) -> None:
+    code = "[open(f'/tmp/f{i}', 'w').close() for i in range(1000)]; print('ok')"
+    result = _python(code, tmp_path)
+    assert result.returncode == 0 and result.killed_for is None
+    assert "ok" in result.stdout
