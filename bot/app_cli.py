@@ -4,10 +4,12 @@ credentials where `migsafe serve` reads them.
 1. A local page (bot.manifest_page) posts the manifest (bot/app.yml with the webhook URL and
    the page's callback) to GitHub's new-App form of the organization or the signed-in user.
 2. The person confirms on GitHub; GitHub sends the browser back to the callback with a code.
-3. The code becomes the App's id, private key and secrets (bot.github.manifest.convert),
-   written to `<dir>/migsafe.env` and `<dir>/secrets/migsafe.pem`, both 0600; the folder
-   `secrets` 0700. Existing files are kept unless `--force`: that is checked before GitHub is
-   asked anything, since GitHub gives the key and the secrets once.
+3. The code becomes the App's id, private key and secrets (bot.github.manifest.convert).
+   The App must be owned by the organization (or user) asked for: a code sent to the page by
+   anyone else is one of an App of theirs, and nothing is written.
+4. They are written to `<dir>/migsafe.env` and `<dir>/secrets/migsafe.pem`, both 0600; the
+   folder `secrets` 0700. Existing files are kept unless `--force`: that is checked before
+   GitHub is asked anything, since GitHub gives the key and the secrets once.
 
 Nothing secret is printed. Importing this module stays cheap (bot.cli builds its parser
 from it for every command).
@@ -50,7 +52,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     owner = create.add_mutually_exclusive_group(required=True)
     owner.add_argument("--org", metavar="ORG", help="the organization that will own the App")
-    owner.add_argument("--user", action="store_true", help="owned by your personal account instead")
+    owner.add_argument(
+        "--user", metavar="LOGIN", help="owned by your personal account, LOGIN, instead"
+    )
     create.add_argument(
         "--webhook-url",
         metavar="URL",
@@ -131,18 +135,17 @@ def create_app(args: argparse.Namespace) -> int:
             base, name=args.name, webhook_url=webhook_url, redirect_url=page.callback_url
         )
         page.offer(action=host.new_app_url(args.org), manifest=manifest)
-        who = (
-            f"an owner of the organization {args.org}" if args.org else "the account to own the App"
-        )
+        who = f"an owner of the organization {args.org}" if args.org else args.user
         print(
-            f"migsafe: open {page.url}/ in a browser signed in to {host.web_url} "
+            f"migsafe: open {page.url} in a browser signed in to {host.web_url} "
             f"(as {who}) and confirm the App there",
             flush=True,
         )
         if not args.no_browser:
-            webbrowser.open(page.url + "/")
+            webbrowser.open(page.url)
         code = page.wait(WAIT_S)
     app = convert(host.api_url, code)
+    _check_owner(app, host, args.org, args.user)
     try:
         written = outputs.write(app, host, webhook_url, force=args.force)
     except OSError as error:
@@ -153,6 +156,20 @@ def create_app(args: argparse.Namespace) -> int:
         ) from error
     _print_next_steps(app, outputs, written, webhook_url)
     return 0
+
+
+def _check_owner(app: CreatedApp, host: GitHubHost, org: str | None, user: str | None) -> None:
+    """The App is owned by whom it was asked for. A code of someone else's App reaching the
+    callback would have the operator run and install an App whose key its owner has: every
+    repository it is installed on would be open to them."""
+    asked = org or user or ""
+    if app.owner and app.owner.casefold() == asked.casefold():  # logins ignore case
+        return
+    raise UserError(
+        f"GitHub's code is for the App {app.slug!r} owned by {app.owner!r}, not by {asked!r} "
+        "as asked: nothing written. If that App is yours, delete it in its settings (its page: "
+        f"{host.web_url}/apps/{quote(app.slug, safe='')}); run `migsafe app create` again"
+    )
 
 
 def _webhook_url(given: str | None) -> str:
