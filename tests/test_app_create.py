@@ -110,7 +110,7 @@ async def test_create_registers_the_app_and_writes_what_serve_reads(
     github: FakeGitHub, tmp_path: Path, existing: bool
 ) -> None:
     if existing:
-        (tmp_path / "secrets").mkdir()
+        (tmp_path / "secrets").mkdir(mode=0o700)
         (tmp_path / "secrets" / "migsafe.pem").write_text("old key\n")
         (tmp_path / "migsafe.env").write_text("MIGSAFE_APP_ID=1\n")
     force = ["--force"] if existing else []
@@ -249,6 +249,56 @@ async def test_an_app_of_another_owner_is_refused_and_nothing_written(
     )
     assert err.decode().count("\n") == 1
     assert [path for path in tmp_path.rglob("*") if not path.is_dir()] == []
+
+
+@pytest.mark.asyncio
+async def test_a_failed_write_says_where_the_credentials_are(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    process, page = await start_create(
+        *FOR_ACME, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    env = tmp_path / "migsafe.env"
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        # The env file appears after the command checked for it, before it writes it.
+        env.write_text("MIGSAFE_APP_ID=1\n")
+        async with browser.post(form.action, data=form.fields) as answer:
+            assert answer.status == 200
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert env.read_text() == "MIGSAFE_APP_ID=1\n"  # kept: no --force
+    key_file = tmp_path / "secrets" / "migsafe.pem"
+    assert key_file.read_text() == github.private_key_pem and mode(key_file) == 0o600
+    [staged] = tmp_path.glob(".migsafe.env.*.tmp")
+    assert err.decode() == (
+        f"migsafe: error: cannot write {env}: File exists. Nothing is lost: move {staged} to "
+        f"{env} once that is fixed\n"
+    )
+    assert mode(staged) == 0o600
+    written = env_file(staged)
+    assert written["MIGSAFE_APP_ID"] == str(github.created_apps[0].id)
+    assert written["MIGSAFE_PRIVATE_KEY_FILE"] == str(key_file.resolve())
+    for secret in (written["MIGSAFE_WEBHOOK_SECRET"], github.private_key_pem.splitlines()[1]):
+        assert secret not in out.decode() and secret not in err.decode()
+
+
+def test_a_secrets_folder_open_to_others_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    folder.chmod(0o750)
+    # A subprocess with a timeout: a command that went on would wait for a browser.
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "app", "create", "--org", "acme", "--no-browser",
+         "--webhook-url", WEBHOOK, "--dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"migsafe: error: {folder} is mode 0750, open to others: check what is in it, then "
+        f"`chmod 700 {folder}`\n"
+    )
+    assert mode(folder) == 0o750 and list(tmp_path.rglob("*")) == [folder]
 
 
 def test_existing_files_are_kept_before_github_is_asked(
