@@ -283,6 +283,30 @@ async def test_a_failed_write_says_where_the_credentials_are(
         assert secret not in out.decode() and secret not in err.decode()
 
 
+@pytest.mark.asyncio
+async def test_credentials_that_cannot_be_written_say_which_app_to_delete(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    process, page = await start_create(
+        *FOR_ACME, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        (tmp_path / "secrets").rmdir()  # gone after the command made it: the key has no place
+        async with browser.post(form.action, data=form.fields) as answer:
+            assert answer.status == 200
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    [created] = github.created_apps
+    assert err.decode() == (
+        f"migsafe: error: cannot write {tmp_path / 'secrets' / 'migsafe.pem'}: No such file or "
+        f"directory. The App {created.slug} (id {created.id}) exists on GitHub without its saved "
+        f"credentials: delete it at {github.url}/organizations/acme/settings/apps/"
+        f"{created.slug}/advanced and run this again\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_secrets_folder_open_to_others_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     folder.mkdir()
