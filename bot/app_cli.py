@@ -4,10 +4,14 @@ credentials where `migsafe serve` reads them.
 1. A local page (bot.manifest_page) posts the manifest (bot/app.yml with the webhook URL and
    the page's callback) to GitHub's new-App form of the organization or the signed-in user.
 2. The person confirms on GitHub; GitHub sends the browser back to the callback with a code.
-3. The code becomes the App's id, private key and secrets (bot.github.manifest.convert),
-   written to `<dir>/migsafe.env` and `<dir>/secrets/migsafe.pem`, both 0600; the folder
-   `secrets` 0700. Existing files are kept unless `--force`: that is checked before GitHub is
-   asked anything, since GitHub gives the key and the secrets once.
+3. The code becomes the App's id, private key and secrets (bot.github.manifest.convert).
+   The App must be owned by the organization (or user) asked for: a code sent to the page by
+   anyone else is one of an App of theirs, and nothing is written.
+4. They are written to `<dir>/migsafe.env` and `<dir>/secrets/migsafe.pem`, both 0600, the
+   folder `secrets` 0700 (an existing one open to others is refused), through
+   bot.private_files: both are on disk in full before either gets its name, and a failure
+   names where they are. Existing files are kept unless `--force`: that is checked before
+   GitHub is asked anything, since GitHub gives the key and the secrets once.
 
 Nothing secret is printed. Importing this module stays cheap (bot.cli builds its parser
 from it for every command).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,7 @@ from bot.errors import UserError
 
 if TYPE_CHECKING:
     from bot.github.manifest import CreatedApp, GitHubHost
+    from bot.private_files import Staged
 
 ENV_FILE = "migsafe.env"
 KEY_FILE = Path("secrets") / "migsafe.pem"
@@ -50,7 +56,9 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     owner = create.add_mutually_exclusive_group(required=True)
     owner.add_argument("--org", metavar="ORG", help="the organization that will own the App")
-    owner.add_argument("--user", action="store_true", help="owned by your personal account instead")
+    owner.add_argument(
+        "--user", metavar="LOGIN", help="owned by your personal account, LOGIN, instead"
+    )
     create.add_argument(
         "--webhook-url",
         metavar="URL",
@@ -99,8 +107,14 @@ class Outputs:
         _env_value(str(self.key_file.resolve()))  # a path the env file cannot hold fails now
         try:
             self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder_mode = stat.S_IMODE(self.key_file.parent.stat().st_mode)
         except OSError as error:
             raise UserError(f"cannot create {self.key_file.parent}: {error.strerror}") from error
+        if folder_mode & 0o077:  # others could read the key, or swap it
+            raise UserError(
+                f"{self.key_file.parent} is mode {folder_mode:04o}, open to others: check what "
+                f"is in it, then `chmod 700 {self.key_file.parent}`"
+            )
         for folder in (self.env_file.parent, self.key_file.parent):
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise UserError(f"{folder}: not writable")
@@ -108,11 +122,32 @@ class Outputs:
     def write(
         self, app: CreatedApp, host: GitHubHost, webhook_url: str, *, force: bool
     ) -> list[str]:
-        """Writes both files; the names of the variables in the env file."""
+        """Writes both files; the names of the variables in the env file. A failure is a
+        NotWritten saying where what was written is."""
+        from bot.private_files import place, stage
+
         values = _env_values(app, host, webhook_url, self.key_file)
-        _write_private(self.key_file, app.pem if app.pem.endswith("\n") else app.pem + "\n", force)
-        _write_private(self.env_file, _env_text(app, values), force)
+        texts = {
+            self.key_file: app.pem if app.pem.endswith("\n") else app.pem + "\n",
+            self.env_file: _env_text(app, values),
+        }
+        staged: list[Staged] = []
+        target = self.key_file
+        try:
+            for target, text in texts.items():
+                staged.append(stage(target, text))
+            for each in staged:
+                target = each.target
+                place(each, keep_existing=not force)
+        except OSError as error:
+            raise NotWritten(target, error.strerror or str(error), staged) from error
         return list(values)
+
+
+class NotWritten(Exception):
+    def __init__(self, target: Path, reason: str, staged: list[Staged]) -> None:
+        super().__init__(f"cannot write {target}: {reason}")
+        self.staged = staged
 
 
 def create_app(args: argparse.Namespace) -> int:
@@ -131,28 +166,54 @@ def create_app(args: argparse.Namespace) -> int:
             base, name=args.name, webhook_url=webhook_url, redirect_url=page.callback_url
         )
         page.offer(action=host.new_app_url(args.org), manifest=manifest)
-        who = (
-            f"an owner of the organization {args.org}" if args.org else "the account to own the App"
-        )
+        who = f"an owner of the organization {args.org}" if args.org else args.user
         print(
-            f"migsafe: open {page.url}/ in a browser signed in to {host.web_url} "
+            f"migsafe: open {page.url} in a browser signed in to {host.web_url} "
             f"(as {who}) and confirm the App there",
             flush=True,
         )
         if not args.no_browser:
-            webbrowser.open(page.url + "/")
+            webbrowser.open(page.url)
         code = page.wait(WAIT_S)
     app = convert(host.api_url, code)
+    _check_owner(app, host, args.org, args.user)
     try:
         written = outputs.write(app, host, webhook_url, force=args.force)
-    except OSError as error:
-        raise UserError(
-            f"cannot write {error.filename}: {error.strerror}. The App {app.slug} (id "
-            f"{app.id}) exists on GitHub without its saved key: delete it at "
-            f"{_settings_url(host, args.org, app.slug)}/advanced and run this again"
-        ) from error
+    except NotWritten as failure:
+        raise UserError(_not_written(failure, app, host, args.org)) from failure
     _print_next_steps(app, outputs, written, webhook_url)
     return 0
+
+
+def _check_owner(app: CreatedApp, host: GitHubHost, org: str | None, user: str | None) -> None:
+    """The App is owned by whom it was asked for. A code of someone else's App reaching the
+    callback would have the operator run and install an App whose key its owner has: every
+    repository it is installed on would be open to them."""
+    asked = org or user or ""
+    if app.owner and app.owner.casefold() == asked.casefold():  # logins ignore case
+        return
+    raise UserError(
+        f"GitHub's code is for the App {app.slug!r} owned by {app.owner!r}, not by {asked!r} "
+        "as asked: nothing written. If that App is yours, delete it in its settings (its page: "
+        f"{host.web_url}/apps/{quote(app.slug, safe='')}); run `migsafe app create` again"
+    )
+
+
+def _not_written(failure: NotWritten, app: CreatedApp, host: GitHubHost, org: str | None) -> str:
+    """What failed and where what was written is; never the secrets themselves."""
+    if len(failure.staged) == 2:  # all of it is on disk
+        moves = [
+            f"move {each.where} to {each.target}" for each in failure.staged if not each.placed
+        ]
+        if not moves:  # both placed; syncing their folder failed
+            return f"{failure}. Both files are written; check that they are intact"
+        return f"{failure}. Nothing is lost: {'; '.join(moves)} once that is fixed"
+    kept = "".join(f" (written: {each.where})" for each in failure.staged)
+    return (
+        f"{failure}. The App {app.slug} (id {app.id}) exists on GitHub without its saved "
+        f"credentials{kept}: delete it at {_settings_url(host, org, app.slug)}/advanced and "
+        "run this again"
+    )
 
 
 def _webhook_url(given: str | None) -> str:
@@ -207,21 +268,6 @@ def _env_value(value: str) -> str:
     if "'" in value or "\n" in value:
         raise UserError(f"cannot write {value!r} in {ENV_FILE}: use a --dir without quotes")
     return f"'{value}'"
-
-
-def _write_private(path: Path, text: str, force: bool) -> None:
-    """`text` in `path`, mode 0600 from the start; replaced only with `force`."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as out:
-            out.write(text)
-        if force:
-            os.replace(temporary, path)
-        else:
-            os.link(temporary, path)  # fails if the file appeared meanwhile
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _print_next_steps(

@@ -1,11 +1,18 @@
 """The local page of `migsafe app create`: a one-shot HTTP server on 127.0.0.1.
 
-- `GET /`: a page whose form posts the manifest to GitHub's new-App page, the `state` in the
-  form's URL; a line of script submits it at once, a button does without script.
-- `GET /callback?code=...&state=...`: where GitHub sends the browser back once the App is
-  created. The state must be this run's (compared in constant time): another page cannot
-  hand migsafe a code of an App of its own. A wrong or missing one is answered 400 and the
-  wait goes on.
+Every path starts with a secret token, `/<token>/`, which only the address the command
+prints and opens carries: any other local user can connect to the port, and must learn
+nothing there (the state) nor hand migsafe anything. Any other path is 404. A Host header
+other than `127.0.0.1:PORT` or `localhost:PORT` is 400, before the path is looked at: a web
+page whose own name resolves to 127.0.0.1 (DNS rebinding) sends its own name there.
+
+- `GET /<token>/`: a page whose form posts the manifest to GitHub's new-App page, the
+  `state` in the form's URL; a line of script submits it at once, a button does without
+  script.
+- `GET /<token>/callback?code=...&state=...`: where GitHub sends the browser back once the
+  App is created. The state must be this run's (compared in constant time, as the token):
+  another page cannot hand migsafe a code of an App of its own. A wrong or missing one is
+  answered 400 and the wait goes on.
 
 The code is a credential for an hour: the request log of `http.server` (which would print the
 callback's URL) is silenced, and the pages say `no-store` and `no-referrer`.
@@ -26,7 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from bot.errors import UserError
 
-CALLBACK_PATH = "/callback"
+CALLBACK = "callback"
 # A connection that sends nothing (a browser's preconnect) must not hold a handler forever.
 REQUEST_TIMEOUT_S = 10.0
 
@@ -60,18 +67,24 @@ class ManifestPage:
             ) from error
         self._server.page = self
         self.state = secrets.token_urlsafe(32)
+        self._token = secrets.token_urlsafe(24)
         self.form = ""
         self._code: str | None = None
         self._received = threading.Event()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        """The page's address, token included: for the person running the command only."""
+        return f"http://127.0.0.1:{self.port}/{self._token}/"
 
     @property
     def callback_url(self) -> str:
-        return self.url + CALLBACK_PATH
+        return self.url + CALLBACK
 
     def offer(self, *, action: str, manifest: dict[str, Any]) -> None:
         """Serve the form that posts `manifest` to GitHub's page `action`."""
@@ -93,6 +106,16 @@ class ManifestPage:
             )
         assert self._code is not None
         return self._code
+
+    def _route(self, host: str | None, path: str) -> str | None:
+        """What of the page `path` asks for ("" the form, CALLBACK), None if nothing; a Host
+        that is not this page's raises _WrongHost."""
+        if host not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
+            raise _WrongHost
+        token, _, rest = path.lstrip("/").partition("/")
+        if not hmac.compare_digest(token.encode(), self._token.encode()):
+            return None
+        return rest if rest in ("", CALLBACK) else None
 
     def _callback(self, query: str) -> HTTPStatus:
         params = parse_qs(query)
@@ -121,6 +144,10 @@ class ManifestPage:
         self.close()
 
 
+class _WrongHost(Exception):
+    pass
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     page: ManifestPage
@@ -133,9 +160,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         page = self.server.page
-        if parts.path == "/" and page.form:
+        try:
+            route = page._route(self.headers.get("host"), parts.path)
+        except _WrongHost:
+            self._answer(HTTPStatus.BAD_REQUEST, "Not this page's address.\n")
+            return
+        if route == "" and page.form:
             self._answer(HTTPStatus.OK, page.form)
-        elif parts.path == CALLBACK_PATH:
+        elif route == CALLBACK:
             status = page._callback(parts.query)
             text = _DONE if status is HTTPStatus.OK else "Not this run's request: ignored.\n"
             self._answer(status, text)

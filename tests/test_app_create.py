@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -31,6 +32,7 @@ from tests.fakegithub.server import FakeGitHub
 ROOT = Path(__file__).resolve().parents[1]
 APP_YML = yaml.safe_load((ROOT / "bot" / "app.yml").read_text())
 WEBHOOK = "https://migsafe.example.com/webhook"
+FOR_ACME = ("--org", "acme", "--webhook-url", WEBHOOK)
 
 
 class FormReader(HTMLParser):
@@ -76,9 +78,18 @@ async def start_create(*argv: str) -> tuple[asyncio.subprocess.Process, str]:
     )
     assert process.stdout is not None
     first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    found = re.search(r"open (http://127\.0\.0\.1:\d+/) in a browser", first)
+    found = re.search(r"open (http://127\.0\.0\.1:\d+/[\w-]{20,}/) in a browser", first)
     assert found, first
     return process, found.group(1)
+
+
+async def read_form(browser: aiohttp.ClientSession, page: str) -> FormReader:
+    """The local page's form, as the browser opening `page` reads it."""
+    async with browser.get(page) as answer:
+        assert answer.status == 200
+        form = FormReader()
+        form.feed(await answer.text())
+    return form
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -99,7 +110,7 @@ async def test_create_registers_the_app_and_writes_what_serve_reads(
     github: FakeGitHub, tmp_path: Path, existing: bool
 ) -> None:
     if existing:
-        (tmp_path / "secrets").mkdir()
+        (tmp_path / "secrets").mkdir(mode=0o700)
         (tmp_path / "secrets" / "migsafe.pem").write_text("old key\n")
         (tmp_path / "migsafe.env").write_text("MIGSAFE_APP_ID=1\n")
     force = ["--force"] if existing else []
@@ -108,10 +119,7 @@ async def test_create_registers_the_app_and_writes_what_serve_reads(
         "--github-url", github.url, "--dir", str(tmp_path), *force,
     )  # fmt: skip
     async with aiohttp.ClientSession() as browser:
-        async with browser.get(page) as answer:
-            assert answer.status == 200
-            form = FormReader()
-            form.feed(await answer.text())
+        form = await read_form(browser, page)
         assert form.action.startswith(f"{github.url}/organizations/acme/settings/apps/new?state=")
         state = form.action.partition("state=")[2]
         # A callback without this run's state is refused, and the command waits on.
@@ -160,12 +168,11 @@ async def test_a_personal_account_posts_to_the_users_page(
     github: FakeGitHub, tmp_path: Path
 ) -> None:
     process, page = await start_create(
-        "--user", "--webhook-url", WEBHOOK, "--github-url", github.url, "--dir", str(tmp_path)
-    )
+        "--user", github.web_login, "--webhook-url", WEBHOOK, "--github-url", github.url,
+        "--dir", str(tmp_path),
+    )  # fmt: skip
     async with aiohttp.ClientSession() as browser:
-        async with browser.get(page) as answer:
-            form = FormReader()
-            form.feed(await answer.text())
+        form = await read_form(browser, page)
         assert form.action.startswith(f"{github.url}/settings/apps/new?state=")
         async with browser.post(form.action, data=form.fields) as answer:
             assert answer.status == 200
@@ -173,6 +180,149 @@ async def test_a_personal_account_posts_to_the_users_page(
     assert process.returncode == 0, err.decode()
     assert github.created_apps[0].owner == github.web_login
     assert json.loads(form.fields["manifest"])["name"] == APP_YML["name"]
+
+
+@pytest.mark.asyncio
+async def test_the_page_answers_only_its_token_at_its_own_address(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    process, page = await start_create(
+        *FOR_ACME, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    address = urlsplit(page)
+    root = f"http://127.0.0.1:{address.port}"
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        state = form.action.partition("state=")[2]
+        # Another local user knows the port, not the token: nothing there, not even a
+        # callback with this run's state (which would end the wait with a code of theirs).
+        for path in ("/", f"/callback?code=theirs&state={state}", "/not-the-token/"):
+            async with browser.get(root + path) as answer:
+                assert answer.status == 404, path
+                assert state not in await answer.text()
+        # DNS rebinding: a web page whose own name resolves to 127.0.0.1 sends that name.
+        for path in ("", f"callback?code=theirs&state={state}"):
+            rebound = {"host": f"rebound.example:{address.port}"}
+            async with browser.get(page + path, headers=rebound) as answer:
+                assert answer.status == 400, path
+                assert state not in await answer.text()
+        async with browser.get(page, headers={"host": f"localhost:{address.port}"}) as answer:
+            assert answer.status == 200
+        async with browser.post(form.action, data=form.fields) as answer:
+            assert answer.status == 200
+    # None of those ended the wait: the command converts GitHub's code, and succeeds.
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert (tmp_path / "migsafe.env").is_file()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("asked", "owner", "new_app_page"),
+    [
+        (["--org", "acme"], "evil", "/organizations/evil/settings/apps/new"),
+        (["--user", "hubot"], "octocat", "/settings/apps/new"),
+    ],
+    ids=["org", "user"],
+)
+async def test_an_app_of_another_owner_is_refused_and_nothing_written(
+    github: FakeGitHub, tmp_path: Path, asked: list[str], owner: str, new_app_page: str
+) -> None:
+    process, page = await start_create(
+        *asked, "--webhook-url", WEBHOOK, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        state = form.action.partition("state=")[2]
+        # An App created on another owner's page, its code sent to the callback with the state.
+        url = f"{github.url}{new_app_page}?state={state}"
+        async with browser.post(url, data=form.fields) as answer:
+            assert answer.status == 200
+            assert str(answer.url).startswith(f"{page}callback?code=")
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    [created] = github.created_apps
+    assert created.owner == owner
+    assert process.returncode == 2 and out == b""  # after the page's address: nothing
+    assert err.decode().startswith(
+        f"migsafe: error: GitHub's code is for the App {created.slug!r} owned by {owner!r}, "
+        f"not by {asked[1]!r} as asked: nothing written."
+    )
+    assert err.decode().count("\n") == 1
+    assert [path for path in tmp_path.rglob("*") if not path.is_dir()] == []
+
+
+@pytest.mark.asyncio
+async def test_a_failed_write_says_where_the_credentials_are(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    process, page = await start_create(
+        *FOR_ACME, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    env = tmp_path / "migsafe.env"
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        # The env file appears after the command checked for it, before it writes it.
+        env.write_text("MIGSAFE_APP_ID=1\n")
+        async with browser.post(form.action, data=form.fields) as answer:
+            assert answer.status == 200
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert env.read_text() == "MIGSAFE_APP_ID=1\n"  # kept: no --force
+    key_file = tmp_path / "secrets" / "migsafe.pem"
+    assert key_file.read_text() == github.private_key_pem and mode(key_file) == 0o600
+    [staged] = tmp_path.glob(".migsafe.env.*.tmp")
+    assert err.decode() == (
+        f"migsafe: error: cannot write {env}: File exists. Nothing is lost: move {staged} to "
+        f"{env} once that is fixed\n"
+    )
+    assert mode(staged) == 0o600
+    written = env_file(staged)
+    assert written["MIGSAFE_APP_ID"] == str(github.created_apps[0].id)
+    assert written["MIGSAFE_PRIVATE_KEY_FILE"] == str(key_file.resolve())
+    for secret in (written["MIGSAFE_WEBHOOK_SECRET"], github.private_key_pem.splitlines()[1]):
+        assert secret not in out.decode() and secret not in err.decode()
+
+
+@pytest.mark.asyncio
+async def test_credentials_that_cannot_be_written_say_which_app_to_delete(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    process, page = await start_create(
+        *FOR_ACME, "--github-url", github.url, "--dir", str(tmp_path)
+    )
+    async with aiohttp.ClientSession() as browser:
+        form = await read_form(browser, page)
+        (tmp_path / "secrets").rmdir()  # gone after the command made it: the key has no place
+        async with browser.post(form.action, data=form.fields) as answer:
+            assert answer.status == 200
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    [created] = github.created_apps
+    assert err.decode() == (
+        f"migsafe: error: cannot write {tmp_path / 'secrets' / 'migsafe.pem'}: No such file or "
+        f"directory. The App {created.slug} (id {created.id}) exists on GitHub without its saved "
+        f"credentials: delete it at {github.url}/organizations/acme/settings/apps/"
+        f"{created.slug}/advanced and run this again\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_secrets_folder_open_to_others_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    folder.chmod(0o750)
+    # A subprocess with a timeout: a command that went on would wait for a browser.
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "app", "create", "--org", "acme", "--no-browser",
+         "--webhook-url", WEBHOOK, "--dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"migsafe: error: {folder} is mode 0750, open to others: check what is in it, then "
+        f"`chmod 700 {folder}`\n"
+    )
+    assert mode(folder) == 0o750 and list(tmp_path.rglob("*")) == [folder]
 
 
 def test_existing_files_are_kept_before_github_is_asked(
