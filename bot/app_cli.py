@@ -44,6 +44,13 @@ WAIT_S = 15 * 60
 _BARE = re.compile(r"[\w./:@%+=,-]+")
 
 
+def _port(value: str) -> int:
+    port = int(value) if value.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a port from 0 to 65535")
+    return port
+
+
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     app_parser = commands.add_parser("app", help="the GitHub App's registration")
     app_commands = app_parser.add_subparsers(dest="app_command", required=True, metavar="COMMAND")
@@ -81,7 +88,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     create.add_argument("--force", action="store_true", help="overwrite existing files")
     create.add_argument(
-        "--port", type=int, default=0, help="the local page's port on 127.0.0.1 (default: any)"
+        "--port", type=_port, default=0, help="the local page's port on 127.0.0.1 (default: any)"
     )
     create.add_argument(
         "--no-browser", action="store_true", help="print the local page's address only"

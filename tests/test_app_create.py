@@ -402,3 +402,13 @@ def test_the_command_never_imports_the_service_stack() -> None:
     )
     assert done.stderr.startswith("migsafe: error: --webhook-url must be an http(s) URL")
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_port_out_of_range_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["app", "create", "--org", "acme", "--port", "99999"])
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--port: '99999': expected a port from 0 to 65535" in line
