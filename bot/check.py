@@ -172,8 +172,9 @@ def run_check(options: CheckOptions) -> CheckResult:
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment.name)
         findings = _reconcile_timeouts(findings, observed, sandbox, policy)
+    unvouched += sandbox.unvouched if sandbox is not None else []
     findings = origins.unsuppress_unvouched(
-        _suppressed(findings, ordered, policy, environment.name)
+        _suppressed(findings, ordered, policy, environment.name), unvouched
     )
     findings = one_per_operation(findings)
     findings.sort(key=_finding_order)

@@ -76,8 +76,7 @@ EMITS: dict[str, frozenset[ActionKind] | None] = {
 }
 
 
-# Appended to every finding whose reported line migsafe cannot stand behind: after the
-# suppression pass, a finding carrying it is never suppressed (`unsuppress_unvouched`).
+# What the note of a refused or unvouched line says of suppressions.
 NO_SUPPRESSION = "no suppression comment applies to it"
 
 Strength = Literal["vouched", "shown"]  # shown: the line is kept, no suppression applies
@@ -243,25 +242,36 @@ def vouch_statements(
 
 
 def with_notes(findings: list[Finding], refused: Iterable[Refused]) -> list[Finding]:
-    """Each finding about a statement whose reported location was refused (or kept without
-    being vouched for) says so."""
-    notes = {(r.path, r.kept_line, r.sql): r.note() for r in refused}
+    """Each finding about a statement whose reported location was refused says so. (A line
+    kept without being vouched for is noted only where a suppression would have applied:
+    `unsuppress_unvouched`.)"""
+    notes = {(r.path, r.sql): r.note() for r in refused if r.kept_line is None}
     return [
-        replace(finding, message=f"{finding.message} {note}")
-        if finding.statement is not None
-        and (note := notes.get((finding.path, finding.line, finding.statement))) is not None
+        replace(finding, message=f"{finding.message} {notes[(finding.path, finding.statement)]}")
+        if finding.line is None
+        and finding.statement is not None
+        and (finding.path, finding.statement) in notes
         else finding
         for finding in findings
     ]
 
 
-def unsuppress_unvouched(findings: list[Finding]) -> list[Finding]:
-    """After the suppression pass: a finding at a line migsafe could not tie to its
-    statement (its message carries NO_SUPPRESSION) is not suppressed, whatever comment is
-    written there."""
+def unsuppress_unvouched(findings: list[Finding], refused: Iterable[Refused]) -> list[Finding]:
+    """After the suppression pass: a finding at a line migsafe kept without vouching for it
+    is not suppressed, whatever comment is written there, and says why."""
+    shown: dict[tuple[str | None, int | None, str], str] = {
+        (r.path, r.kept_line, r.sql): r.note() for r in refused if r.kept_line is not None
+    }
     return [
-        replace(finding, suppressed=False, suppression_reason=None)
-        if finding.suppressed and NO_SUPPRESSION in finding.message
+        replace(
+            finding,
+            suppressed=False,
+            suppression_reason=None,
+            message=f"{finding.message} {note}",
+        )
+        if finding.suppressed
+        and finding.statement is not None
+        and (note := shown.get((finding.path, finding.line, finding.statement))) is not None
         else finding
         for finding in findings
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.analysis.migration_model import MigrationFile
 from bot.analysis.model import Finding, Statement
+from bot.analysis.origins import Refused
 from bot.analysis.sandbox_model import SandboxReport
 from bot.sandbox.isolation import Limits
 from bot.sandbox.rls import RlsSettings
@@ -56,6 +57,9 @@ class SandboxRequest:
 class SandboxOutcome:
     report: SandboxReport
     findings: list[Finding]
+    # Reported lines the parent kept without vouching for them: no suppression applies there
+    # (`origins.unsuppress_unvouched`, after the suppression pass).
+    unvouched: list[Refused] = field(default_factory=list)
 
 
 def format_bytes(size: int) -> str:

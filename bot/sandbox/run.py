@@ -61,7 +61,7 @@ from bot.sandbox.rls import check_rls
 from bot.sandbox.schema import DEFAULT_IGNORED_TABLES, describe, diff_schema
 from bot.sandbox.seed import compare_checksums, seed_rows, table_checksums
 from bot.sandbox.session import REFUSED, Run, admin_connection, checked
-from bot.sandbox.snapshot import take_snapshot
+from bot.sandbox.snapshot import table_storage, take_snapshot
 from bot.sandbox.trace import lock_spans, read_trace, vouch_trace
 
 __all__ = [  # what other modules import from here
@@ -129,7 +129,7 @@ def run_sandbox(
         except (psycopg.Error, SandboxDatabaseError) as error:
             findings.append(database_failure(str(error).strip()))
     report.duration_s = time.perf_counter() - started
-    return SandboxOutcome(report, with_notes(findings, refused))
+    return SandboxOutcome(report, with_notes(findings, refused), refused)
 
 
 def database_failure(error: str) -> Finding:
@@ -190,6 +190,8 @@ def _run_steps(run: Run) -> None:
         base_sums = table_checksums(owner, data_tables)
 
     base_versions = run.versions()
+    with run.admin() as admin:
+        base_storage = table_storage(admin)
     with run.step("upgrade to head") as step:
         result = run.child("upgrade", "heads", trace=True)
         result = checked(result, run.uncommitted(result, base_versions))
@@ -228,6 +230,8 @@ def _run_steps(run: Run) -> None:
         lock_timeout_max_ms=request.lock_timeout_max_ms,
         statement_timeout_max_ms=request.statement_timeout_max_ms,
     )
+    with run.admin() as admin:
+        run.findings += rules.unreported_rewrites(base_storage, table_storage(admin), trace)
     undeclared(run, base_schema, head_schema)
     if run.stop_if_oversized():  # the head's changes are judged all the same
         return

@@ -215,6 +215,21 @@ _QUERIES = {
 }
 
 
+_STORAGE_QUERY = (
+    _user_relations("'r', 'm'")
+    + """
+    SELECT rel.qualified, rel.oid, c.relfilenode
+    FROM rel JOIN pg_class c ON c.oid = rel.oid
+    """
+)
+
+
+def table_storage(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int]]:
+    """Each user table's (oid, relfilenode), by qualified name: the parent's own measure of
+    a rewrite (the storage of the same table replaced), whatever the trace says."""
+    return {str(name): (int(oid), int(node)) for name, oid, node in _fetch(conn, _STORAGE_QUERY)}
+
+
 def _fetch(conn: psycopg.Connection[Any], query: str) -> list[Row]:
     # Each query is a fixed string of this module: nothing user-given is interpolated.
     return conn.execute(query, prepare=False).fetchall()

@@ -199,3 +199,33 @@ def test_every_statement_an_operation_emits_stands_at_its_line() -> None:
         assert vouched(sql, PATH, line, scanned)[1] == line, sql
     assert vouched("DROP INDEX ix_other", PATH, 3, scanned)[1] is None
     assert vouched("ALTER TABLE users ALTER COLUMN email TYPE TEXT", PATH, 4, scanned)[1] is None
+
+
+def test_a_suppression_at_a_line_kept_without_vouching_does_not_apply() -> None:
+    from bot.analysis.origins import Refused, unsuppress_unvouched
+
+    shown = Refused(DROP_EMAIL, PATH, f"{PATH}:3", kept_line=3)
+    forged = Finding(
+        "drop-column",
+        Severity.ERROR,
+        "drops email",
+        PATH,
+        3,
+        statement=DROP_EMAIL,
+        suppressed=True,
+        suppression_reason="reviewed",
+    )
+    reviewed = Finding(
+        "drop-column",
+        Severity.ERROR,
+        "drops legacy",
+        PATH,
+        7,
+        statement="ALTER TABLE accounts DROP COLUMN legacy",
+        suppressed=True,
+        suppression_reason="reviewed",
+    )
+    unsuppressed, kept = unsuppress_unvouched([forged, reviewed], [shown])
+    assert not unsuppressed.suppressed and unsuppressed.suppression_reason is None
+    assert NO_SUPPRESSION in unsuppressed.message
+    assert kept == reviewed

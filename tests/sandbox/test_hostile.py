@@ -433,3 +433,21 @@ def test_statements_reported_at_a_suppressed_line_are_not_suppressed(
     for fmt in ("text", "markdown"):  # the lock's span names the file, without a line
         assert f"{path}:None" not in render(result, fmt)
     assert result.exit_code == 1
+
+
+def test_a_rewrite_left_out_of_the_trace_is_measured_all_the_same(
+    check: Check, tmp_path: Path
+) -> None:
+    """The trace is the migration's word; the table's storage is the parent's own reading of
+    pg_class before and after the upgrade."""
+    project = _project(tmp_path, "hidden_rewrite", base_revision="h1")
+    result = check(project, timeout_s=60, environment="production")
+    assert result.sandbox is not None
+    assert not any("accounts" in s.rewritten for s in result.sandbox.trace)  # hidden from it
+    rewrites = [f for f in result.findings if f.rule == "table-rewrite"]
+    assert [f.message for f in rewrites] == [
+        "table accounts was rewritten during the upgrade (migsafe saw its storage replaced), "
+        "but no traced statement says it did: the process running the migration did not "
+        "report it"
+    ]
+    assert rewrites[0].severity is Severity.ERROR and not rewrites[0].suppressed

@@ -358,6 +358,37 @@ def _rewrites(trace: list[TracedStatement], existing: set[str]) -> Iterable[Find
                 yield _at(statement, TABLE_REWRITE, f"this statement rewrote table {bare(table)}")
 
 
+def unreported_rewrites(
+    base: dict[str, tuple[int, int]],
+    head: dict[str, tuple[int, int]],
+    trace: list[TracedStatement],
+) -> list[Finding]:
+    """Tables whose storage the upgrade replaced (same oid, new relfilenode: the parent's
+    own reading of pg_class before and after) that no traced statement says it rewrote.
+    The trace comes from the process running the migration, which may leave statements out;
+    this measure does not."""
+    reported = {bare(table) for statement in trace for table in statement.rewritten}
+    findings = []
+    for table, (oid, node) in sorted(base.items()):
+        after = head.get(table)
+        if after is None or after[0] != oid or after[1] == node or bare(table) in reported:
+            continue  # dropped, re-created (another oid), untouched, or traced
+        findings.append(
+            Finding(
+                rule=TABLE_REWRITE.id,
+                severity=TABLE_REWRITE.default_severity,
+                message=(
+                    f"table {bare(table)} was rewritten during the upgrade (migsafe saw its "
+                    "storage replaced), but no traced statement says it did: the process "
+                    "running the migration did not report it"
+                ),
+                phase="upgrade",
+                source="sandbox",
+            )
+        )
+    return findings
+
+
 def _timeouts(
     trace: list[TracedStatement], existing: set[str], lock_max: float, statement_max: float
 ) -> Iterable[Finding]:
