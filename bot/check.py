@@ -1,29 +1,25 @@
 """One check of a repository's new Alembic revisions: the pipeline behind `migsafe check`.
 
 Reading (project, revisions, git) and the dry-run child are the I/O here; the
-analysis itself is pure and lives in `bot.analysis`.
+analysis itself is pure and lives in `bot.analysis`. Over 400 lines: the pipeline's stages
+in the order they run (policy, revisions, dry-run beside the sandbox, judging), each a
+short function; the working copy, the sandbox's connection and the timeout reconciliation
+live in their own modules.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 from bot.analysis import origins
 from bot.analysis.batch import onto_batch_calls
 from bot.analysis.catalog import RULES
-from bot.analysis.durations import parse_duration_ms
 from bot.analysis.engine import (
     AnalysisOptions,
     analyze_downgrade,
@@ -39,16 +35,14 @@ from bot.analysis.revision_graph import RevisionGraph
 from bot.analysis.rule import ProjectFacts
 from bot.analysis.rule import Stage as RuleStage
 from bot.analysis.rules.sandbox import (
-    LOCK_TIMEOUT_NOT_SET,
     SANDBOX_FAILED,
-    STATEMENT_TIMEOUT_NOT_SET,
 )
 from bot.analysis.rules.static import static_findings
-from bot.analysis.rules.timeouts import MISSING_LOCK_TIMEOUT, MISSING_STATEMENT_TIMEOUT
-from bot.analysis.sandbox_model import SandboxReport, Step, TracedStatement
+from bot.analysis.sandbox_model import SandboxReport, Step
 from bot.analysis.suppress import apply_suppressions
+from bot.analysis.timeouts_in_effect import reconcile_timeouts
 from bot.errors import UserError
-from bot.migrations.gitref import export_tree, scan_files_at_ref
+from bot.migrations.gitref import scan_files_at_ref
 from bot.migrations.project import AlembicProject, find_project
 from bot.migrations.scan import scan_project
 from bot.policy.config import Policy
@@ -56,7 +50,8 @@ from bot.policy.environments import apply_policy, check_environment, timeout_lim
 from bot.progress import Stage
 from bot.result import CheckResult, EnvironmentChoice, Judged, NewRevisions, PolicyOrigin
 from bot.sandbox.child import ContainedChild
-from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer, shared_server
+from bot.sandbox.connect import connected_server
+from bot.sandbox.database import SANDBOX_URL_VARIABLE, SandboxServer
 from bot.sandbox.dryrun import dry_run
 from bot.sandbox.environment import PreparedEnvironment, prepare_environment
 from bot.sandbox.isolation import ContainmentUnavailable, containment_mode
@@ -70,13 +65,11 @@ from bot.scope import (
     explicit_base,
     load_check_policy,
 )
+from bot.working_copy import folder_in_repository, named_as_user_gave, working_copy
 
 # A password in a URL (scheme://user:password@) or a key=value string (password=...).
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 # Folders never copied into the dry-run's working copy: large, and never migration code.
-_NOT_COPIED = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__", ".tox")
 
 
 @dataclass
@@ -113,8 +106,8 @@ def run_check(options: CheckOptions) -> CheckResult:
     policy, policy_origin = _policy(repo_root, options, git_base)
     environment = _environment(policy, policy_origin, options, git_base)
     with (
-        _working_copy(repo_root, options.head_ref) as work_root,
-        _named_as_user_gave(
+        working_copy(repo_root, options.head_ref) as work_root,
+        named_as_user_gave(
             work_root, f"{options.head_ref}:" if options.head_ref else str(repo_root)
         ),
     ):
@@ -171,7 +164,8 @@ def run_check(options: CheckOptions) -> CheckResult:
         findings.append(_not_contained(refused))
     if sandbox is not None:
         observed = _apply_policy(sandbox.findings, policy, environment.name)
-        findings = _reconcile_timeouts(findings, observed, sandbox, policy)
+        lock_ms, statement_ms = timeout_limits_ms(policy)
+        findings = reconcile_timeouts(findings, observed, sandbox.report, lock_ms, statement_ms)
     unvouched += sandbox.unvouched if sandbox is not None else []
     findings = origins.unsuppress_unvouched(
         _suppressed(findings, ordered, policy, environment.name), unvouched
@@ -193,7 +187,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         sandbox_skipped=skipped,
         judged=Judged(policy_origin, environment, revisions_origin),
         contacts=[(role, policy.team_for(role)) for role in policy.contacts],
-        folder_in_repository=_folder_in_repository(repo_root),
+        folder_in_repository=folder_in_repository(repo_root),
     )
 
 
@@ -236,66 +230,6 @@ def _environment(
         name = check_environment(options.environment)
         return EnvironmentChoice(name, "caller", options.environment_reason)
     return choose_environment(policy, policy_origin, flag=options.environment, base=git_base)
-
-
-@contextmanager
-def _working_copy(repo_root: Path, head_ref: str | None) -> Iterator[Path]:
-    """A private copy of the tree to check: the children see it read-only (setup commands may
-    write in it), and every path they report is relative to it."""
-    with tempfile.TemporaryDirectory(prefix="migsafe-tree-") as tmp:
-        dest = Path(tmp) / "tree"
-        if head_ref:
-            dest.mkdir()
-            export_tree(repo_root, head_ref, dest)
-        else:
-            _copy_tree(repo_root, dest)
-        yield dest
-
-
-def _folder_in_repository(folder: Path) -> str:
-    """`backend/` for a folder of a repository (the first folder up holding `.git`); "" at
-    its root or outside one."""
-    for directory in (folder, *folder.parents):
-        if (directory / ".git").exists():
-            relative = folder.relative_to(directory).as_posix()
-            return "" if relative == "." else relative + "/"
-    return ""
-
-
-def _copy_tree(source: Path, dest: Path) -> None:
-    """The tree, without what never matters to a check (.git, virtualenvs), nor what is not
-    a file, folder or link (sockets, FIFOs, devices: a local PostgreSQL's socket), nor the
-    copy itself (a PATH holding the temporary folder)."""
-    skipped_root = dest.parent.resolve()
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        ignored = set(_NOT_COPIED(folder, names))
-        for name in names:
-            path = Path(folder, name)
-            if path.resolve() == skipped_root or not (
-                path.is_symlink() or path.is_file() or path.is_dir()
-            ):
-                ignored.add(name)
-        return ignored
-
-    try:
-        shutil.copytree(source, dest, ignore=ignore, symlinks=True)
-    except shutil.Error as error:  # [(source, destination, why), ...]: the first says enough
-        where, _, why = error.args[0][0]
-        raise UserError(f"cannot copy the tree to check: {why}", path=str(where)) from None
-    except OSError as error:
-        raise UserError(
-            f"cannot copy the tree to check: {error.strerror or error}", path=str(source)
-        ) from None
-
-
-@contextmanager
-def _named_as_user_gave(work_root: Path, shown_as: str) -> Iterator[None]:
-    """Errors about the private working copy name the user's tree (or ref) instead."""
-    try:
-        yield
-    except UserError as error:
-        raise UserError(str(error).replace(str(work_root), shown_as)) from None
 
 
 def _new_revisions(
@@ -521,9 +455,7 @@ def _sandbox_url(options: CheckOptions) -> str | None:
 
 
 def _sandbox_server(options: CheckOptions) -> SandboxServer:
-    """The sandbox's server, connected: UserError (one line, no password) when its URL is
-    not a connection string or the server cannot be reached; the embedded cluster's own
-    errors (no initdb) are UserErrors already."""
+    """The sandbox's server, connected (UserError, one line, no password, when it cannot be)."""
     url = _sandbox_url(options)
     if options.database_url:
         named = options.database_url_origin
@@ -531,43 +463,7 @@ def _sandbox_server(options: CheckOptions) -> SandboxServer:
         named = f"${SANDBOX_URL_VARIABLE}"
     else:
         named = "the embedded PostgreSQL cluster"
-    try:
-        server = shared_server(url)
-        server.server_version()  # connects (once; the connection is kept)
-    except psycopg.ProgrammingError:  # libpq could not parse it
-        # libpq's own message quotes the text it choked on, which may hold the password
-        # ("missing = after u:secret@h"): it is not repeated.
-        raise UserError(
-            f"{named}: not a PostgreSQL URL (postgresql://user@host/db) or key=value "
-            "connection string"
-        ) from None
-    except psycopg.Error as error:
-        raise UserError(
-            f"{named}: cannot connect to the sandbox server: {_redacted(str(error), url)}"
-        ) from None
-    return server
-
-
-def _redacted(message: str, url: str | None) -> str:
-    """libpq's message on one line, without the password it may quote from the URL."""
-    text = _URL_PASSWORD.sub(r"\1***@", message)
-    text = _KEYWORD_PASSWORD.sub(r"\1***", text)
-    password = _password_of(url)
-    if password:
-        text = text.replace(password, "***")
-    return " ".join(text.split())
-
-
-def _password_of(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        value = conninfo_to_dict(re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)).get(
-            "password"
-        )
-    except psycopg.Error:
-        return None
-    return str(value) if value else None
+    return connected_server(url, named)
 
 
 def _setup_failed(error: str) -> SandboxOutcome:
@@ -581,68 +477,6 @@ def _setup_failed(error: str) -> SandboxOutcome:
         source="sandbox",
     )
     return SandboxOutcome(report, [finding])
-
-
-# The offline SQL's timeout rules and what the sandbox saw on the migration's connection.
-_OBSERVED_AS = {
-    MISSING_LOCK_TIMEOUT.id: LOCK_TIMEOUT_NOT_SET.id,
-    MISSING_STATEMENT_TIMEOUT.id: STATEMENT_TIMEOUT_NOT_SET.id,
-}
-
-
-def _reconcile_timeouts(
-    findings: list[Finding], observed: list[Finding], sandbox: SandboxOutcome, policy: Policy
-) -> list[Finding]:
-    """One finding per missing timeout. env.py may set timeouts on the connection, where the
-    offline SQL never shows them: when the sandbox's trace reports a compliant one in effect
-    on the revision's lock-taking statements, the dry-run's finding says so, but keeps its
-    severity. The trace comes from the process that runs the repository's code, which could
-    write anything into it: what the child reports may add findings, never lift one. When
-    the trace saw them missing too, the dry-run's finding (with its advice) stands alone."""
-    report = sandbox.report
-    upgraded = any(s.name == "upgrade to head" and s.outcome == "passed" for s in report.steps)
-    limits = dict(
-        zip(("lock_timeout", "statement_timeout"), timeout_limits_ms(policy), strict=True)
-    )
-    static_at = {(_OBSERVED_AS[f.rule], f.revision) for f in findings if f.rule in _OBSERVED_AS}
-    kept = [f for f in observed if (f.rule, f.revision) not in static_at]
-    for finding in findings:
-        setting = _setting_of(finding.rule)
-        if (
-            finding.rule in _OBSERVED_AS
-            and upgraded
-            and _compliant_in_trace(report.trace, finding.revision, setting, limits[setting])
-        ):
-            finding = _seen_in_effect(finding)
-        kept.append(finding)
-    return kept
-
-
-def _setting_of(rule: str) -> str:
-    """missing-lock-timeout -> lock_timeout."""
-    return rule.removeprefix("missing-").replace("-", "_")
-
-
-def _compliant_in_trace(
-    trace: list[TracedStatement], revision: str | None, setting: str, limit_ms: float
-) -> bool:
-    """Every statement of `revision` that took locks ran with `setting` set, within the limit
-    (and there was at least one)."""
-    locking = [s for s in trace if s.revision == revision and s.locks]
-    return bool(locking) and all(
-        0 < (parse_duration_ms(getattr(s, setting) or "0") or 0) <= limit_ms for s in locking
-    )
-
-
-def _seen_in_effect(finding: Finding) -> Finding:
-    setting = _setting_of(finding.rule)
-    return replace(
-        finding,
-        message=f"{finding.message} (the sandbox's trace reports a compliant {setting} in "
-        "effect on the migration's connection, set by env.py; that report comes from the "
-        "process running the repository's code and cannot lift the finding: set it in the "
-        "migration's SQL, or have env.py emit it in offline mode too)",
-    )
 
 
 def target_version(

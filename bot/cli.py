@@ -2,6 +2,9 @@
 
 Exit status of `migsafe check` and `migsafe lint`: 0 nothing at error severity, 1 at least one
 error finding, 2 bad input (one line naming the file and what is wrong).
+
+Over 400 lines: the argument parser of every CLI command and the few lines each runs;
+the work is in the modules they call.
 """
 
 from __future__ import annotations

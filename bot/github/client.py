@@ -11,6 +11,9 @@ work with them. What they add:
 - on a 401 with an installation token: drop the cached token and retry once;
 - a log line per response (method, path, status, rate limit remaining, delivery id) and a
   metrics callback. Tokens, JWTs, keys and query strings are never logged.
+
+Over 400 lines: the one HTTP client (auth, retries, rate limits, logging, metrics)
+every GitHub call goes through.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Alembic resolves relative paths against the working directory it runs in, which 
 convention is the directory of `alembic.ini`; migsafe tries that directory first and
 then the repository root. Every resolved path must stay inside the repository: the
 repository is untrusted, and a symlink or `../` must not make migsafe read other files.
+
+Over 400 lines: Alembic's own ways of finding a project (ini, pyproject, script
+location, version locations) read without running it.
 """
 
 from __future__ import annotations

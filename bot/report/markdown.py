@@ -4,6 +4,9 @@ GitHub caps a check run's `output.text` at 65,535 characters, so the report is b
 parts that can be cut in a fixed order (SQL statements, advice, then table rows) and ends
 with a note saying what was cut. All repository-derived text is escaped for where it
 lands: table cells, inline HTML, fenced blocks.
+
+Over 400 lines: one renderer of one document, section by section, with the size budget
+GitHub sets for a check run's summary.
 """
 
 from __future__ import annotations

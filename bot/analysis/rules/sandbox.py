@@ -2,6 +2,9 @@
 
 The trace rules here are pure (trace in, findings out); the check-based ids
 (rollback, models, indexes, RLS) are raised by `bot.sandbox.run` and described here.
+
+Over 400 lines: the declarations of the nineteen sandbox rules and their pure trace
+checks, one short function each.
 """
 
 from __future__ import annotations
