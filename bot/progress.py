@@ -2,7 +2,8 @@
 
 On a terminal, one line that changes in place, shown only once the check has taken a second
 (a quick check prints nothing extra) and cleared at the end. In a CI log (stderr not a
-terminal, `CI` set, as GitHub Actions and GitLab CI set it), one plain line per stage.
+terminal, `CI` set, as GitHub Actions and GitLab CI set it), one plain line per stage, not
+per revision (a text holding REVISION_MARK, the sandbox's "revision n/N", is for terminals).
 Elsewhere (a pipe, a test), nothing: the report on stdout is the whole output.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 SHOW_AFTER_S = 1.0
+REVISION_MARK = ", revision "  # "sandbox: upgrade to head, revision 3/40 (0003)"
 Stage = Callable[[str], None]
 
 
@@ -47,7 +49,7 @@ class Progress:
             if self._closed.is_set() or stage == self._stage:
                 return
             self._stage = stage
-            if not self._live:
+            if not self._live and REVISION_MARK not in stage:
                 self._stream.write(f"migsafe: {stage}\n")
                 self._stream.flush()
             elif self._shown:

@@ -62,3 +62,14 @@ def test_a_terminal_sees_the_stage_only_after_a_second_and_the_line_is_cleared()
     assert terminal.getvalue().endswith("\r\033[K")
     progress("judging")  # after close: nothing
     assert terminal.getvalue().endswith("\r\033[K")
+
+
+def test_a_ci_log_gets_the_stages_but_not_each_revision() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream, live=False)
+    progress("sandbox: upgrade to head")
+    progress("sandbox: upgrade to head, revision 1/40 (0001)")
+    progress("sandbox: post-migration checks")
+    assert stream.getvalue() == (
+        "migsafe: sandbox: upgrade to head\nmigsafe: sandbox: post-migration checks\n"
+    )

@@ -103,8 +103,19 @@ WHERE c.oid > %s::bigint::oid AND c.relkind IN ('r', 'p', 'm')
 
 
 class Tracer:
-    def __init__(self, versions_dirs: list[str], project_dir: str, trace: bool) -> None:
+    def __init__(
+        self,
+        versions_dirs: list[str],
+        project_dir: str,
+        trace: bool,
+        notify: Any = None,
+    ) -> None:
         import alembic.runtime.migration
+
+        # Told each migration file as its first statement runs: the parent's progress line
+        # (revision n/N). Only for show: the parent reads nothing else from these notes.
+        self.notify = notify
+        self.last_path: str | None = None
 
         self.versions_dirs = [os.path.realpath(d) + os.sep for d in versions_dirs]
         # Alembic's own queries (version table) come from here, outside any migration file.
@@ -160,6 +171,10 @@ class Tracer:
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         path, line, bookkeeping = self.origin()
+        if path is not None and path != self.last_path:
+            self.last_path = path
+            if self.notify is not None:
+                self.notify({"file": path})
         record: dict[str, Any] = {"sql": statement.strip(), "path": path, "line": line}
         if bookkeeping:
             record["bookkeeping"] = True
@@ -296,6 +311,7 @@ class Session:
         from sqlalchemy.engine import Engine
 
         self.tracer: Tracer | None = None
+        self.notify: Any = None  # writes a {"note": ...} line to the parent (main sets it)
         self.contexts = _record_contexts(MigrationContext)
         self.compare_options: dict[str, Any] | None = None  # env.py's, at the last upgrade
         self.engines: weakref.WeakSet[Any] = weakref.WeakSet()  # connected during a request
@@ -352,7 +368,7 @@ class Session:
 
         self.socket_dir = request.get("socket_dir")
         self.tracer = tracer = Tracer(
-            request["versions_dirs"], request["project_dir"], request["trace"]
+            request["versions_dirs"], request["project_dir"], request["trace"], self.notify
         )
         self.contexts.clear()
         result: dict[str, Any] = {"ok": True, "error": None}
@@ -514,6 +530,12 @@ def main() -> int:
 
     session = Session()
     with open(requests_fd, "rb") as requests, open(replies_fd, "wb") as replies:
+
+        def notify(note: dict[str, Any]) -> None:
+            replies.write(json.dumps({"note": note}).encode("utf-8") + b"\n")
+            replies.flush()
+
+        session.notify = notify
         for line in requests:
             reply = session.handle(json.loads(line))
             replies.write(json.dumps(reply, default=str).encode("utf-8") + b"\n")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -83,10 +83,16 @@ class ContainedChild:
         # thread (the event loop, a database pool) has been given since.
         self._open = {fd for fd in (requests_fd, replies_fd, self._pidfd) if fd is not None}
         self._gone: str | None = None  # why the child can answer no more
+        self._pending = bytearray()  # read from the child, not yet a whole line
         os.set_blocking(replies_fd, False)
 
-    def request(self, message: Mapping[str, object]) -> Reply:
-        """Send `message`, wait for the answer; never raises for anything the child does."""
+    def request(
+        self,
+        message: Mapping[str, object],
+        on_note: Callable[[object], None] | None = None,
+    ) -> Reply:
+        """Send `message`, wait for the answer; never raises for anything the child does.
+        Lines `{"note": ...}` before the answer go to `on_note` (progress, for show only)."""
         if self._gone is not None or self._requests not in self._open:
             return Reply(None, ended=self._gone or "closed")
         self._signal(signal.SIGCONT)
@@ -95,19 +101,24 @@ class ContainedChild:
             _write_all(self._requests, json.dumps(message).encode("utf-8") + b"\n")
         except OSError:
             return self._ended()
-        try:
-            line = self._read_line(deadline)
-        except _ChildEnded:
-            return self._ended()
-        if line is None:
-            self._kill()
-            self._gone = f"killed after {self._timeout_s:g} s (wall clock limit)"
-            return Reply(None, timed_out=True)
+        while True:
+            try:
+                line = self._read_line(deadline)
+            except _ChildEnded:
+                return self._ended()
+            if line is None:
+                self._kill()
+                self._gone = f"killed after {self._timeout_s:g} s (wall clock limit)"
+                return Reply(None, timed_out=True)
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                answer = None
+            if not (isinstance(answer, dict) and set(answer) == {"note"}):
+                break
+            if on_note is not None:
+                on_note(answer["note"])
         self._signal(signal.SIGSTOP)
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            answer = None
         if not isinstance(answer, dict):
             self._kill()
             self._gone = "the child's answer was not a JSON object"
@@ -132,8 +143,9 @@ class ContainedChild:
                 os.close(fd)
 
     def _read_line(self, deadline: float) -> bytes | None:
-        """One line from the child; None when the deadline passed. Raises _ChildEnded."""
-        buffer = bytearray()
+        """One line from the child; None when the deadline passed. Raises _ChildEnded. What
+        came after the line (the child writes notes, then its answer) waits for the next call."""
+        buffer = self._pending
         while (newline := buffer.find(b"\n")) < 0:
             if len(buffer) > MAX_RESULT_BYTES:
                 raise _ChildEnded
@@ -147,7 +159,9 @@ class ContainedChild:
                 buffer += chunk
             elif chunk == b"" or self._exited(readable):
                 raise _ChildEnded  # closed, or the child exited (a grandchild may hold it)
-        return bytes(buffer[:newline])
+        line = bytes(buffer[:newline])
+        del buffer[: newline + 1]
+        return line
 
     def _read_available(self) -> bytes | None:
         """What can be read now: b"" at end of file, None when nothing is there yet."""

@@ -30,6 +30,7 @@ from bot.migrations.database_env import (
     redacted,
     sandbox_params,
 )
+from bot.progress import REVISION_MARK
 from bot.sandbox.child import ContainedChild
 from bot.sandbox.database import CONNECTION_LIMIT, Sandbox
 from bot.sandbox.request import SandboxRequest, format_bytes
@@ -194,7 +195,8 @@ class Run:
                 "alembic": spec,
                 "versions_dirs": [str(d) for d in request.versions_dirs],
                 "socket_dir": database.socket_dir,
-            }
+            },
+            on_note=self._revision_progress(command, target),
         )
         self.settle(f"after the {command} to {target}")
         if reply.timed_out:
@@ -212,6 +214,26 @@ class Run:
             self.version_table,
             result.get("external_transaction") is True,
         )
+
+    def _revision_progress(self, command: str, target: str) -> Callable[[object], None] | None:
+        """For the upgrade to the heads: "revision n/N" on the progress line as each new
+        revision's file starts running (the child's note names the file; only files of new
+        revisions the parent knows count, so a note can show nothing else)."""
+        tell = self.request.progress
+        new = {path for path, f in self.request.files.items() if f.new}
+        if tell is None or command != "upgrade" or target != "heads" or not new:
+            return None
+        seen: list[str] = []
+
+        def on_note(note: object) -> None:
+            path = note.get("file") if isinstance(note, dict) else None
+            if isinstance(path, str) and path in new and path not in seen:
+                seen.append(path)
+                revision = self.request.revision_by_path.get(path, path)
+                step = self.report.steps[-1].name if self.report.steps else "upgrade"
+                tell(f"sandbox: {step}{REVISION_MARK}{len(seen)}/{len(new)} ({revision})")
+
+        return on_note
 
     def model_drift(self) -> tuple[list[str] | None, str | None]:
         """The database against env.py's target_metadata, compared in the child as `alembic

@@ -251,8 +251,8 @@ class RecordingChild:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.child, name)
 
-    def request(self, message: Mapping[str, object]) -> Reply:
-        reply = self.child.request(message)
+    def request(self, message: Mapping[str, object], on_note: Any = None) -> Reply:
+        reply = self.child.request(message, on_note)
         self.replies.append((message, reply.message))
         return reply
 
