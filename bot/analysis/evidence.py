@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.analysis.model import Evidence, Finding
+from bot.analysis.origins import acted_on, same_sql
 from bot.analysis.parse import classify
 from bot.analysis.rules.sandbox import ACCESS_EXCLUSIVE_LOCK, TABLE_REWRITE
 
@@ -64,21 +65,13 @@ def _same_statement(observation: Finding, finding: Finding) -> bool:
     an `op.execute` of a script): a rewrite of another table there is not this finding's."""
     if observation.statement is None or finding.statement is None:
         return False
-    if _normal(observation.statement) == _normal(finding.statement):
+    if same_sql(observation.statement, finding.statement):
         return True
-    return bool(_tables(observation.statement) & _tables(finding.statement))
-
-
-def _normal(sql: str) -> str:
-    return " ".join(sql.strip().rstrip(";").split()).casefold()
-
-
-def _tables(sql: str) -> set[str]:
-    names: set[str] = set()
-    for action in classify(sql)[0]:
-        for table in action.tables or ((action.table,) if action.table else ()):
-            names.add(table.rsplit(".", 1)[-1].replace('"', "").casefold())
-    return names
+    seen, judged = (
+        acted_on(classify(sql)[0], indexes=False)
+        for sql in (observation.statement, finding.statement)
+    )
+    return bool(seen & judged)
 
 
 def _place(finding: Finding) -> _Place | None:

@@ -22,6 +22,7 @@ from typing import Literal
 from bot.analysis.migration_model import BATCH, BATCH_RECREATE, CallSite, MigrationFile
 from bot.analysis.model import Action, ActionKind, Finding, Statement
 from bot.analysis.parse import classify
+from bot.analysis.rules.base import bare_name, tables_of
 
 AK = ActionKind
 _CREATING = frozenset(
@@ -167,7 +168,7 @@ def emits(
         if site.name == "execute":
             if site.opaque:
                 shown = True
-            elif _normal(sql) in {_normal(piece) for piece in site.sql}:
+            elif any(same_sql(sql, piece) for piece in site.sql):
                 return "vouched"
             continue
         allowed = EMITS.get(site.name)
@@ -179,7 +180,7 @@ def emits(
         if site.opaque:
             shown = True
         elif not named or (
-            all(_names(sql, word) for word in site.words) and _targets(actions) <= _may_act_on(site)
+            all(_names(sql, word) for word in site.words) and acted_on(actions) <= _may_act_on(site)
         ):
             return "vouched"
     return "shown" if shown else None
@@ -197,23 +198,27 @@ def _may_act_on(site: CallSite) -> set[str]:
     return words
 
 
+def same_sql(one: str, other: str) -> bool:
+    """The same statement as written offline and as run online: spacing, a final `;` and
+    case aside."""
+    return _normal(one) == _normal(other)
+
+
 def _normal(sql: str) -> str:
     return " ".join(sql.strip().rstrip(";").split()).casefold()
 
 
-def _targets(actions: Iterable[Action]) -> set[str]:
-    """The tables and indexes a statement acts on, as bare lower-case names."""
-    names: set[str] = set()
-    for action in actions:
-        for table in action.tables or ((action.table,) if action.table else ()):
-            names.add(_bare(table))
-        if action.kind in (ActionKind.CREATE_INDEX, ActionKind.DROP_INDEX) and action.name:
-            names.add(_bare(action.name))
+def acted_on(actions: Iterable[Action], *, indexes: bool = True) -> set[str]:
+    """The tables (and, with `indexes`, the indexes) a statement's actions act on, as bare
+    lower-case names."""
+    names = {bare_name(table).casefold() for action in actions for table in tables_of(action)}
+    if indexes:
+        names |= {
+            bare_name(action.name).casefold()
+            for action in actions
+            if action.kind in (ActionKind.CREATE_INDEX, ActionKind.DROP_INDEX) and action.name
+        }
     return names
-
-
-def _bare(name: str) -> str:
-    return name.rsplit(".", 1)[-1].replace('"', "").casefold()
 
 
 def _names(sql: str, word: str) -> bool:
