@@ -167,9 +167,7 @@ def run_check(options: CheckOptions) -> CheckResult:
         lock_ms, statement_ms = timeout_limits_ms(policy)
         findings = reconcile_timeouts(findings, observed, sandbox.report, lock_ms, statement_ms)
     unvouched += sandbox.unvouched if sandbox is not None else []
-    findings = origins.unsuppress_unvouched(
-        _suppressed(findings, ordered, policy, environment.name), unvouched
-    )
+    findings = _suppressed(findings, ordered, policy, environment.name, unvouched)
     findings = one_per_operation(findings)
     findings.sort(key=_finding_order)
     return CheckResult(
@@ -192,12 +190,17 @@ def run_check(options: CheckOptions) -> CheckResult:
 
 
 def _suppressed(
-    findings: list[Finding], ordered: list[MigrationFile], policy: Policy, environment: str
+    findings: list[Finding],
+    ordered: list[MigrationFile],
+    policy: Policy,
+    environment: str,
+    unvouched: list[origins.Refused],
 ) -> list[Finding]:
-    """Suppressions marked, and the policy applied to the findings about malformed
-    suppressions (only those: the others already had it, and some were changed since)."""
+    """Suppressions marked (not at lines no one vouched for), and the policy applied to the
+    findings about malformed suppressions (only those: the others already had it, and some
+    were changed since)."""
     new_files = {f.path: f for f in ordered if f.new}
-    marked = apply_suppressions(findings, new_files, known_rules=set(RULES))
+    marked = apply_suppressions(findings, new_files, set(RULES), origins.unsuppressible(unvouched))
     problems = marked[len(findings) :]
     return marked[: len(findings)] + _apply_policy(problems, policy, environment)
 

@@ -261,25 +261,10 @@ def with_notes(findings: list[Finding], refused: Iterable[Refused]) -> list[Find
     ]
 
 
-def unsuppress_unvouched(findings: list[Finding], refused: Iterable[Refused]) -> list[Finding]:
-    """After the suppression pass: a finding at a line migsafe kept without vouching for it
-    is not suppressed, whatever comment is written there, and says why."""
-    shown: dict[tuple[str | None, int | None, str], str] = {
-        (r.path, r.kept_line, r.sql): r.note() for r in refused if r.kept_line is not None
-    }
-    return [
-        replace(
-            finding,
-            suppressed=False,
-            suppression_reason=None,
-            message=f"{finding.message} {note}",
-        )
-        if finding.suppressed
-        and finding.statement is not None
-        and (note := shown.get((finding.path, finding.line, finding.statement))) is not None
-        else finding
-        for finding in findings
-    ]
+def unsuppressible(refused: Iterable[Refused]) -> dict[tuple[str | None, int | None, str], str]:
+    """The lines kept without being vouched for, by (path, line, statement), with the note
+    a finding there carries instead of a suppression (`apply_suppressions`)."""
+    return {(r.path, r.kept_line, r.sql): r.note() for r in refused if r.kept_line is not None}
 
 
 def _claimed(path: str, line: int | None) -> str:

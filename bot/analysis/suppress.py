@@ -8,7 +8,7 @@ Only new files are checked for malformed suppressions: old ones were reviewed be
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from bot.analysis.migration_model import MigrationFile, Suppression
 from bot.analysis.model import Family, Finding, RuleInfo, Severity
@@ -54,15 +54,26 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# (path, line, statement) -> why a suppression comment there does not count for that
+# statement (the line was reported by the process running the migration, and migsafe's own
+# reading of the file cannot tie it to the statement: `bot.analysis.origins`).
+Unsuppressible = Mapping[tuple[str | None, int | None, str], str]
+
+
 def apply_suppressions(
-    findings: list[Finding], files: dict[str, MigrationFile], known_rules: Collection[str]
+    findings: list[Finding],
+    files: dict[str, MigrationFile],
+    known_rules: Collection[str],
+    unsuppressible: Unsuppressible | None = None,
 ) -> list[Finding]:
     """The findings with suppressed ones marked, then a finding per malformed suppression.
 
     `files` is keyed by repository-relative path; findings without a path or line, or in
-    files not given, are returned unchanged.
+    files not given, are returned unchanged. A finding `unsuppressible` names is never
+    suppressed; where a comment would have suppressed it, its message says why not.
     """
-    marked = [_suppress(finding, files) for finding in findings]
+    refused = unsuppressible or {}
+    marked = [_suppress(finding, files, refused) for finding in findings]
     problems = [
         problem
         for migration in files.values()
@@ -72,12 +83,17 @@ def apply_suppressions(
     return marked + problems
 
 
-def _suppress(finding: Finding, files: dict[str, MigrationFile]) -> Finding:
+def _suppress(
+    finding: Finding, files: dict[str, MigrationFile], refused: Unsuppressible
+) -> Finding:
     migration = files.get(finding.path or "")
     if migration is None or finding.line is None or finding.suppressed:
         return finding
     for suppression in migration.suppressions:
         if _covers(suppression, finding.line, finding.rule) and suppression.reason:
+            why = refused.get((finding.path, finding.line, finding.statement or ""))
+            if why is not None:
+                return dataclasses.replace(finding, message=f"{finding.message} {why}")
             return dataclasses.replace(
                 finding, suppressed=True, suppression_reason=suppression.reason
             )

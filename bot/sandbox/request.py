@@ -58,7 +58,7 @@ class SandboxOutcome:
     report: SandboxReport
     findings: list[Finding]
     # Reported lines the parent kept without vouching for them: no suppression applies there
-    # (`origins.unsuppress_unvouched`, after the suppression pass).
+    # (`apply_suppressions` with `origins.unsuppressible`).
     unvouched: list[Refused] = field(default_factory=list)
 
 
