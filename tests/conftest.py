@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot import hardening
+from bot.service_logging import QuietTracebacks
 
 pytest_plugins = ["tests.fakegithub.conftest_plugin", "tests.statedb"]
 
@@ -30,3 +32,13 @@ def _dumpable_again() -> Iterator[None]:
     yield
     if sys.platform.startswith("linux") and not hardening.is_dumpable():
         ctypes.CDLL(None).prctl(hardening.PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+@pytest.fixture
+def quiet(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog's handler filtered as the service's handler is at INFO."""
+    caplog.set_level(logging.INFO)
+    quiet_filter = QuietTracebacks(debug=False)
+    caplog.handler.addFilter(quiet_filter)
+    yield caplog
+    caplog.handler.removeFilter(quiet_filter)

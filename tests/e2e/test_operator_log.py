@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,16 +20,6 @@ TARBALL = "/repos/{owner}/{repo}/tarball/{ref}"
 FILES = "/repos/{owner}/{repo}/pulls/{pull_number}/files"
 CLIENT_TRIES = 4  # RetryPolicy.max_tries: this many 500s make the job itself fail
 TRACEBACK = "Traceback (most recent call last)"
-
-
-@pytest.fixture
-def quiet(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog's handler filtered as the service's handler is at INFO."""
-    caplog.set_level(logging.INFO)
-    quiet_filter = QuietTracebacks(debug=False)
-    caplog.handler.addFilter(quiet_filter)
-    yield caplog
-    caplog.handler.removeFilter(quiet_filter)
 
 
 async def test_a_completed_check_logs_its_report_page(

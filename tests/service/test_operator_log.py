@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,16 +25,6 @@ Client = TestClient[Any, Any]
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 TRACEBACK = "Traceback (most recent call last)"
 BODY_MARKER = "body-marker-that-must-never-be-logged"
-
-
-@pytest.fixture
-def quiet(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog's handler filtered as the service's handler is at INFO."""
-    caplog.set_level(logging.INFO)
-    quiet_filter = QuietTracebacks(debug=False)
-    caplog.handler.addFilter(quiet_filter)
-    yield caplog
-    caplog.handler.removeFilter(quiet_filter)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
